@@ -30,3 +30,16 @@ def seed_everything(seed: int) -> None:
     """Seed torch's global generators too (model initialisation draws from them)."""
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
+
+
+INIT_STREAM = 2**31 - 2
+
+
+def initialize_weights(model: torch.nn.Module, seed: int) -> None:
+    """Re-draw every layer's initial weights (``reset_parameters``) from a stream keyed by ``seed``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(stream_seed(seed, INIT_STREAM))
+        for module in model.modules():
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()

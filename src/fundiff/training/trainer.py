@@ -18,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,8 +126,13 @@ def train(
     data_source: str = "",
     desc: str | None = None,
     on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+    reinitialize: bool = True,
 ) -> TrainResult:
-    """Train ``model`` on uint8 ``images`` (N, 28, 28) to minimise ``objective``; see the module doc."""
+    """Train ``model`` on uint8 ``images`` (N, 28, 28) to minimise ``objective``; see the module doc.
+
+    With ``reinitialize`` (the default) the weights are first drawn afresh from ``config.seed``, so
+    the run depends on the seed alone, not on what else drew random numbers before the call.
+    """
     config.validate()
     device = resolve_device(config.device)
     run_dir = ensure_writable_dir(run_dir)
@@ -139,6 +146,8 @@ def train(
     _check_resume(run_dir, store, run_config, resume)
 
     rng.seed_everything(config.seed)
+    if reinitialize:
+        rng.initialize_weights(model, config.seed)
     subset = select_subset(len(images), config.num_train, config.seed)
     data_x = images[subset].to(device)
     data_y = labels[subset].to(device)
@@ -177,6 +186,7 @@ def train(
     )
     last_checkpoint = time.monotonic()
     images_seen_now, started = 0, time.monotonic()
+    interrupt = _InterruptAfterStep()
     try:
         while step < total_steps:
             epoch, start_in_epoch = divmod(step, steps_per_epoch)
@@ -203,6 +213,7 @@ def train(
                     epoch=f"{epoch + 1}/{config.epochs}", loss=f"{value:.4f}",
                     img_s=f"{images_seen_now / max(time.monotonic() - started, 1e-9):.0f}",
                 )
+                interrupt.check()
                 if i + 1 == steps_per_epoch:
                     break
                 if config.checkpoint_interval and time.monotonic() - last_checkpoint >= config.checkpoint_interval:
@@ -222,6 +233,8 @@ def train(
             checkpoint()
         bar.close()
         raise
+    finally:
+        interrupt.restore()
     bar.close()
 
     save_model(run_dir / "model.safetensors", model, {"steps": step, "epochs": config.epochs})
@@ -238,6 +251,34 @@ def train(
     write_json(run_dir / "metrics.json", metrics)
     model.eval()
     return TrainResult(model, run_dir, losses, epoch_losses, steps_per_epoch, throughput, train_seconds)
+
+
+class _InterruptAfterStep:
+    """Ctrl-C (SIGINT) takes effect between steps, so the checkpoint it triggers is a consistent one.
+
+    A step interrupted half-way would leave BatchNorm statistics updated by a forward pass whose
+    optimizer step never happened; instead the signal sets a flag that ``check()`` turns into
+    KeyboardInterrupt after the step.  Only installed in the main thread (signal handlers live there).
+    """
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame) -> None:  # noqa: ANN001
+        self.pending = True
+
+    def check(self) -> None:
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
 
 
 def _check_resume(run_dir: Path, store: CheckpointStore, run_config: dict[str, Any], resume: bool) -> None:

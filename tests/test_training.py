@@ -1,0 +1,185 @@
+"""The shared trainer: determinism, atomic checkpoints, exact resume after SIGKILL and Ctrl-C."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from fundiff.errors import CheckpointError, FundiffError
+from fundiff.nn import ClassConditionalUNet, UnconditionalUNet
+from fundiff.objectives import DenoiseObjective
+from fundiff.training import TrainConfig, load_model, save_model, train
+from fundiff.training.checkpoint import CheckpointStore
+
+from conftest import assert_one_line_error
+
+TINY = dict(epochs=2, batch_size=32, lr=1e-3, num_train=128, device="cpu", progress=False)
+
+
+def tiny_run(mnist, run_dir, resume=False, sigma=0.5, **overrides):
+    config = TrainConfig(**{**TINY, **overrides})
+    return train(UnconditionalUNet(1, 4), DenoiseObjective(sigma), mnist.train_images, mnist.train_labels,
+                 config, run_dir, resume=resume)
+
+
+def weights(path):
+    return load_file(str(path))
+
+
+def assert_same_weights(a, b):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
+def test_same_seed_same_weights_and_run_folder(mnist, tmp_path):
+    r1 = tiny_run(mnist, tmp_path / "a")
+    r2 = tiny_run(mnist, tmp_path / "b")
+    assert_same_weights(r1.run_dir / "model.safetensors", r2.run_dir / "model.safetensors")
+    assert r1.losses == r2.losses and len(r1.losses) == 2 * (128 // 32)
+    r3 = tiny_run(mnist, tmp_path / "c", seed=1)
+    assert r3.losses != r1.losses
+    files = {p.relative_to(r1.run_dir).as_posix() for p in r1.run_dir.rglob("*")}
+    assert {"config.json", "metrics.json", "model.safetensors", "weights/epoch-001.safetensors",
+            "weights/epoch-002.safetensors", "checkpoints/latest.json"} <= files
+    assert not [f for f in files if ".tmp-" in f]
+    metrics = json.loads((r1.run_dir / "metrics.json").read_text())
+    assert metrics["steps"] == 8 and len(metrics["loss"]) == 8 and len(metrics["epoch_loss"]) == 2
+
+
+def test_training_reduces_the_loss(mnist, tmp_path):
+    r = tiny_run(mnist, tmp_path / "r", epochs=6, num_train=256)
+    assert r.epoch_losses[-1] < 0.5 * r.epoch_losses[0]
+
+
+def test_existing_run_needs_resume_and_same_settings(mnist, tmp_path):
+    tiny_run(mnist, tmp_path / "r")
+    with pytest.raises(FundiffError, match="--resume"):
+        tiny_run(mnist, tmp_path / "r")
+    with pytest.raises(FundiffError, match="train.lr"):
+        tiny_run(mnist, tmp_path / "r", resume=True, lr=5e-4)
+    # A finished run resumed is a no-op that returns the same history.
+    again = tiny_run(mnist, tmp_path / "r", resume=True)
+    assert len(again.losses) == 8
+
+
+def test_exponential_schedule_decays_per_epoch_and_is_saved(mnist, tmp_path):
+    tiny_run(mnist, tmp_path / "full", lr_schedule="exponential", epochs=3)
+    # gamma = 0.1 ** (1 / epochs), stepped once per epoch: after 3 epochs lr = 0.1 * lr0
+    state = torch.load(next((tmp_path / "full" / "checkpoints").glob("*.state.pt")), weights_only=True)
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 * 0.1)
+    assert state["scheduler"]["last_epoch"] == 3
+
+
+def test_model_files_round_trip_and_refuse_other_architectures(tmp_path):
+    m = ClassConditionalUNet(1, 10, 4)
+    save_model(tmp_path / "m.safetensors", m)
+    back = load_model(tmp_path / "m.safetensors")
+    x, c, t = torch.randn(2, 1, 28, 28), torch.tensor([3, 4]), torch.rand(2)
+    torch.testing.assert_close(back(x, c, t), m.eval()(x, c, t))
+    with pytest.raises(CheckpointError, match="'class' UNet, but this command needs a 'unconditional'"):
+        load_model(tmp_path / "m.safetensors", expect_kind="unconditional")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file at all")
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        load_model(tmp_path / "junk.safetensors")
+    with pytest.raises(CheckpointError, match="not found"):
+        load_model(tmp_path / "absent.safetensors")
+
+
+def test_damaged_checkpoint_is_a_clear_error(mnist, tmp_path):
+    tiny_run(mnist, tmp_path / "r", epochs=1)
+    store = CheckpointStore(tmp_path / "r" / "checkpoints")
+    state_file = next(store.folder.glob("*.state.pt"))
+    state_file.write_bytes(state_file.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="damaged"):
+        tiny_run(mnist, tmp_path / "r", epochs=1, resume=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Killed runs, through the CLI as a user would run them.
+
+CLI_TRAIN = ["train", "denoiser", "--num-hiddens", "4", "--batch-size", "16", "--lr", "1e-3",
+             "--epochs", "2", "--num-train", "800", "--seed", "3", "--device", "cpu", "--no-progress"]
+
+
+def _popen(args):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "fundiff", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_checkpoint(run_dir, proc, predicate, timeout=120):
+    pointer = run_dir / "checkpoints" / "latest.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"training ended before the kill: {proc.communicate()}")
+        try:
+            info = json.loads(pointer.read_text())
+            if predicate(info["step"]):
+                return info["step"]
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.02)
+    raise AssertionError("no checkpoint appeared in time")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    from conftest import run_cli
+
+    out = tmp_path_factory.mktemp("full") / "run"
+    proc = run_cli(*CLI_TRAIN, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    return out / "model.safetensors"
+
+
+@pytest.mark.parametrize("interval", ["0.2", "0"], ids=["mid-epoch-checkpoints", "epoch-checkpoints-only"])
+def test_sigkill_mid_epoch_then_resume_gives_identical_weights(tmp_path, cli, uninterrupted, interval):
+    out = tmp_path / "run"
+    steps_per_epoch = 800 // 16
+    proc = _popen([*CLI_TRAIN, "--out", str(out), "--checkpoint-interval", interval])
+    if interval == "0":
+        # wait for the epoch-1 checkpoint, then kill somewhere inside epoch 2
+        _wait_for_checkpoint(out, proc, lambda s: s == steps_per_epoch)
+        time.sleep(0.5)
+    else:
+        _wait_for_checkpoint(out, proc, lambda s: 0 < s % steps_per_epoch)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "model.safetensors").exists(), "the kill came too late to test anything"
+    resumed = cli(*CLI_TRAIN, "--out", out, "--resume", "--checkpoint-interval", interval)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_weights(out / "model.safetensors", uninterrupted)
+    assert not list(out.rglob(".tmp-*"))
+
+
+def test_ctrl_c_saves_and_resume_finishes_identically(tmp_path, cli, uninterrupted):
+    out = tmp_path / "run"
+    proc = _popen([*CLI_TRAIN, "--out", str(out), "--checkpoint-interval", "0"])
+    _wait_for_checkpoint(out, proc, lambda s: s == 50)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and "Traceback" not in err
+    step = json.loads((out / "checkpoints" / "latest.json").read_text())["step"]
+    assert step > 50, "Ctrl-C should have saved the steps since the epoch checkpoint"
+    resumed = cli(*CLI_TRAIN, "--out", out, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_weights(out / "model.safetensors", uninterrupted)
+
+
+def test_rerun_without_resume_is_refused(tmp_path, cli, uninterrupted):
+    out = uninterrupted.parent
+    proc = cli(*CLI_TRAIN, "--out", out)
+    assert_one_line_error(proc, "--resume")
+    proc = cli(*CLI_TRAIN[:-1], "--lr", "0.5", "--no-progress", "--out", out, "--resume")
+    assert_one_line_error(proc, "train.lr")
