@@ -84,7 +84,7 @@ def test_model_files_round_trip_and_refuse_other_architectures(tmp_path):
     back = load_model(tmp_path / "m.safetensors")
     x, c, t = torch.randn(2, 1, 28, 28), torch.tensor([3, 4]), torch.rand(2)
     torch.testing.assert_close(back(x, c, t), m.eval()(x, c, t))
-    with pytest.raises(CheckpointError, match="'class' UNet, but this command needs a 'unconditional'"):
+    with pytest.raises(CheckpointError, match="'class' model, but this command needs a 'unconditional'"):
         load_model(tmp_path / "m.safetensors", expect_kind="unconditional")
     (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file at all")
     with pytest.raises(CheckpointError, match="not a readable safetensors file"):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fundiff.errors import FundiffError
-from fundiff.nn import ClassConditionalUNet, TimeConditionalUNet, UnconditionalUNet, build_unet
+from fundiff.nn import ClassConditionalUNet, TimeConditionalUNet, UnconditionalUNet, build_model
 
 
 def conv(cin, cout, k):
@@ -130,9 +130,9 @@ def test_class_conditioning_and_mask():
     torch.testing.assert_close(seen["cat_in"][:, 8:], expected)
 
 
-def test_build_unet_round_trip_and_errors():
+def test_build_model_round_trip_and_errors():
     for m in (UnconditionalUNet(1, 4), TimeConditionalUNet(1, 4, "additive"), ClassConditionalUNet(1, 10, 4)):
-        rebuilt = build_unet(m.config())
+        rebuilt = build_model(m.config())
         assert type(rebuilt) is type(m) and rebuilt.config() == m.config()
-    with pytest.raises(FundiffError, match="unknown UNet kind"):
-        build_unet({"kind": "transformer"})
+    with pytest.raises(FundiffError, match="unknown model kind"):
+        build_model({"kind": "transformer"})

@@ -1,5 +1,6 @@
-"""Neural networks: the UNet of the study (reference section 2.0) and its building blocks."""
+"""Neural networks: the study's UNet (reference section 2.0), its blocks, and the model registry."""
 
-from fundiff.nn.unet import ClassConditionalUNet, TimeConditionalUNet, UnconditionalUNet, build_unet
+from fundiff.nn.registry import MODEL_KINDS, build_model, register
+from fundiff.nn.unet import ClassConditionalUNet, TimeConditionalUNet, UnconditionalUNet
 
-__all__ = ["UnconditionalUNet", "TimeConditionalUNet", "ClassConditionalUNet", "build_unet"]
+__all__ = ["UnconditionalUNet", "TimeConditionalUNet", "ClassConditionalUNet", "build_model", "register", "MODEL_KINDS"]

@@ -31,8 +31,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fundiff.errors import FundiffError
 from fundiff.nn.blocks import ConvBlock, DownBlock, FCBlock, Flatten, Unflatten, UpBlock
+from fundiff.nn.registry import register
 
 IMAGE_SIZE = 28
 
@@ -72,6 +72,7 @@ class UnetBody(nn.Module):
         return self.out(h)
 
 
+@register
 class UnconditionalUNet(UnetBody):
     """D(x): the one-step denoiser of study part 1."""
 
@@ -92,6 +93,7 @@ def _time_column(t: torch.Tensor | float, n: int, like: torch.Tensor) -> torch.T
     return t.reshape(n, 1)
 
 
+@register
 class TimeConditionalUNet(UnetBody):
     """u(x, t): time-conditioned UNet; ``time_mode`` is "multiplicative" (flows) or "additive" (DDPM)."""
 
@@ -121,6 +123,7 @@ class TimeConditionalUNet(UnetBody):
         }
 
 
+@register
 class ClassConditionalUNet(UnetBody):
     """u(x, c, t): u0 = c1 * u0 + t1, u1 = c2 * u1 + t2; an all-zero class vector is "unconditional"."""
 
@@ -159,18 +162,3 @@ class ClassConditionalUNet(UnetBody):
             "num_hiddens": self.num_hiddens,
             "num_classes": self.num_classes,
         }
-
-
-_KINDS = {cls.kind: cls for cls in (UnconditionalUNet, TimeConditionalUNet, ClassConditionalUNet)}
-
-
-def build_unet(config: dict[str, Any]) -> UnetBody:
-    """Rebuild a UNet from the ``config()`` dict stored next to its weights."""
-    config = dict(config)
-    kind = config.pop("kind", None)
-    if kind not in _KINDS:
-        raise FundiffError(f"unknown UNet kind {kind!r}; expected one of {sorted(_KINDS)}")
-    try:
-        return _KINDS[kind](**config)
-    except TypeError as exc:
-        raise FundiffError(f"bad UNet config {config!r}: {exc}") from None

@@ -26,7 +26,7 @@ from torch import nn
 
 from fundiff.errors import CheckpointError
 from fundiff.io import write_atomic, write_json
-from fundiff.nn.unet import build_unet
+from fundiff.nn import build_model
 
 FORMAT_VERSION = "1"
 
@@ -60,14 +60,14 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", expect_kind: str | None = None) -> nn.Module:
-    """Rebuild the UNet stored in ``path`` and load its weights (eval mode)."""
+    """Rebuild the model stored in ``path`` and load its weights (eval mode)."""
     meta = read_metadata(path)
     config = json.loads(meta["fundiff.config"])
     if expect_kind is not None and config.get("kind") != expect_kind:
         raise CheckpointError(
-            f"{path} holds a {config.get('kind')!r} UNet, but this command needs a {expect_kind!r} one"
+            f"{path} holds a {config.get('kind')!r} model, but this command needs a {expect_kind!r} one"
         )
-    model = build_unet(config)
+    model = build_model(config)
     try:
         state = load_file(str(path))
         model.load_state_dict(state)
