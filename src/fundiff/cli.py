@@ -126,6 +126,40 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.set_defaults(func=cmd_train_classifier)
 
+    for objective, blurb in (("flow", "flow matching (2025 study, section 2.3)"), ("ddpm", "DDPM (2024 study, section 2.2)")):
+        p = train_sub.add_parser(
+            objective, help=f"{blurb}: time- or class-conditioned UNet",
+            description=f"Train a {blurb} model on MNIST. --recipe study (the default) is the study's configuration; "
+                        "every flag overrides the recipe.",
+        )
+        p.add_argument("--out", required=True, type=Path, help="run folder")
+        p.add_argument("--conditioning", choices=["time", "class"], default="class", help="time-only or class-conditioned UNet (default class)")
+        p.add_argument("--recipe", default="study", help="starting configuration: " + ", ".join(
+            __import__("fundiff.recipes", fromlist=["RECIPES"]).RECIPES[objective]) + " (default study)")
+        _add_generative_hparams(p, objective)
+        _add_run_args(p)
+        _add_data_args(p)
+        p.set_defaults(func=cmd_train_generative, objective=objective)
+
+    # fundiff sample
+    p = sub.add_parser(
+        "sample", help="generate MNIST digits from a prompt ('7', 'seven', 'a 7', '')",
+        description="Sample from the embedded class-conditional flow model (--model mnist, offline) or a model trained with "
+                    "fundiff train flow|ddpm. Without --prompt a class model draws --num-images of every digit.",
+    )
+    p.add_argument("--model", default="mnist", help="'mnist' (embedded) or a model.safetensors / run folder")
+    p.add_argument("--prompt", action="append", default=None, help="class prompt, repeatable: '7', 'seven', 'a 7', '' = unconditional")
+    p.add_argument("--num-images", type=_positive_int, default=4, help="images per prompt (default 4)")
+    p.add_argument("--steps", "--num-inference-steps", dest="steps", type=_positive_int, default=None, help="sampler steps (default 16 for flows, 50 for DDPM)")
+    p.add_argument("--sampler", default=None, help="flows: euler, midpoint, heun (default); DDPM: ddpm, ddim (default)")
+    p.add_argument("--guidance-scale", type=float, default=5.0, help="classifier-free guidance scale gamma (default 5; 1 = no guidance)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where to compute (default auto)")
+    p.add_argument("--out", type=Path, default=Path("samples.png"), help="PNG grid to write (default samples.png)")
+    p.add_argument("--save-array", type=Path, default=None, metavar="PATH.npz", help="also write the raw images and labels")
+    p.add_argument("--gif", type=Path, default=None, metavar="PATH.gif", help="also write the sampling trajectory as an animation")
+    p.set_defaults(func=cmd_sample)
+
     # fundiff study ...
     p_study = sub.add_parser("study", help="run one of the study's experiments end to end (figures + numbers)",
                              description="Run an experiment of the study: train what it needs, write PNG figures and results.json.")
@@ -147,6 +181,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.set_defaults(func=cmd_study_denoiser)
     return parser
+
+
+def _add_generative_hparams(p: argparse.ArgumentParser, objective: str) -> None:
+    g = p.add_argument_group("hyperparameters (default: the recipe's)")
+    g.add_argument("--num-hiddens", type=_positive_int, default=None, metavar="D", help="UNet width D (study: 64)")
+    g.add_argument("--batch-size", type=_positive_int, default=None)
+    g.add_argument("--lr", type=_positive_float, default=None)
+    g.add_argument("--epochs", type=_positive_int, default=None)
+    g.add_argument("--lr-schedule", choices=["none", "exponential", "cosine"], default=None, help="study: exponential (gamma = f**(1/epochs) per epoch)")
+    g.add_argument("--lr-final-factor", type=_positive_float, default=None, metavar="F", help="final lr / lr of the schedule (study: 0.1)")
+    g.add_argument("--warmup-steps", type=int, default=None)
+    g.add_argument("--optimizer", choices=["adam", "adamw"], default=None)
+    g.add_argument("--weight-decay", type=_nonneg_float, default=None)
+    g.add_argument("--adam-beta2", type=_positive_float, default=None)
+    g.add_argument("--grad-clip", type=_nonneg_float, default=None, help="max gradient norm (0: off)")
+    g.add_argument("--ema-decay", type=_nonneg_float, default=None, help="EMA of weights for evaluation (0: off)")
+    g.add_argument("--p-uncond", type=_nonneg_float, default=None, help="class dropout probability (study: 0.1)")
+    if objective == "flow":
+        g.add_argument("--time-sampling", choices=["uniform", "logit-normal"], default=None, help="how t is drawn (study: uniform)")
+    g.add_argument("--num-train", type=_positive_int, default=None, metavar="N", help="train on a seeded subset of N images")
+    g.add_argument("--max-train-minutes", type=_positive_float, default=None, help="stop after this much training time")
 
 
 def _load_data(args):
@@ -200,6 +255,80 @@ def cmd_train_classifier(args) -> int:
     mnist = _load_data(args)
     result = train_classifier(args.out, config, mnist, resume=args.resume)
     print(f"classifier test accuracy {result['test_accuracy']:.4f}; weights: {args.out / 'model.safetensors'}")
+    return 0
+
+
+def cmd_train_generative(args) -> int:
+    from fundiff.recipes import build_generative_unet, build_objective, get_recipe
+    from fundiff.training import train
+
+    recipe = get_recipe(args.objective, args.recipe)
+    hp = _overrides(args, ["batch_size", "lr", "epochs", "lr_schedule", "lr_final_factor", "warmup_steps", "optimizer",
+                           "weight_decay", "adam_beta2", "grad_clip", "ema_decay", "num_train", "seed", "device",
+                           "checkpoint_interval"])
+    if args.max_train_minutes is not None:
+        hp["max_train_seconds"] = args.max_train_minutes * 60
+    config = dataclasses.replace(recipe.train, **hp, progress=not args.no_progress)
+    config.validate()
+    options = {**recipe.objective, **_overrides(args, ["p_uncond", "time_sampling"])}
+    objective = build_objective(args.objective, options)
+    model = build_generative_unet(args.objective, args.conditioning, args.num_hiddens or recipe.num_hiddens)
+    mnist = _load_data(args)
+    result = train(model, objective, mnist.train_images, mnist.train_labels, config, args.out,
+                   resume=args.resume, data_source=mnist.source)
+    print(f"trained {len(result.losses)} steps, final epoch loss {result.epoch_losses[-1]:.5f}, "
+          f"{result.images_per_second:.1f} images/s; weights: {result.run_dir / 'model.safetensors'}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    import torch
+
+    from fundiff.generate import evaluations_per_image, generate, load_generator, validate_sampling
+    from fundiff.images import save_gif, save_grid, save_npz
+    from fundiff.prompts import parse_digit_prompt
+    from fundiff.training import resolve_device
+
+    for path, suffix in ((args.out, ".png"), (args.save_array, ".npz"), (args.gif, ".gif")):
+        if path is not None and path.suffix.lower() != suffix:
+            raise FundiffError(f"{path} should end in {suffix}")
+    device = resolve_device(args.device)
+    gen = load_generator(args.model, device)
+    sampler = args.sampler or gen.default_sampler
+    steps = args.steps or (16 if gen.is_flow else 50)
+    validate_sampling(gen, sampler, steps, args.guidance_scale)
+    if args.prompt is None:
+        prompts = [str(d) for d in range(10)] if gen.is_class_conditional else [""]
+    else:
+        prompts = args.prompt
+    classes = [parse_digit_prompt(p) for p in prompts]
+    if any(c is not None for c in classes) and not gen.is_class_conditional:
+        raise FundiffError(f"{gen.source} is not class-conditional: use --prompt ''")
+    per = args.num_images
+    if all(c is None for c in classes):
+        labels = None
+        n = per * len(classes)
+    elif any(c is None for c in classes):
+        raise FundiffError("mix of class prompts and the empty prompt: sample them in separate calls")
+    else:
+        labels = torch.tensor([c for c in classes for _ in range(per)])
+        n = len(labels)
+    for path in (args.out, args.save_array, args.gif):
+        if path is not None:
+            from fundiff.io import ensure_writable_dir
+
+            ensure_writable_dir(path.parent if str(path.parent) else Path("."))
+    g = torch.Generator().manual_seed(args.seed)
+    images, traj = generate(gen, labels, n, num_inference_steps=steps, sampler=sampler,
+                            guidance_scale=args.guidance_scale, generator=g, keep_trajectory=args.gif is not None)
+    save_grid(images, args.out, nrow=per if len(prompts) > 1 else None)
+    if args.save_array:
+        save_npz(args.save_array, images, labels=(labels.numpy() if labels is not None else [-1] * n),
+                 prompts=[p for p in prompts for _ in range(per)])
+    if args.gif:
+        save_gif(traj, args.gif, nrow=per if len(prompts) > 1 else None)
+    nfe = evaluations_per_image(gen, sampler, steps, args.guidance_scale, labels is not None)
+    print(f"wrote {n} images to {args.out} ({sampler}, {steps} steps, {nfe} UNet evaluations per image)")
     return 0
 
 

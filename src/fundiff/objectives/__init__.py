@@ -1,5 +1,8 @@
 """Training objectives: what a model is asked to predict from what (one module per objective)."""
 
+from fundiff.objectives.ddpm import DDPMObjective
+from fundiff.objectives.classify import ClassifyObjective
 from fundiff.objectives.denoise import DenoiseObjective
+from fundiff.objectives.flow import FlowMatchingObjective
 
-__all__ = ["DenoiseObjective"]
+__all__ = ["ClassifyObjective", "DenoiseObjective", "FlowMatchingObjective", "DDPMObjective"]

@@ -16,12 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from fundiff.errors import FundiffError
-
-
-def add_noise(x: torch.Tensor, sigma: float | None, gen: torch.Generator | None = None) -> torch.Tensor:
-    """z = x + sigma * eps (or z = eps when sigma is None)."""
-    eps = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-    return eps if sigma is None else x + sigma * eps
+from fundiff.training.rng import BatchRandom
 
 
 class DenoiseObjective:
@@ -33,8 +28,10 @@ class DenoiseObjective:
         self.sigma = sigma
         self.name = "pure-noise denoiser" if sigma is None else f"denoiser sigma={sigma:g}"
 
-    def loss(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        return F.mse_loss(model(add_noise(x, self.sigma, gen)), x)
+    def loss(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, rand: BatchRandom) -> torch.Tensor:
+        eps = rand.randn(x.shape, x.device, x.dtype)
+        z = eps if self.sigma is None else x + self.sigma * eps
+        return F.mse_loss(model(z), x)
 
     def config(self) -> dict[str, Any]:
         return {"name": "denoise", "sigma": self.sigma}

@@ -32,7 +32,7 @@ from fundiff.errors import FundiffError
 from fundiff.figures import image_grid, line_plot, loss_curve
 from fundiff.io import ensure_writable_dir, write_json
 from fundiff.nn import UnconditionalUNet
-from fundiff.objectives.denoise import DenoiseObjective, add_noise
+from fundiff.objectives.denoise import DenoiseObjective
 from fundiff.training import TrainConfig, load_model, resolve_device, train
 from fundiff.training import rng
 from fundiff.training.trainer import select_subset

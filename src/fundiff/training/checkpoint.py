@@ -91,24 +91,27 @@ class CheckpointStore:
     def exists(self) -> bool:
         return self.pointer.is_file()
 
-    def save(self, step: int, model: nn.Module, state: dict[str, Any], info: dict[str, Any]) -> None:
-        """Write weights + state under the step's names, then move ``latest.json`` to them."""
+    def save(self, step: int, model: nn.Module, state: dict[str, Any], info: dict[str, Any],
+             ema: nn.Module | None = None) -> None:
+        """Write weights (+ EMA weights) + state under the step's names, then move ``latest.json`` to them."""
         self.folder.mkdir(parents=True, exist_ok=True)
         stem = f"step-{step:08d}"
         save_model(self.folder / f"{stem}.safetensors", model)
+        if ema is not None:
+            save_model(self.folder / f"{stem}.ema.safetensors", ema)
         write_atomic(self.folder / f"{stem}.state.pt", lambda tmp: torch.save(state, tmp))
         write_json(self.pointer, {"step": step, "stem": stem, **info})
         self._prune(keep_stem=stem)
 
     def _prune(self, keep_stem: str) -> None:
-        stems = sorted({p.name.split(".")[0] for p in self.folder.glob("step-*.safetensors")})
+        stems = sorted({p.name.split(".")[0] for p in self.folder.glob("step-*.state.pt")})
         old = [s for s in stems if s != keep_stem][: max(0, len(stems) - self.keep)]
         for stem in old:
-            for suffix in (".safetensors", ".state.pt"):
+            for suffix in (".safetensors", ".ema.safetensors", ".state.pt"):
                 (self.folder / f"{stem}{suffix}").unlink(missing_ok=True)
 
-    def load(self, model: nn.Module) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Load the latest weights into ``model``; return (state, info)."""
+    def load(self, model: nn.Module, ema: nn.Module | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Load the latest weights into ``model`` (and ``ema``); return (state, info)."""
         try:
             info = json.loads(self.pointer.read_text())
             stem = info["stem"]
@@ -123,6 +126,8 @@ class CheckpointStore:
             )
         try:
             model.load_state_dict(load_file(str(weights)))
+            if ema is not None:
+                ema.load_state_dict(load_file(str(self.folder / f"{stem}.ema.safetensors")))
             state = torch.load(self.folder / f"{stem}.state.pt", map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any failure here means a damaged checkpoint
             raise CheckpointError(f"checkpoint {stem} in {self.folder} is damaged ({type(exc).__name__}: {exc})") from None

@@ -43,3 +43,28 @@ def initialize_weights(model: torch.nn.Module, seed: int) -> None:
             reset = getattr(module, "reset_parameters", None)
             if callable(reset):
                 reset()
+
+
+class BatchRandom:
+    """Random draws for one step's batch, drawn for the *global* batch and sliced to this process.
+
+    Under data-parallel training every process sees a shard ``[rank * n, (rank + 1) * n)`` of the
+    global batch; drawing the global tensor from the shared step stream and keeping the shard's rows
+    gives every sample exactly the noise it would get in a single process with the same global batch.
+    """
+
+    def __init__(self, gen: torch.Generator, rank: int = 0, world: int = 1):
+        self.gen, self.rank, self.world = gen, rank, world
+
+    def _shard(self, full: torch.Tensor, n: int) -> torch.Tensor:
+        return full[self.rank * n : (self.rank + 1) * n]
+
+    def randn(self, shape, device, dtype=torch.float32) -> torch.Tensor:
+        n, *rest = shape
+        return self._shard(torch.randn((n * self.world, *rest), generator=self.gen, device=device, dtype=dtype), n)
+
+    def rand(self, n: int, device) -> torch.Tensor:
+        return self._shard(torch.rand(n * self.world, generator=self.gen, device=device), n)
+
+    def randint(self, high: int, n: int, device) -> torch.Tensor:
+        return self._shard(torch.randint(0, high, (n * self.world,), generator=self.gen, device=device), n)

@@ -1,15 +1,18 @@
 """The training loop every fundiff trainer uses.
 
-``train(model, objective, images, labels, config, run_dir)`` minimises ``objective.loss`` with Adam
-over shuffled mini-batches of an in-memory uint8 image tensor, and
+``train(model, objective, images, labels, config, run_dir)`` minimises ``objective.loss`` over
+shuffled mini-batches of an in-memory uint8 image tensor, and
 
 * is deterministic: all randomness comes from counter-based streams keyed by (seed, epoch, step),
-  see :mod:`fundiff.training.rng`;
+  see :mod:`fundiff.training.rng`, and the initial weights are drawn from the seed;
+* sets the learning rate as a pure function of the step (linear warm-up, then constant,
+  per-epoch exponential decay as in the study, or cosine), so resuming needs no scheduler object;
 * checkpoints atomically at every epoch end, every ``checkpoint_interval`` seconds, at the end and on
   Ctrl-C; ``resume=True`` continues from the latest checkpoint and ends with the same weights as an
   uninterrupted run;
-* keeps a snapshot of the weights after every epoch in ``<run>/weights/epoch-NNN.safetensors``
-  (the study shows samples after chosen epochs) and the final weights in ``<run>/model.safetensors``;
+* keeps the evaluation weights (the EMA when ``ema_decay`` > 0, else the raw weights) after every
+  epoch in ``<run>/weights/epoch-NNN.safetensors`` and at the end in ``<run>/model.safetensors``,
+  with the objective's config in the file's metadata;
 * shows a tqdm bar with the loss and images/s.
 """
 
@@ -35,16 +38,18 @@ from fundiff.io import ensure_writable_dir, write_json
 from fundiff.training import rng
 from fundiff.training.checkpoint import CheckpointStore, save_model
 from fundiff.training.device import resolve_device
+from fundiff.training.ema import EMA
 
-LR_SCHEDULES = ("none", "exponential")
+LR_SCHEDULES = ("none", "exponential", "cosine")
+OPTIMIZERS = ("adam", "adamw")
 
 
 class Objective(Protocol):
-    """What a trainer minimises: ``loss(model, x, labels, generator)`` on a batch x in [0, 1]."""
+    """What a trainer minimises: ``loss(model, x, labels, rand)`` on a batch x in [0, 1]."""
 
     name: str
 
-    def loss(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, gen: torch.Generator) -> torch.Tensor: ...
+    def loss(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, rand: rng.BatchRandom) -> torch.Tensor: ...
 
     def config(self) -> dict[str, Any]: ...
 
@@ -56,10 +61,17 @@ class TrainConfig:
     epochs: int = 5
     batch_size: int = 256
     lr: float = 1e-4
-    lr_schedule: str = "none"  # "exponential": lr * gamma**epoch with gamma = lr_final_factor**(1/epochs)
-    lr_final_factor: float = 0.1
+    lr_schedule: str = "none"  # "exponential": lr * f**(epoch/epochs), the study's ExponentialLR; "cosine": to lr*f per step
+    lr_final_factor: float = 0.1  # f
+    warmup_steps: int = 0
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    adam_beta2: float = 0.999
+    grad_clip: float = 0.0  # max gradient norm; 0: off
+    ema_decay: float = 0.0  # 0: off
     seed: int = 0
     num_train: int | None = None  # train on a seeded subset of this many images (None: all)
+    max_train_seconds: float = 0.0  # stop (and finish normally) after this much training time; 0: off
     checkpoint_interval: float = 300.0  # seconds between mid-epoch checkpoints; 0: epoch ends only
     device: str = "auto"
     progress: bool = True
@@ -76,20 +88,47 @@ class TrainConfig:
             raise FundiffError(f"--lr must be a positive number, got {self.lr}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise FundiffError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise FundiffError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if not (0 < self.lr_final_factor <= 1):
             raise FundiffError(f"--lr-final-factor must be in (0, 1], got {self.lr_final_factor}")
+        if self.warmup_steps < 0:
+            raise FundiffError(f"--warmup-steps must be >= 0, got {self.warmup_steps}")
+        if not 0 <= self.weight_decay < 1:
+            raise FundiffError(f"--weight-decay must be in [0, 1), got {self.weight_decay}")
+        if not 0 < self.adam_beta2 < 1:
+            raise FundiffError(f"--adam-beta2 must be in (0, 1), got {self.adam_beta2}")
+        if self.grad_clip < 0:
+            raise FundiffError(f"--grad-clip must be >= 0, got {self.grad_clip}")
+        if not 0 <= self.ema_decay < 1:
+            raise FundiffError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
         if self.num_train is not None and self.num_train < 1:
             raise FundiffError(f"--num-train must be at least 1, got {self.num_train}")
+        if self.max_train_seconds < 0:
+            raise FundiffError(f"--max-train-minutes must be >= 0, got {self.max_train_seconds / 60:g}")
         if self.checkpoint_interval < 0:
             raise FundiffError(f"--checkpoint-interval must be >= 0 seconds, got {self.checkpoint_interval}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def lr_at(self, step: int, steps_per_epoch: int) -> float:
+        """The learning rate of (0-based) ``step``: warm-up times the schedule's factor."""
+        warm = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        if self.lr_schedule == "exponential":  # ExponentialLR(gamma = f**(1/epochs)) stepped per epoch
+            factor = self.lr_final_factor ** ((step // steps_per_epoch) / self.epochs)
+        elif self.lr_schedule == "cosine":
+            progress = min(1.0, step / max(1, steps_per_epoch * self.epochs - 1))
+            f = self.lr_final_factor
+            factor = f + (1 - f) * 0.5 * (1 + math.cos(math.pi * progress))
+        else:
+            factor = 1.0
+        return self.lr * warm * factor
+
 
 @dataclass
 class TrainResult:
-    model: nn.Module
+    model: nn.Module  # the evaluation weights (EMA when on)
     run_dir: Path
     losses: list[float]  # one per step
     epoch_losses: list[float]  # mean per epoch
@@ -107,11 +146,9 @@ def select_subset(num_items: int, num_train: int | None, seed: int) -> torch.Ten
     return perm[:num_train].sort().values
 
 
-def _make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
-    if config.lr_schedule == "exponential":
-        gamma = config.lr_final_factor ** (1.0 / config.epochs)
-        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
-    return None
+def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return cls(model.parameters(), lr=config.lr, betas=(0.9, config.adam_beta2), weight_decay=config.weight_decay)
 
 
 def train(
@@ -132,6 +169,7 @@ def train(
 
     With ``reinitialize`` (the default) the weights are first drawn afresh from ``config.seed``, so
     the run depends on the seed alone, not on what else drew random numbers before the call.
+    ``on_epoch_end(epoch, eval_model)`` is called after each epoch's checkpoint.
     """
     config.validate()
     device = resolve_device(config.device)
@@ -156,29 +194,36 @@ def train(
     total_steps = steps_per_epoch * config.epochs
 
     model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    scheduler = _make_scheduler(optimizer, config)
-    step, losses, epoch_losses, train_seconds = 0, [], [], 0.0
+    optimizer = _make_optimizer(model, config)
+    ema = EMA(model, config.ema_decay) if config.ema_decay else None
+    step, losses, epoch_losses, train_seconds, stopped_early = 0, [], [], 0.0, False
     if resume and store.exists():
-        state, _ = store.load(model)
+        state, _ = store.load(model, ema.model if ema else None)
         model.to(device)
+        if ema:
+            ema.model.to(device)
         optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
         step, losses = int(state["step"]), list(state["losses"])
         epoch_losses, train_seconds = list(state["epoch_losses"]), float(state["train_seconds"])
+        stopped_early = bool(state.get("stopped_early", False))
     write_json(run_dir / "config.json", run_config)
+    eval_model = ema.model if ema else model
+    weights_meta = {"objective": objective.config(), "weights": "ema" if ema else "raw"}
 
     def checkpoint() -> None:
         state = {
             "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "step": step,
             "losses": losses,
             "epoch_losses": epoch_losses,
             "train_seconds": train_seconds,
+            "stopped_early": stopped_early,
         }
-        store.save(step, model, state, {"epoch": step // steps_per_epoch, "total_steps": total_steps})
+        store.save(step, model, state, {"epoch": step // steps_per_epoch, "total_steps": total_steps},
+                   ema=ema.model if ema else None)
+
+    def out_of_time() -> bool:
+        return bool(config.max_train_seconds) and train_seconds >= config.max_train_seconds
 
     bar = tqdm(
         total=total_steps, initial=step, desc=desc or objective.name, unit="step",
@@ -188,17 +233,24 @@ def train(
     images_seen_now, started = 0, time.monotonic()
     interrupt = _InterruptAfterStep()
     try:
-        while step < total_steps:
+        while step < total_steps and not stopped_early:
             epoch, start_in_epoch = divmod(step, steps_per_epoch)
             perm = torch.randperm(n, generator=rng.generator(config.seed, epoch, rng.PERMUTATION))
             for i in range(start_in_epoch, steps_per_epoch):
                 idx = perm[i * config.batch_size : (i + 1) * config.batch_size].to(device)
                 t0 = time.monotonic()
-                gen = rng.generator(config.seed, epoch, i, device=device)
-                loss = objective.loss(model, to_float(data_x[idx]), data_y[idx], gen)
+                lr = config.lr_at(step, steps_per_epoch)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                rand = rng.BatchRandom(rng.generator(config.seed, epoch, i, device=device))
+                loss = objective.loss(model, to_float(data_x[idx]), data_y[idx], rand)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if config.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimizer.step()
+                if ema:
+                    ema.update(model, step)
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     raise FundiffError(
@@ -214,20 +266,25 @@ def train(
                     img_s=f"{images_seen_now / max(time.monotonic() - started, 1e-9):.0f}",
                 )
                 interrupt.check()
+                if out_of_time():
+                    stopped_early = True
+                    break
                 if i + 1 == steps_per_epoch:
                     break
                 if config.checkpoint_interval and time.monotonic() - last_checkpoint >= config.checkpoint_interval:
                     checkpoint()
                     last_checkpoint = time.monotonic()
+            if stopped_early and step % steps_per_epoch:
+                checkpoint()
+                break
             # end of epoch
             epoch_losses.append(sum(losses[-steps_per_epoch:]) / steps_per_epoch)
-            if scheduler is not None:
-                scheduler.step()
-            save_model(run_dir / "weights" / f"epoch-{epoch + 1:03d}.safetensors", model, {"epoch": epoch + 1})
+            save_model(run_dir / "weights" / f"epoch-{epoch + 1:03d}.safetensors", eval_model,
+                       {**weights_meta, "epoch": epoch + 1})
             checkpoint()
             last_checkpoint = time.monotonic()
             if on_epoch_end is not None:
-                on_epoch_end(epoch + 1, model)
+                on_epoch_end(epoch + 1, eval_model)
     except KeyboardInterrupt:
         if step % steps_per_epoch:
             checkpoint()
@@ -237,7 +294,7 @@ def train(
         interrupt.restore()
     bar.close()
 
-    save_model(run_dir / "model.safetensors", model, {"steps": step, "epochs": config.epochs})
+    save_model(run_dir / "model.safetensors", eval_model, {**weights_meta, "steps": step, "epochs": step / steps_per_epoch})
     throughput = step * config.batch_size / train_seconds if train_seconds > 0 else float("nan")
     metrics = {
         "steps": step,
@@ -245,12 +302,14 @@ def train(
         "train_images": n,
         "train_seconds": round(train_seconds, 3),
         "images_per_second": round(throughput, 2),
+        "stopped_by_time_budget": stopped_early,
         "epoch_loss": epoch_losses,
         "loss": losses,
     }
     write_json(run_dir / "metrics.json", metrics)
-    model.eval()
-    return TrainResult(model, run_dir, losses, epoch_losses, steps_per_epoch, throughput, train_seconds)
+    eval_model.eval()
+    return TrainResult(eval_model, run_dir, losses, epoch_losses, steps_per_epoch, throughput, train_seconds,
+                       {"stopped_by_time_budget": stopped_early})
 
 
 class _InterruptAfterStep:

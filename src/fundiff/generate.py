@@ -1,0 +1,147 @@
+"""Generation from a trained MNIST flow or DDPM model: prompts in, images in [0, 1] out.
+
+``load_generator("mnist")`` is the embedded class-conditional flow model shipped with fundiff;
+any other value is a path to a ``model.safetensors`` written by ``fundiff train flow|ddpm``.
+``generate(...)`` takes diffusers-style arguments (``num_inference_steps``, ``guidance_scale``,
+``generator``) and picks the sampler family from the model's objective.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from fundiff.errors import CheckpointError, FundiffError
+from fundiff.guidance import conditional_prediction
+from fundiff.paths import DDPMSchedule
+from fundiff.samplers import DDPM_SAMPLERS, EVALS_PER_STEP, FLOW_SAMPLERS, sample_ddpm, sample_flow
+from fundiff.training.checkpoint import load_model, read_metadata
+
+EMBEDDED = "mnist"
+MAX_STEPS = 1000
+MAX_GUIDANCE = 50.0
+
+
+def embedded_model_path() -> Path:
+    return Path(str(resources.files("fundiff") / "assets" / "mnist_flow.safetensors"))
+
+
+@dataclass
+class Generator:
+    """A loaded generative model and what it needs to sample."""
+
+    model: nn.Module
+    objective: dict[str, Any]
+    source: str
+
+    @property
+    def is_flow(self) -> bool:
+        return self.objective.get("name") == "flow"
+
+    @property
+    def is_class_conditional(self) -> bool:
+        return getattr(self.model, "kind", None) == "class"
+
+    @property
+    def default_sampler(self) -> str:
+        return "heun" if self.is_flow else "ddim"
+
+    @property
+    def samplers(self) -> tuple[str, ...]:
+        return FLOW_SAMPLERS if self.is_flow else DDPM_SAMPLERS
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+def load_generator(name_or_path: str | Path = EMBEDDED, device: str | torch.device = "cpu") -> Generator:
+    """The embedded model ("mnist") or a flow / DDPM model file."""
+    path = embedded_model_path() if str(name_or_path) == EMBEDDED else Path(name_or_path)
+    if str(name_or_path) == EMBEDDED and not path.is_file():
+        raise FundiffError("the embedded MNIST model is not in this installation (fundiff/assets/mnist_flow.safetensors)")
+    if path.is_dir():
+        path = path / "model.safetensors"
+    meta = read_metadata(path)
+    try:
+        objective = json.loads(meta.get("fundiff.objective", "{}"))
+    except ValueError:
+        objective = {}
+    if objective.get("name") not in ("flow", "ddpm"):
+        raise CheckpointError(f"{path} is not a flow or DDPM model (objective {objective.get('name')!r}); "
+                              "train one with fundiff train flow|ddpm")
+    model = load_model(path, device)
+    if getattr(model, "kind", None) not in ("time", "class"):
+        raise CheckpointError(f"{path} holds a {model.kind!r} model; generation needs a time- or class-conditioned UNet")
+    return Generator(model, objective, str(path))
+
+
+def validate_sampling(gen: Generator, sampler: str, steps: int, guidance_scale: float) -> None:
+    if sampler not in gen.samplers:
+        raise FundiffError(f"--sampler {sampler!r} does not fit a {gen.objective['name']} model; choose one of {', '.join(gen.samplers)}")
+    limit = gen.objective.get("num_steps", MAX_STEPS) if not gen.is_flow else MAX_STEPS
+    if not 1 <= steps <= limit:
+        raise FundiffError(f"--steps must be in 1..{limit}, got {steps}")
+    if not (0 <= guidance_scale <= MAX_GUIDANCE) or math.isnan(guidance_scale):
+        raise FundiffError(f"--guidance-scale must be in [0, {MAX_GUIDANCE:g}], got {guidance_scale}")
+
+
+def evaluations_per_image(gen: Generator, sampler: str, steps: int, guidance_scale: float, conditional: bool) -> int:
+    """UNet evaluations each image costs (a guided step counts its two passes)."""
+    guided = gen.is_class_conditional and conditional and guidance_scale != 1.0
+    return steps * EVALS_PER_STEP[sampler] * (2 if guided else 1)
+
+
+@torch.no_grad()
+def generate(
+    gen: Generator,
+    labels: torch.Tensor | None,
+    num_images: int | None = None,
+    *,
+    num_inference_steps: int | None = None,
+    sampler: str | None = None,
+    guidance_scale: float = 5.0,
+    generator: torch.Generator | None = None,
+    keep_trajectory: bool = False,
+    batch_size: int = 500,
+    callback: Callable[[int], None] | None = None,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Images (N, 1, 28, 28) in [0, 1] for class ``labels`` (N,) (None: ``num_images`` unconditional).
+
+    The initial noise is drawn on the CPU from ``generator`` so results do not depend on the device.
+    """
+    sampler = sampler or gen.default_sampler
+    steps = num_inference_steps or (16 if gen.is_flow else 50)
+    validate_sampling(gen, sampler, steps, guidance_scale)
+    if labels is not None:
+        labels = torch.as_tensor(labels, dtype=torch.long)
+        num_images = len(labels)
+    if not num_images or num_images < 1:
+        raise FundiffError("--num-images must be at least 1")
+    if labels is not None and not gen.is_class_conditional:
+        raise FundiffError("this model is not class-conditional: use the empty prompt ''")
+    device = gen.device
+    noise = torch.randn((num_images, 1, 28, 28), generator=generator)
+    outs, trajs = [], []
+    for start in range(0, num_images, batch_size):
+        x = noise[start : start + batch_size].to(device)
+        lab = labels[start : start + batch_size].to(device) if labels is not None else None
+        predict, _ = conditional_prediction(gen.model, lab, guidance_scale)
+        if gen.is_flow:
+            x, traj = sample_flow(predict, x, steps, sampler, keep_trajectory, callback)
+        else:
+            schedule = DDPMSchedule(gen.objective["num_steps"], gen.objective["beta1"], gen.objective["beta2"])
+            step_gen = torch.Generator(device=device).manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+            x, traj = sample_ddpm(predict, x, steps, schedule, sampler, step_gen, keep_trajectory, callback)
+        outs.append(x.clamp(0, 1).cpu())
+        trajs.append(traj)
+    images = torch.cat(outs)
+    trajectory = [torch.cat([t[i] for t in trajs]).clamp(0, 1) for i in range(len(trajs[0]))] if keep_trajectory else []
+    return images, trajectory

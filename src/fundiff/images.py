@@ -1,0 +1,58 @@
+"""Image files: plain PNG grids, GIF animations and .npz arrays, all written atomically."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from fundiff.io import write_atomic
+
+
+def tile(images: torch.Tensor, nrow: int | None = None, pad: int = 2, scale: int = 1) -> np.ndarray:
+    """(N, C, H, W) in [0, 1] to one uint8 image (rows of ``nrow``), grey (H, W) or RGB (H, W, 3)."""
+    x = images.detach().float().clamp(0, 1).cpu()
+    n, c, h, w = x.shape
+    nrow = nrow or math.ceil(math.sqrt(n))
+    ncol_rows = math.ceil(n / nrow)
+    canvas = torch.zeros(c, ncol_rows * (h + pad) + pad, nrow * (w + pad) + pad)
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        canvas[:, pad + r * (h + pad) : pad + r * (h + pad) + h, pad + col * (w + pad) : pad + col * (w + pad) + w] = x[i]
+    arr = (canvas * 255).round().byte().numpy()
+    arr = arr[0] if c == 1 else np.transpose(arr, (1, 2, 0))
+    if scale > 1:
+        arr = np.kron(arr, np.ones((scale, scale) + (() if arr.ndim == 2 else (1,)), dtype=np.uint8))
+    return arr
+
+
+def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None, scale: int = 2) -> Path:
+    """A PNG grid of the images."""
+    img = Image.fromarray(tile(images, nrow, scale=scale))
+    return write_atomic(path, lambda tmp: img.save(tmp, format="PNG"))
+
+
+def save_gif(frames: Sequence[torch.Tensor], path: str | os.PathLike, nrow: int | None = None, scale: int = 3,
+             duration_ms: int = 60, hold_last_ms: int = 1200) -> Path:
+    """An animated GIF of a sequence of image batches (e.g. a sampling trajectory)."""
+    pics = [Image.fromarray(tile(f, nrow, scale=scale)) for f in frames]
+    durations = [duration_ms] * (len(pics) - 1) + [hold_last_ms]
+    return write_atomic(path, lambda tmp: pics[0].save(
+        tmp, format="GIF", save_all=True, append_images=pics[1:], duration=durations, loop=0))
+
+
+def save_npz(path: str | os.PathLike, images: torch.Tensor, **extra: np.ndarray | Sequence) -> Path:
+    """Raw images (float32 in [0, 1]) plus labels / prompts, as a compressed .npz."""
+    arrays = {"images": images.detach().float().cpu().numpy().astype(np.float32)}
+    arrays.update({k: np.asarray(v) for k, v in extra.items()})
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+    return write_atomic(path, write)
