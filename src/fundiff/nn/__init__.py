@@ -1,6 +1,7 @@
 """Neural networks: the study's UNet (reference section 2.0), its blocks, and the model registry."""
 
 from fundiff.nn.registry import MODEL_KINDS, build_model, register
+from fundiff.nn.classifier import MnistClassifier
 from fundiff.nn.unet import ClassConditionalUNet, TimeConditionalUNet, UnconditionalUNet
 
-__all__ = ["UnconditionalUNet", "TimeConditionalUNet", "ClassConditionalUNet", "build_model", "register", "MODEL_KINDS"]
+__all__ = ["UnconditionalUNet", "TimeConditionalUNet", "ClassConditionalUNet", "build_model", "register", "MODEL_KINDS", "MnistClassifier"]
