@@ -136,3 +136,21 @@ def test_build_model_round_trip_and_errors():
         assert type(rebuilt) is type(m) and rebuilt.config() == m.config()
     with pytest.raises(FundiffError, match="unknown model kind"):
         build_model({"kind": "transformer"})
+
+
+def test_batchnorm_folding_keeps_the_function():
+    from fundiff.nn.fuse import fold_batchnorm
+
+    torch.manual_seed(0)
+    for m in (UnconditionalUNet(1, 6), ClassConditionalUNet(1, 10, 6)):
+        m.train()
+        args = (torch.randint(0, 10, (16,)), torch.rand(16)) if m.kind == "class" else ()
+        for _ in range(3):  # give BN non-trivial running statistics
+            m(torch.randn(16, 1, 28, 28), *args)
+        m.eval()
+        folded = fold_batchnorm(m)
+        assert not any(isinstance(x, torch.nn.BatchNorm2d) for x in folded.modules())
+        assert any(isinstance(x, torch.nn.BatchNorm2d) for x in m.modules())  # the original is untouched
+        x = torch.randn(4, 1, 28, 28)
+        a = (x, *(v[:4] for v in args))
+        torch.testing.assert_close(folded(*a), m(*a), rtol=1e-4, atol=1e-5)

@@ -198,6 +198,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(p)
     _add_data_args(p)
     p.set_defaults(func=cmd_study_denoiser)
+
+    p = study_sub.add_parser(
+        "flow", help="part 2: time- or class-conditioned flow (or DDPM) training with samples per epoch",
+        description="Study part 2 (reference sections 2.2-2.3): train with a recipe (default: the study's), then write the loss "
+                    "curve, samples after --show-epochs (4 of each digit, CFG gamma=5, the study's sampler), a sampling "
+                    "animation, and accuracy / classifier-FID per shown epoch.",
+    )
+    p.add_argument("--out", type=Path, default=Path("runs/flow-study"), help="output folder (default runs/flow-study)")
+    p.add_argument("--objective", choices=["flow", "ddpm"], default="flow")
+    p.add_argument("--conditioning", choices=["time", "class"], default="class")
+    p.add_argument("--recipe", default="study", help="training recipe (default study)")
+    p.add_argument("--show-epochs", type=_positive_int, nargs="+", default=[1, 5, 10], help="epochs to show (default 1 5 10)")
+    p.add_argument("--sampler", default=None, help="default: the study's (Euler for flows, ancestral DDPM)")
+    p.add_argument("--steps", type=_positive_int, default=None, help="default: the study's (50 time-only / 300 class Euler; 300 DDPM)")
+    p.add_argument("--guidance-scale", type=float, default=5.0)
+    p.add_argument("--eval-per-class", type=_positive_int, default=20, help="images per digit for the numbers (default 20)")
+    _add_generative_hparams(p, "flow")
+    _add_run_args(p)
+    _add_data_args(p)
+    p.set_defaults(func=cmd_study_flow)
     return parser
 
 
@@ -234,6 +254,14 @@ def _overrides(args, names: Sequence[str]) -> dict:
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
+def _report_training(result) -> None:
+    recent = result.losses[-100:]
+    note = " (stopped by the time budget)" if result.extra.get("stopped_by_time_budget") else ""
+    print(f"trained {len(result.losses)} steps{note}, mean loss of the last {len(recent)} steps "
+          f"{sum(recent) / len(recent):.5f}, {result.images_per_second:.1f} images/s; "
+          f"weights: {result.run_dir / 'model.safetensors'}")
+
+
 def cmd_data(args) -> int:
     mnist = _load_data(args)
     print(f"MNIST from {mnist.source}")
@@ -256,8 +284,7 @@ def cmd_train_denoiser(args) -> int:
         UnconditionalUNet(1, args.num_hiddens or 128), objective, mnist.train_images, mnist.train_labels,
         config, args.out, resume=args.resume, data_source=mnist.source,
     )
-    print(f"trained {len(result.losses)} steps, final epoch loss {result.epoch_losses[-1]:.5f}, "
-          f"{result.images_per_second:.1f} images/s; weights: {result.run_dir / 'model.safetensors'}")
+    _report_training(result)
     return 0
 
 
@@ -294,8 +321,7 @@ def cmd_train_generative(args) -> int:
     mnist = _load_data(args)
     result = train(model, objective, mnist.train_images, mnist.train_labels, config, args.out,
                    resume=args.resume, data_source=mnist.source)
-    print(f"trained {len(result.losses)} steps, final epoch loss {result.epoch_losses[-1]:.5f}, "
-          f"{result.images_per_second:.1f} images/s; weights: {result.run_dir / 'model.safetensors'}")
+    _report_training(result)
     return 0
 
 
@@ -370,6 +396,24 @@ def cmd_evaluate(args) -> int:
         print(f"classifier-FID {res['fid']:.3f} (real-data floor {res['fid_floor']:.3f} at n={res['num_images']})")
     if args.json:
         write_json(args.json, res)
+    return 0
+
+
+def cmd_study_flow(args) -> int:
+    from fundiff.studies.flow import FlowStudyConfig, run_flow_study
+
+    overrides = _overrides(args, ["batch_size", "lr", "epochs", "lr_schedule", "lr_final_factor", "warmup_steps", "optimizer",
+                                  "weight_decay", "adam_beta2", "grad_clip", "ema_decay", "num_train", "device",
+                                  "checkpoint_interval"])
+    if args.max_train_minutes is not None:
+        overrides["max_train_seconds"] = args.max_train_minutes * 60
+    config = FlowStudyConfig(
+        objective=args.objective, conditioning=args.conditioning, recipe=args.recipe, overrides=overrides,
+        num_hiddens=args.num_hiddens, show_epochs=tuple(args.show_epochs), steps=args.steps, sampler=args.sampler,
+        guidance_scale=args.guidance_scale, eval_per_class=args.eval_per_class, seed=args.seed or 0,
+    )
+    mnist = _load_data(args)
+    run_flow_study(args.out, config, mnist, resume=args.resume, progress=not args.no_progress)
     return 0
 
 

@@ -20,6 +20,7 @@ from torch import nn
 
 from fundiff.errors import CheckpointError, FundiffError
 from fundiff.guidance import conditional_prediction
+from fundiff.nn.fuse import fold_batchnorm
 from fundiff.paths import DDPMSchedule
 from fundiff.samplers import DDPM_SAMPLERS, EVALS_PER_STEP, FLOW_SAMPLERS, sample_ddpm, sample_flow
 from fundiff.training.checkpoint import load_model, read_metadata
@@ -40,6 +41,11 @@ class Generator:
     model: nn.Module
     objective: dict[str, Any]
     source: str
+
+    @classmethod
+    def for_sampling(cls, model: nn.Module, objective: dict[str, Any], source: str) -> "Generator":
+        """Wrap a trained UNet for sampling, with BatchNorm folded into its convolutions (same function, faster)."""
+        return cls(fold_batchnorm(model), objective, source)
 
     @property
     def is_flow(self) -> bool:
@@ -80,7 +86,7 @@ def load_generator(name_or_path: str | Path = EMBEDDED, device: str | torch.devi
     model = load_model(path, device)
     if getattr(model, "kind", None) not in ("time", "class"):
         raise CheckpointError(f"{path} holds a {model.kind!r} model; generation needs a time- or class-conditioned UNet")
-    return Generator(model, objective, str(path))
+    return Generator.for_sampling(model, objective, str(path))
 
 
 def validate_sampling(gen: Generator, sampler: str, steps: int, guidance_scale: float) -> None:

@@ -13,7 +13,9 @@ shuffled mini-batches of an in-memory uint8 image tensor, and
 * keeps the evaluation weights (the EMA when ``ema_decay`` > 0, else the raw weights) after every
   epoch in ``<run>/weights/epoch-NNN.safetensors`` and at the end in ``<run>/model.safetensors``,
   with the objective's config in the file's metadata;
-* shows a tqdm bar with the loss and images/s.
+* shows a tqdm bar with the loss and images/s;
+* runs data-parallel when launched by ``torchrun`` (``batch_size`` stays the global batch; each rank
+  trains on its shard, rank 0 writes the files), see :mod:`fundiff.training.distributed`.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from tqdm.auto import tqdm
 from fundiff.data import to_float
 from fundiff.errors import FundiffError
 from fundiff.io import ensure_writable_dir, write_json
-from fundiff.training import rng
+from fundiff.training import distributed, rng
 from fundiff.training.checkpoint import CheckpointStore, save_model
 from fundiff.training.device import resolve_device
 from fundiff.training.ema import EMA
@@ -108,6 +110,7 @@ class TrainConfig:
             raise FundiffError(f"--max-train-minutes must be >= 0, got {self.max_train_seconds / 60:g}")
         if self.checkpoint_interval < 0:
             raise FundiffError(f"--checkpoint-interval must be >= 0 seconds, got {self.checkpoint_interval}")
+        distributed.shard_size(self.batch_size, distributed.requested_world_size())  # global batch over torchrun's ranks
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -169,10 +172,34 @@ def train(
 
     With ``reinitialize`` (the default) the weights are first drawn afresh from ``config.seed``, so
     the run depends on the seed alone, not on what else drew random numbers before the call.
-    ``on_epoch_end(epoch, eval_model)`` is called after each epoch's checkpoint.
+    ``on_epoch_end(epoch, eval_model)`` is called after each epoch's checkpoint (under torchrun on
+    rank 0 only, while the other ranks wait).
     """
     config.validate()
-    device = resolve_device(config.device)
+    device = distributed.setup(resolve_device(config.device))  # joins torchrun's process group, if any
+    try:
+        return _train(model, objective, images, labels, config, run_dir, device, resume=resume,
+                      data_source=data_source, desc=desc, on_epoch_end=on_epoch_end, reinitialize=reinitialize)
+    finally:
+        distributed.shutdown()
+
+
+def _train(
+    model: nn.Module,
+    objective: Objective,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    config: TrainConfig,
+    run_dir: str | Path,
+    device: torch.device,
+    *,
+    resume: bool,
+    data_source: str,
+    desc: str | None,
+    on_epoch_end: Callable[[int, nn.Module], None] | None,
+    reinitialize: bool,
+) -> TrainResult:
+    world, rank, main = distributed.world_size(), distributed.rank(), distributed.is_main()
     run_dir = ensure_writable_dir(run_dir)
     store = CheckpointStore(run_dir / "checkpoints")
     run_config = {
@@ -192,6 +219,8 @@ def train(
     n = len(subset)
     steps_per_epoch = n // config.batch_size if n >= config.batch_size else 1
     total_steps = steps_per_epoch * config.epochs
+    global_batch = min(config.batch_size, n)
+    shard = distributed.shard_size(global_batch, world)  # this rank's images per step: [rank*shard, (rank+1)*shard)
 
     model.to(device).train()
     optimizer = _make_optimizer(model, config)
@@ -206,7 +235,9 @@ def train(
         step, losses = int(state["step"]), list(state["losses"])
         epoch_losses, train_seconds = list(state["epoch_losses"]), float(state["train_seconds"])
         stopped_early = bool(state.get("stopped_early", False))
-    write_json(run_dir / "config.json", run_config)
+    if main:
+        write_json(run_dir / "config.json", run_config)
+    net = distributed.wrap(model, device)  # DistributedDataParallel under torchrun, else model itself
     eval_model = ema.model if ema else model
     weights_meta = {"objective": objective.config(), "weights": "ema" if ema else "raw"}
 
@@ -219,15 +250,21 @@ def train(
             "train_seconds": train_seconds,
             "stopped_early": stopped_early,
         }
-        store.save(step, model, state, {"epoch": step // steps_per_epoch, "total_steps": total_steps},
-                   ema=ema.model if ema else None)
+        if main:
+            store.save(step, model, state, {"epoch": step // steps_per_epoch, "total_steps": total_steps},
+                       ema=ema.model if ema else None)
+        distributed.barrier()  # nobody goes on before the checkpoint is complete
 
-    def out_of_time() -> bool:
-        return bool(config.max_train_seconds) and train_seconds >= config.max_train_seconds
+    def out_of_time(seconds: float | None = None) -> bool:
+        seconds = train_seconds if seconds is None else seconds
+        return bool(config.max_train_seconds) and seconds >= config.max_train_seconds
+
+    def checkpoint_due() -> bool:
+        return bool(config.checkpoint_interval) and time.monotonic() - last_checkpoint >= config.checkpoint_interval
 
     bar = tqdm(
         total=total_steps, initial=step, desc=desc or objective.name, unit="step",
-        disable=not config.progress, dynamic_ncols=True, leave=True,
+        disable=not (config.progress and main), dynamic_ncols=True, leave=True,
     )
     last_checkpoint = time.monotonic()
     images_seen_now, started = 0, time.monotonic()
@@ -237,13 +274,14 @@ def train(
             epoch, start_in_epoch = divmod(step, steps_per_epoch)
             perm = torch.randperm(n, generator=rng.generator(config.seed, epoch, rng.PERMUTATION))
             for i in range(start_in_epoch, steps_per_epoch):
-                idx = perm[i * config.batch_size : (i + 1) * config.batch_size].to(device)
+                first = i * global_batch + rank * shard
+                idx = perm[first : first + shard].to(device)
                 t0 = time.monotonic()
                 lr = config.lr_at(step, steps_per_epoch)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                rand = rng.BatchRandom(rng.generator(config.seed, epoch, i, device=device))
-                loss = objective.loss(model, to_float(data_x[idx]), data_y[idx], rand)
+                rand = rng.BatchRandom(rng.generator(config.seed, epoch, i, device=device), rank, world)
+                loss = objective.loss(net, to_float(data_x[idx]), data_y[idx], rand)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip:
@@ -252,6 +290,12 @@ def train(
                 if ema:
                     ema.update(model, step)
                 value = float(loss.detach())
+                if world > 1:  # one collective: the mean loss, and decisions every rank must share
+                    total = distributed.all_reduce_sum([
+                        value, interrupt.take(),
+                        main and out_of_time(train_seconds + time.monotonic() - t0), main and checkpoint_due(),
+                    ])
+                    value, interrupted, time_up, due = total[0] / world, total[1] > 0, total[2] > 0, total[3] > 0
                 if not math.isfinite(value):
                     raise FundiffError(
                         f"training diverged at step {step} (loss {value}); lower --lr and start a new run"
@@ -259,19 +303,22 @@ def train(
                 losses.append(value)
                 step += 1
                 train_seconds += time.monotonic() - t0
-                images_seen_now += len(idx)
+                images_seen_now += len(idx) * world
                 bar.update(1)
                 bar.set_postfix(
                     epoch=f"{epoch + 1}/{config.epochs}", loss=f"{value:.4f}",
                     img_s=f"{images_seen_now / max(time.monotonic() - started, 1e-9):.0f}",
                 )
-                interrupt.check()
-                if out_of_time():
+                if world == 1:
+                    interrupted, time_up, due = interrupt.take(), out_of_time(), checkpoint_due()
+                if interrupted:
+                    raise KeyboardInterrupt
+                if time_up:
                     stopped_early = True
                     break
                 if i + 1 == steps_per_epoch:
                     break
-                if config.checkpoint_interval and time.monotonic() - last_checkpoint >= config.checkpoint_interval:
+                if due:
                     checkpoint()
                     last_checkpoint = time.monotonic()
             if stopped_early and step % steps_per_epoch:
@@ -279,12 +326,15 @@ def train(
                 break
             # end of epoch
             epoch_losses.append(sum(losses[-steps_per_epoch:]) / steps_per_epoch)
-            save_model(run_dir / "weights" / f"epoch-{epoch + 1:03d}.safetensors", eval_model,
-                       {**weights_meta, "epoch": epoch + 1})
+            if main:
+                save_model(run_dir / "weights" / f"epoch-{epoch + 1:03d}.safetensors", eval_model,
+                           {**weights_meta, "epoch": epoch + 1})
             checkpoint()
             last_checkpoint = time.monotonic()
             if on_epoch_end is not None:
-                on_epoch_end(epoch + 1, eval_model)
+                if main:
+                    on_epoch_end(epoch + 1, eval_model)
+                distributed.barrier()
     except KeyboardInterrupt:
         if step % steps_per_epoch:
             checkpoint()
@@ -294,7 +344,6 @@ def train(
         interrupt.restore()
     bar.close()
 
-    save_model(run_dir / "model.safetensors", eval_model, {**weights_meta, "steps": step, "epochs": step / steps_per_epoch})
     throughput = step * config.batch_size / train_seconds if train_seconds > 0 else float("nan")
     metrics = {
         "steps": step,
@@ -306,7 +355,11 @@ def train(
         "epoch_loss": epoch_losses,
         "loss": losses,
     }
-    write_json(run_dir / "metrics.json", metrics)
+    if main:
+        save_model(run_dir / "model.safetensors", eval_model,
+                   {**weights_meta, "steps": step, "epochs": step / steps_per_epoch})
+        write_json(run_dir / "metrics.json", metrics)
+    distributed.barrier()
     eval_model.eval()
     return TrainResult(eval_model, run_dir, losses, epoch_losses, steps_per_epoch, throughput, train_seconds,
                        {"stopped_by_time_budget": stopped_early})
@@ -329,9 +382,13 @@ class _InterruptAfterStep:
     def _handle(self, signum, frame) -> None:  # noqa: ANN001
         self.pending = True
 
+    def take(self) -> bool:
+        """Whether Ctrl-C came since the last call (and forget it)."""
+        pending, self.pending = self.pending, False
+        return pending
+
     def check(self) -> None:
-        if self.pending:
-            self.pending = False
+        if self.take():
             raise KeyboardInterrupt
 
     def restore(self) -> None:

@@ -1,0 +1,88 @@
+"""Quality per CPU-minute: the study's flow recipe against fundiff's, trained side by side.
+
+Run alone (it uses every core; two jobs on 2 cores slow each other down many times)::
+
+    .venv/bin/python bench/quality_per_compute.py --minutes 20 --out runs/bench-quality
+
+For each recipe it runs the user-facing commands, with the same training-time budget:
+
+    fundiff train flow --recipe R --max-train-minutes M --out OUT/R
+    fundiff evaluate --model OUT/R --num-per-class 100 --json OUT/R/eval.json
+
+(the default sampler and steps of fundiff's model; the study's own sampler, Euler with 300 steps,
+is evaluated for the study recipe too) and writes ``OUT/summary.json`` and ``OUT/summary.md``:
+accuracy at gamma = 5, the best classifier-FID over gamma in {1, 1.5, 2, 3, 5} and its ratio to the
+real-data floor at the same n, and UNet evaluations per image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FUNDIFF = [sys.executable, "-m", "fundiff"]
+
+
+def run(cmd: list[str]) -> None:
+    print("$ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=20.0, help="training-time budget per recipe (default 20)")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-quality")
+    ap.add_argument("--num-per-class", type=int, default=100)
+    ap.add_argument("--recipes", nargs="+", default=["study", "fundiff"])
+    ap.add_argument("--resume", action="store_true", help="reuse finished training runs in --out")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary = {"minutes": args.minutes, "num_images": 10 * args.num_per_class, "recipes": {}}
+    for recipe in args.recipes:
+        run_dir = args.out / recipe
+        t0 = time.monotonic()
+        run([*FUNDIFF, "train", "flow", "--recipe", recipe, "--max-train-minutes", str(args.minutes),
+             "--out", str(run_dir), "--no-progress", "--checkpoint-interval", "0", *(["--resume"] if args.resume else [])])
+        wall = time.monotonic() - t0
+        evals = {}
+        samplers = [("default", [])]
+        if recipe == "study":
+            samplers.append(("study-euler-300", ["--sampler", "euler", "--steps", "300"]))
+        for name, extra in samplers:
+            path = run_dir / f"eval-{name}.json"
+            run([*FUNDIFF, "evaluate", "--model", str(run_dir), "--num-per-class", str(args.num_per_class),
+                 "--json", str(path), *extra])
+            evals[name] = json.loads(path.read_text())
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        summary["recipes"][recipe] = {
+            "train_seconds": metrics["train_seconds"], "steps": metrics["steps"],
+            "images_per_second": metrics["images_per_second"], "wall_seconds": round(wall, 1),
+            "evaluations": {k: {
+                "sampler": v["sampler"], "steps": v["steps"],
+                "nfe_per_image_guided": max(r["nfe_per_image"] for r in v["per_guidance_scale"]),
+                "accuracy_at_gamma5": v.get("accuracy_at_gamma5"),
+                "best_fid": v["best_fid"], "fid_floor": v["fid_floor"],
+            } for k, v in evals.items()},
+        }
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    lines = [f"# Quality after {args.minutes:g} CPU-minutes of training ({summary['num_images']} samples)", "",
+             "| recipe | sampler | NFE/image | accuracy at gamma=5 | best classifier-FID (gamma) | floor | FID / floor | train images/s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for recipe, r in summary["recipes"].items():
+        for e in r["evaluations"].values():
+            b = e["best_fid"]
+            lines.append(f"| {recipe} | {e['sampler']} x {e['steps']} | {e['nfe_per_image_guided']} | "
+                         f"{e['accuracy_at_gamma5']:.4f} | {b['fid']:.3f} ({b['guidance_scale']:g}) | {e['fid_floor']:.3f} | "
+                         f"{b['fid_over_floor']:.2f} | {r['images_per_second']:.0f} |")
+    (args.out / "summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""Study part 2 on a tiny configuration: the figures, the animation and the per-epoch numbers."""
+
+import json
+
+from PIL import Image
+
+
+def test_flow_study_writes_the_deliverables(tmp_path, cli):
+    out = tmp_path / "study"
+    proc = cli("study", "flow", "--out", out, "--num-hiddens", "4", "--num-train", "128", "--batch-size", "32",
+               "--epochs", "2", "--show-epochs", "1", "2", "--steps", "3", "--eval-per-class", "2", "--device", "cpu",
+               "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    for name in ["flow-class_loss.png", "flow-class_epoch1.png", "flow-class_epoch2.png", "flow-class_epochs.png"]:
+        assert (out / name).read_bytes()[:4] == b"\x89PNG", name
+    gif = Image.open(out / "flow-class_sampling.gif")
+    assert gif.n_frames == 4
+    res = json.loads((out / "flow-class_results.json").read_text())
+    assert [e["epoch"] for e in res["per_epoch"]] == [1, 2]
+    assert res["sampler"] == "euler" and res["steps"] == 3 and res["eval_images"] == 20
+    assert all(0 <= e["accuracy"] <= 1 and e["classifier_fid"] > 0 for e in res["per_epoch"])
+    # the study recipe's hyperparameters, with the flags' overrides
+    assert res["train"]["lr"] == 1e-2 and res["train"]["lr_schedule"] == "exponential"
+
+
+def test_show_epochs_beyond_training_is_refused(tmp_path, cli):
+    from conftest import assert_one_line_error
+
+    proc = cli("study", "flow", "--out", tmp_path / "s", "--epochs", "2", "--show-epochs", "5", "--device", "cpu")
+    assert_one_line_error(proc, "--show-epochs")
+    assert not (tmp_path / "s").exists()
