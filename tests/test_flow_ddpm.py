@@ -30,7 +30,7 @@ def gaussian_velocity(x, t):
 
 def test_flow_samplers_follow_the_exact_ode():
     """The flow map of Gaussian data is x(1) = M + S x(0); second-order solvers get there faster."""
-    x0 = torch.randn(512, 1, 2, 2, dtype=torch.float64)
+    x0 = torch.randn(512, 1, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     exact = M + S * x0
 
     def error(method, steps):
@@ -40,7 +40,7 @@ def test_flow_samplers_follow_the_exact_ode():
     assert 1.7 < error("euler", 16) / error("euler", 32) < 2.3
     assert error("heun", 16) / error("heun", 32) > 3.3
     assert error("midpoint", 16) / error("midpoint", 32) > 3.3
-    assert error("midpoint", 16) < 1e-3 and error("heun", 32) < 2e-3 and error("euler", 400) < 5e-3
+    assert error("midpoint", 16) < 1e-3 and error("heun", 32) < 3e-3 and error("euler", 400) < 5e-3
     _, traj = sample_flow(gaussian_velocity, x0.clone(), 8, "heun", keep_trajectory=True)
     assert len(traj) == 9
 
@@ -59,7 +59,7 @@ def gaussian_eps(schedule):
 def test_ddim_is_the_exact_probability_flow_and_ddpm_has_the_data_statistics():
     sched = DDPMSchedule()
     ab_T = sched.alphas_cumprod[-1]
-    xT = torch.randn(4000, 1, 1, 1, dtype=torch.float64)
+    xT = torch.randn(4000, 1, 1, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     out, _ = sample_ddpm(gaussian_eps(sched), xT.clone(), 300, sched, "ddim")
     expected = M + S * (xT - ab_T.sqrt() * M) / (ab_T * S**2 + 1 - ab_T).sqrt()
     assert (out - expected).abs().max().item() < 0.02
