@@ -38,7 +38,7 @@ RECIPES: dict[str, dict[str, Recipe]] = {
         "study": Recipe(64, TrainConfig(epochs=10, batch_size=64, lr=1e-2, lr_schedule="exponential", lr_final_factor=0.1)),
         "noschedule": Recipe(64, TrainConfig(epochs=10, batch_size=64, lr=1e-3, lr_schedule="none", ema_decay=0.999)),
         "fundiff": Recipe(
-            48,
+            32,
             TrainConfig(epochs=10, batch_size=128, lr=2e-3, optimizer="adamw", adam_beta2=0.99, warmup_steps=200,
                         grad_clip=1.0, ema_decay=0.999),
             {"time_sampling": "logit-normal"},
