@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="mnist", help="'mnist' (embedded) or a model.safetensors / run folder")
     p.add_argument("--prompt", action="append", default=None, help="class prompt, repeatable: '7', 'seven', 'a 7', '' = unconditional")
     p.add_argument("--num-images", type=_positive_int, default=4, help="images per prompt (default 4)")
-    p.add_argument("--steps", "--num-inference-steps", dest="steps", type=_positive_int, default=None, help="sampler steps (default 16 for flows, 50 for DDPM)")
+    p.add_argument("--steps", "--num-inference-steps", dest="steps", type=_positive_int, default=None, help="sampler steps (default 7 Heun steps for flows, 50 for DDPM)")
     p.add_argument("--sampler", default=None, help="flows: euler, midpoint, heun (default); DDPM: ddpm, ddim (default)")
     p.add_argument("--guidance-scale", type=float, default=5.0, help="classifier-free guidance scale gamma (default 5; 1 = no guidance)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", default="mnist", help="'mnist' (embedded) or a model.safetensors / run folder")
     p.add_argument("--num-per-class", type=_positive_int, default=100, help="images per digit (default 100, i.e. 1000 in all)")
-    p.add_argument("--steps", type=_positive_int, default=None, help="sampler steps (default 16 for flows, 50 for DDPM)")
+    p.add_argument("--steps", type=_positive_int, default=None, help="sampler steps (default 7 Heun steps for flows, 50 for DDPM)")
     p.add_argument("--sampler", default=None, help="flows: euler, midpoint, heun (default); DDPM: ddpm, ddim (default)")
     p.add_argument("--guidance-scale", type=float, action="append", default=None,
                    help="repeatable; default 1, 1.5, 2, 3, 5")
@@ -335,7 +335,7 @@ def cmd_sample(args) -> int:
     device = resolve_device(args.device)
     gen = load_generator(args.model, device)
     sampler = args.sampler or gen.default_sampler
-    steps = args.steps or (16 if gen.is_flow else 50)
+    steps = args.steps or gen.default_steps
     validate_sampling(gen, sampler, steps, args.guidance_scale)
     if args.prompt is None:
         prompts = [str(d) for d in range(10)] if gen.is_class_conditional else [""]

@@ -36,7 +36,7 @@ def evaluate_generator(
 ) -> dict[str, Any]:
     """Quality numbers of ``gen``; see the module docstring."""
     sampler = sampler or gen.default_sampler
-    steps = steps or (16 if gen.is_flow else 50)
+    steps = steps or gen.default_steps
     for g in guidance_scales:
         validate_sampling(gen, sampler, steps, g)
     n = 10 * n_per_class

@@ -60,6 +60,11 @@ class Generator:
         return "heun" if self.is_flow else "ddim"
 
     @property
+    def default_steps(self) -> int:
+        """Heun with 7 steps: 14 evaluations per image, 28 with guidance (the study spends 600)."""
+        return 7 if self.is_flow else 50
+
+    @property
     def samplers(self) -> tuple[str, ...]:
         return FLOW_SAMPLERS if self.is_flow else DDPM_SAMPLERS
 
@@ -124,7 +129,7 @@ def generate(
     The initial noise is drawn on the CPU from ``generator`` so results do not depend on the device.
     """
     sampler = sampler or gen.default_sampler
-    steps = num_inference_steps or (16 if gen.is_flow else 50)
+    steps = num_inference_steps or gen.default_steps
     validate_sampling(gen, sampler, steps, guidance_scale)
     if labels is not None:
         labels = torch.as_tensor(labels, dtype=torch.long)
