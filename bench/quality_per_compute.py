@@ -9,7 +9,7 @@ For each recipe it runs the user-facing commands, with the same training-time bu
     fundiff train flow --recipe R --max-train-minutes M --out OUT/R
     fundiff evaluate --model OUT/R --num-per-class 100 --json OUT/R/eval.json
 
-(both with fundiff's default sampler, Heun with 7 steps: 28 UNet evaluations per guided image;
+(both with fundiff's default sampler, midpoint with 7 steps: 28 UNet evaluations per guided image;
 ``--study-sampler`` also evaluates the study recipe with its own Euler-300 sampler, 600 NFE/image) and writes ``OUT/summary.json`` and ``OUT/summary.md``:
 accuracy at gamma = 5, the best classifier-FID over gamma in {1, 1.5, 2, 3, 5} and its ratio to the
 real-data floor at the same n, and UNet evaluations per image.

@@ -181,7 +181,7 @@ def test_sample_command_writes_png_npz_gif_reproducibly(tiny_flow, tmp_path, cli
             "--seed", "5", "--device", "cpu"]
     p1 = cli(*args, "--out", tmp_path / "a.png", "--save-array", tmp_path / "a.npz", "--gif", tmp_path / "a.gif")
     assert p1.returncode == 0, p1.stderr
-    assert "heun, 3 steps, 12 UNet evaluations per image" in p1.stdout
+    assert "midpoint, 3 steps, 12 UNet evaluations per image" in p1.stdout
     p2 = cli(*args, "--out", tmp_path / "b.png", "--save-array", tmp_path / "b.npz")
     assert p2.returncode == 0, p2.stderr
     a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")

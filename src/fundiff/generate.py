@@ -57,11 +57,15 @@ class Generator:
 
     @property
     def default_sampler(self) -> str:
-        return "heun" if self.is_flow else "ddim"
+        return "midpoint" if self.is_flow else "ddim"
 
     @property
     def default_steps(self) -> int:
-        """Heun with 7 steps: 14 evaluations per image, 28 with guidance (the study spends 600)."""
+        """Midpoint with 7 steps: 14 evaluations per image, 28 with guidance (the study spends 600).
+
+        Measured on the embedded model (1000 images, gamma 2): classifier-FID 0.91 for midpoint x 7,
+        2.05 for Heun x 7 (Heun's last evaluation sits at t = 1, where the field bends most).
+        """
         return 7 if self.is_flow else 50
 
     @property
