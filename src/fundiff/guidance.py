@@ -20,6 +20,11 @@ from fundiff.objectives.conditioning import call_model
 Prediction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x, model_time) -> prediction
 
 
+def guide(uncond: torch.Tensor, cond: torch.Tensor, guidance_scale: float) -> torch.Tensor:
+    """uncond + gamma (cond - uncond)."""
+    return uncond + guidance_scale * (cond - uncond)
+
+
 def conditional_prediction(
     model: nn.Module, labels: torch.Tensor | None, guidance_scale: float = 1.0
 ) -> tuple[Prediction, int]:
@@ -39,7 +44,6 @@ def conditional_prediction(
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(n) if torch.as_tensor(t).ndim == 0 else t
         keep = torch.cat([torch.ones(n, device=x.device), torch.zeros(n, device=x.device)])
         both = call_model(model, torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, labels]), keep)
-        cond, uncond = both[:n], both[n:]
-        return uncond + guidance_scale * (cond - uncond)
+        return guide(both[n:], both[:n], guidance_scale)
 
     return guided, 2

@@ -1,0 +1,264 @@
+"""DeepFloyd IF through ``diffusers``: stage I (64 px) as a Part A denoiser, stage II (256 px) upsampling.
+
+Components are diffusers' own classes (``UNet2DConditionModel``, ``DDPMScheduler``, T5 through
+``IFPipeline.encode_prompt``), loaded from a local folder (a copy of ``DeepFloyd/IF-I-XL-v1.0``, or the
+user's Hugging Face cache); nothing is downloaded unless asked.  The stage I UNet predicts 6 channels:
+eps (0-2) and learned-range variance values (3-5).  With x = a_t x0 + s_t eps:
+
+    eps-hat = unet(x, t, T5(prompt))[:, :3],   x0-hat = (x - s_t eps-hat) / a_t.
+
+Stage II is the same loop on a UNet that also sees the bilinearly upsampled 64 px image, noised to
+``noise_level`` by its image-noising scheduler, and that level as ``class_labels``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from fundiff.engine.denoiser import Conditioned, Denoiser, Prediction
+from fundiff.engine.embeddings import PromptEmbeddings
+from fundiff.engine.loops import iterative_denoise, randn
+from fundiff.engine.schedule import Schedule, Threshold
+from fundiff.errors import FundiffError
+
+STAGE_1_REPO = "DeepFloyd/IF-I-XL-v1.0"
+STAGE_2_REPO = "DeepFloyd/IF-II-L-v1.0"
+INSTALL_HINT = "DeepFloyd IF needs diffusers and transformers: pip install 'fundiff[deepfloyd]'"
+
+
+def _diffusers():
+    try:
+        import diffusers  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        raise FundiffError(INSTALL_HINT) from None
+    return diffusers
+
+
+def threshold_from_config(config: Any) -> Threshold | None:
+    """The dynamic thresholding a diffusers DDPMScheduler config asks for (None if off)."""
+    if not getattr(config, "thresholding", False):
+        return None
+    return Threshold(float(config.dynamic_thresholding_ratio), float(config.sample_max_value))
+
+
+class DeepFloydDenoiser(Denoiser):
+    """IF stage I: a diffusers UNet2DConditionModel (6 output channels) and its DDPMScheduler config."""
+
+    name = "deepfloyd"
+    channels = 3
+    null_prompt = ""
+    default_prompt = "a high quality photo"
+
+    def __init__(self, unet: torch.nn.Module, scheduler: Any, embeddings: PromptEmbeddings,
+                 execution_device: torch.device | str | None = None):
+        self.unet = unet
+        self.scheduler_config = scheduler.config
+        self.schedule = Schedule(scheduler.alphas_cumprod)
+        self.threshold = threshold_from_config(scheduler.config)
+        self.embeddings = embeddings
+        self.image_size = int(unet.config.sample_size)
+        self._device = torch.device(execution_device) if execution_device else next(unet.parameters()).device
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
+
+    def encode(self, prompts: Sequence[str]) -> torch.Tensor:
+        return self.embeddings(list(prompts)).to(self.device, self.dtype)
+
+    def _unet(self, x: torch.Tensor, t: int, cond: torch.Tensor, **extra: Any) -> torch.Tensor:
+        t_in = torch.tensor(t, device=self.device)
+        return self.unet(x.to(self.device, self.dtype), t_in, encoder_hidden_states=cond, return_dict=False, **extra)[0]
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, t: int, cond: torch.Tensor) -> Prediction:
+        out = self._unet(x, t, cond)
+        return self._prediction(x, t, out)
+
+    def _prediction(self, x: torch.Tensor, t: int, out: torch.Tensor) -> Prediction:
+        """Split the UNet's 6 channels into eps and variance; x0 = (x - s eps) / a."""
+        eps, variance = out.to(x.dtype).split(x.shape[1], dim=1)
+        ab = self.schedule.alpha_bar(t).to(x.device, x.dtype)
+        x0 = (x - (1 - ab) ** 0.5 * eps) / ab ** 0.5
+        return Prediction(x0=x0, eps=eps, variance=variance)
+
+
+class DeepFloydStageII(DeepFloydDenoiser):
+    """IF stage II: denoises 256 px images conditioned on an upsampled, noised 64 px image."""
+
+    name = "deepfloyd-stage-2"
+
+    def __init__(self, unet: torch.nn.Module, scheduler: Any, image_noising_scheduler: Any,
+                 embeddings: PromptEmbeddings, execution_device: torch.device | str | None = None):
+        super().__init__(unet, scheduler, embeddings, execution_device)
+        self.channels = int(unet.config.in_channels) // 2
+        self.image_noising_scheduler = image_noising_scheduler
+        self.low_res: torch.Tensor | None = None
+        self.noise_level: int = 250
+
+    def condition_on(self, image: torch.Tensor, noise_level: int, generator: torch.Generator | None) -> None:
+        """Upsample ``image`` (N, 3, h, w) in [-1, 1] bilinearly (align_corners) and noise it to ``noise_level``."""
+        size = self.image_size
+        up = F.interpolate(image.to(self.device, self.dtype), (size, size), mode="bilinear", align_corners=True)
+        noise = randn(up.shape, generator, up)
+        level = torch.tensor([noise_level] * up.shape[0], device=up.device)
+        self.low_res = self.image_noising_scheduler.add_noise(up, noise, timesteps=level)
+        self.noise_level = int(noise_level)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, t: int, cond: torch.Tensor) -> Prediction:
+        if self.low_res is None:
+            raise RuntimeError("stage II needs condition_on(image) first")
+        low = self.low_res.repeat(x.shape[0] // self.low_res.shape[0], 1, 1, 1)
+        level = torch.full((x.shape[0],), self.noise_level, device=self.device)
+        out = self._unet(torch.cat([x.to(low), low], dim=1), t, cond, class_labels=level)
+        return self._prediction(x, t, out)
+
+
+@torch.no_grad()
+def upsample(stage2: DeepFloydStageII, image: torch.Tensor, prompts: Sequence[str], *,
+             num_inference_steps: int = 50, guidance_scale: float = 4.0, noise_level: int = 250,
+             generator: torch.Generator | None = None, threshold: bool = True,
+             callback: Callable[[int, int, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """Stage II super-resolution of 64 px images (N, 3, 64, 64) in [-1, 1] to 256 px, with fundiff's loop.
+
+    Defaults are ``IFSuperResolutionPipeline``'s; the random draws come in the same order (initial
+    noise, then the low-resolution image's noise, then one draw per step), so a shared seed gives the
+    same result as the pipeline.
+    """
+    n, size = image.shape[0], stage2.image_size
+    x = randn((n, stage2.channels, size, size), generator, torch.empty(0, device=stage2.device, dtype=stage2.dtype))
+    stage2.condition_on(image, noise_level, generator)
+    predict = Conditioned.from_prompts(stage2, prompts, guidance_scale)
+    ts = stage2.schedule.inference_timesteps(num_inference_steps)
+    return iterative_denoise(stage2.schedule, predict, x, ts, threshold=stage2.threshold if threshold else None,
+                             generator=generator, callback=callback).image
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+
+def resolve_weights(weights: str | os.PathLike | None, repo: str, download: bool = False) -> Path:
+    """A local folder with the pipeline (model_index.json, unet/, scheduler/ ...), from a path or the HF cache.
+
+    ``weights`` may be the pipeline folder itself or a folder holding it under the repo's name
+    (``IF-I-XL-v1.0``).  Without ``weights``, the Hugging Face cache is searched offline; only
+    ``download=True`` lets huggingface_hub fetch it (gated: needs an accepted licence and a token).
+    """
+    if weights is not None:
+        path = Path(weights).expanduser()
+        if not path.exists():
+            raise FundiffError(f"DeepFloyd IF weights folder {path} does not exist")
+        if not path.is_dir():
+            raise FundiffError(f"DeepFloyd IF weights {path} should be a folder (a copy of {repo})")
+        for candidate in (path, path / repo.split("/")[1]):
+            if (candidate / "unet").is_dir() and (candidate / "scheduler").is_dir():
+                return candidate
+        raise FundiffError(f"{path} holds no DeepFloyd IF pipeline (expected unet/ and scheduler/ folders from {repo})")
+    _diffusers()
+    from huggingface_hub import snapshot_download
+
+    patterns = ["model_index.json", "scheduler/*", "unet/config.json", "unet/*.safetensors", "text_encoder/*",
+                "tokenizer/*"]
+    try:
+        return Path(snapshot_download(repo, allow_patterns=patterns, local_files_only=not download))
+    except Exception as exc:  # noqa: BLE001 - offline miss, gated repo, no token: all one line
+        why = "not in the Hugging Face cache" if not download else f"download failed ({type(exc).__name__})"
+        raise FundiffError(f"DeepFloyd IF weights for {repo}: {why}; pass --weights DIR (a local copy of {repo}), "
+                           "or --download after accepting the licence on its model card and logging in") from None
+
+
+def _variant(folder: Path, dtype: torch.dtype) -> str | None:
+    return "fp16" if dtype == torch.float16 and any(folder.glob("*.fp16.*")) else None
+
+
+def load_unet_and_scheduler(path: Path, dtype: torch.dtype) -> tuple[torch.nn.Module, Any]:
+    diffusers = _diffusers()
+    try:
+        unet = diffusers.UNet2DConditionModel.from_pretrained(
+            path, subfolder="unet", torch_dtype=dtype, variant=_variant(path / "unet", dtype), local_files_only=True)
+        scheduler = diffusers.DDPMScheduler.from_pretrained(path, subfolder="scheduler", local_files_only=True)
+    except (OSError, ValueError, EnvironmentError) as exc:
+        raise FundiffError(f"cannot load DeepFloyd IF from {path}: {str(exc).splitlines()[0]}") from None
+    return unet.eval(), scheduler
+
+
+def text_encoder_from(path: Path, device: torch.device, dtype: torch.dtype) -> Callable[[list[str]], torch.Tensor]:
+    """T5 from the pipeline folder, as ``IFPipeline.encode_prompt`` uses it (no caption cleaning)."""
+    diffusers = _diffusers()
+    if not (path / "text_encoder").is_dir():
+        raise FundiffError(f"{path} has no text_encoder/ folder; use a prompt-embedding file (--embeddings)")
+    try:
+        pipe = diffusers.IFPipeline.from_pretrained(
+            path, unet=None, safety_checker=None, watermarker=None, feature_extractor=None,
+            requires_safety_checker=False, torch_dtype=dtype, local_files_only=True,
+            variant=_variant(path / "text_encoder", dtype))
+    except (OSError, ValueError, EnvironmentError) as exc:
+        raise FundiffError(f"cannot load the T5 text encoder from {path}: {str(exc).splitlines()[0]}") from None
+    pipe.to(device)
+
+    def encode(prompts: list[str]) -> torch.Tensor:
+        embeds, _ = pipe.encode_prompt(prompts, do_classifier_free_guidance=False, device=device, clean_caption=False)
+        return embeds.detach().cpu()
+
+    return encode
+
+
+def load_deepfloyd(
+    weights: str | os.PathLike | None = None, *, embeddings: str | os.PathLike | None = None,
+    device: str | torch.device | None = None, dtype: torch.dtype | None = None, cpu_offload: bool = False,
+    text_encoder: bool = False, download: bool = False,
+) -> DeepFloydDenoiser:
+    """Stage I as a denoiser.  Prompts come from ``embeddings`` (a .pth cache) and/or the T5 encoder.
+
+    fp16 on CUDA, fp32 on the CPU by default; ``cpu_offload`` keeps the UNet in CPU memory and moves it
+    to the GPU only while it runs (accelerate's model offload).
+    """
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+    path = resolve_weights(weights, STAGE_1_REPO, download)
+    unet, scheduler = load_unet_and_scheduler(path, dtype)
+    if unet.config.in_channels != 3 or unet.config.out_channels != 6:
+        raise FundiffError(f"{path} is not an IF stage I model (UNet {unet.config.in_channels} -> "
+                           f"{unet.config.out_channels} channels, expected 3 -> 6)")
+    encoder = text_encoder_from(path, device, dtype) if text_encoder or embeddings is None else None
+    cache = PromptEmbeddings.load(embeddings, encoder) if embeddings else PromptEmbeddings({}, str(path), encoder)
+    return DeepFloydDenoiser(_place(unet, device, cpu_offload), scheduler, cache, device)
+
+
+def load_stage2(
+    weights: str | os.PathLike | None, embeddings: PromptEmbeddings, *, device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None, cpu_offload: bool = False, download: bool = False,
+) -> DeepFloydStageII:
+    """Stage II (``DeepFloyd/IF-II-L-v1.0``), sharing stage I's prompt embeddings."""
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+    path = resolve_weights(weights, STAGE_2_REPO, download)
+    unet, scheduler = load_unet_and_scheduler(path, dtype)
+    if unet.config.in_channels != 6:
+        raise FundiffError(f"{path} is not an IF stage II model (its UNet takes {unet.config.in_channels} channels, expected 6)")
+    diffusers = _diffusers()
+    try:
+        noising = diffusers.DDPMScheduler.from_pretrained(path, subfolder="image_noising_scheduler", local_files_only=True)
+    except (OSError, ValueError, EnvironmentError):
+        raise FundiffError(f"{path} has no image_noising_scheduler/ folder (is it a copy of {STAGE_2_REPO}?)") from None
+    return DeepFloydStageII(_place(unet, device, cpu_offload), scheduler, noising, embeddings, device)
+
+
+def _place(unet: torch.nn.Module, device: torch.device, cpu_offload: bool) -> torch.nn.Module:
+    if cpu_offload and device.type != "cpu":
+        from accelerate import cpu_offload_with_hook
+
+        unet, _hook = cpu_offload_with_hook(unet, execution_device=device)
+        return unet
+    return unet.to(device)
