@@ -31,9 +31,10 @@ def tile(images: torch.Tensor, nrow: int | None = None, pad: int = 2, scale: int
     return arr
 
 
-def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None, scale: int = 2) -> Path:
+def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None, scale: int = 2,
+              pad: int = 2) -> Path:
     """A PNG grid of the images."""
-    img = Image.fromarray(tile(images, nrow, scale=scale))
+    img = Image.fromarray(tile(images, nrow, pad=pad, scale=scale))
     return write_atomic(path, lambda tmp: img.save(tmp, format="PNG"))
 
 
@@ -56,3 +57,9 @@ def save_npz(path: str | os.PathLike, images: torch.Tensor, **extra: np.ndarray 
             np.savez_compressed(fh, **arrays)
 
     return write_atomic(path, write)
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR in dB for images in [0, 1]: 10 log10(1 / MSE), capped at 100 dB (identical images)."""
+    mse = ((pred - target) ** 2).flatten(1).mean(1).clamp_min(1e-10)
+    return 10 * torch.log10(1.0 / mse)

@@ -14,6 +14,7 @@ Stage II is the same loop on a UNet that also sees the bilinearly upsampled 64 p
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -37,6 +38,8 @@ def _diffusers():
         import transformers  # noqa: F401
     except ImportError:
         raise FundiffError(INSTALL_HINT) from None
+    # diffusers >= 0.36 renames from_pretrained's torch_dtype to dtype; the old name works on every version.
+    warnings.filterwarnings("ignore", message=".*torch_dtype.*is deprecated", category=FutureWarning)
     return diffusers
 
 

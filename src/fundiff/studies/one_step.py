@@ -30,6 +30,7 @@ from torch import nn
 from fundiff.data import MNIST, to_float
 from fundiff.errors import FundiffError
 from fundiff.figures import image_grid, line_plot, loss_curve
+from fundiff.images import psnr
 from fundiff.io import ensure_writable_dir, write_json
 from fundiff.nn import UnconditionalUNet
 from fundiff.objectives.denoise import DenoiseObjective
@@ -81,12 +82,6 @@ PRESETS: dict[str, OneStepStudyConfig] = {
     "spec": OneStepStudyConfig(),
     "demo": OneStepStudyConfig(num_hiddens=32, batch_size=256, lr=1e-3, epochs=5, num_train=12000, eval_images=1000),
 }
-
-
-def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB for images in [0, 1], capped at 100 dB (identical images)."""
-    mse = ((pred - target) ** 2).flatten(1).mean(1).clamp_min(1e-10)
-    return 10 * torch.log10(1.0 / mse)
 
 
 def _quality(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:

@@ -1,0 +1,1 @@
+"""The CLI subcommands that live outside cli.py, one module per part of the study."""

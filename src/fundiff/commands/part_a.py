@@ -1,0 +1,275 @@
+"""Part A commands: ``fundiff forward | denoise | generate | embed | upsample``.
+
+Each takes ``--model mnist`` (the embedded model, offline, the default) or ``--model deepfloyd
+--weights PATH`` (DeepFloyd IF through diffusers) and writes the study's figures plus a JSON file of
+the numbers into ``--out DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from fundiff.errors import FundiffError
+
+
+def add_backend_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="mnist",
+                   help="'mnist' (the embedded flow model, offline; default), 'deepfloyd', or a fundiff flow model file")
+    g.add_argument("--weights", metavar="DIR", default=None,
+                   help="DeepFloyd IF stage I folder (a local copy of DeepFloyd/IF-I-XL-v1.0); default: the Hugging Face cache")
+    g.add_argument("--embeddings", metavar="FILE.pth", default=None,
+                   help="prompt-embedding cache written by fundiff embed (DeepFloyd; '' is the null prompt)")
+    g.add_argument("--text-encoder", action="store_true",
+                   help="DeepFloyd: load the T5 encoder from --weights for prompts missing from --embeddings")
+    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default auto)")
+    g.add_argument("--dtype", default=None, choices=["fp16", "bf16", "fp32"], help="DeepFloyd weights dtype (default fp16 on GPU, fp32 on CPU)")
+    g.add_argument("--cpu-offload", action="store_true", help="DeepFloyd: keep the UNet in CPU memory, move it to the GPU only to run")
+    g.add_argument("--download", action="store_true", help="DeepFloyd: let huggingface_hub download missing weights (gated; needs a token)")
+    g.add_argument("--no-threshold", action="store_true",
+                   help="use the study's plain x0 formula instead of dynamic thresholding (IF's config: ratio 0.95, max 1.5)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same images")
+
+
+def load_backend(args):
+    from fundiff.engine.backends import load_denoiser
+
+    device = None if args.device == "auto" else args.device
+    if device is None and args.model != "deepfloyd":
+        device = "cpu"
+    return load_denoiser(args.model, weights=args.weights, embeddings=args.embeddings, device=device, dtype=args.dtype,
+                         cpu_offload=args.cpu_offload, text_encoder=args.text_encoder, download=args.download)
+
+
+def _image(args, den):
+    from fundiff.engine.inputs import default_image, load_image
+
+    return load_image(args.image or default_image(den.channels), den.image_size, den.channels)
+
+
+@contextmanager
+def progress_bar(total: int, desc: str) -> Iterator:
+    """A step callback drawing a tqdm bar, opened on the first step (so input errors print alone) and
+    only on a terminal (no bar noise in logs)."""
+    from tqdm import tqdm
+
+    bars: list = []
+
+    def step(i, t, x) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True, disable=None))
+        bars[0].update(1)
+
+    try:
+        yield step
+    finally:
+        for bar in bars:
+            bar.close()
+
+
+def _check_out(path: Path, suffix: str) -> None:
+    if path.suffix.lower() != suffix:
+        raise FundiffError(f"{path} should end in {suffix}")
+
+
+def register(sub, number_types) -> None:
+    positive_int, nonneg_float, positive_float = number_types
+    steps_help = "num_inference_steps, one or more (diffusers spacing); default: the study's strided list 990, 960, ..., 0"
+
+    p = sub.add_parser("forward", help="Part A 1.1: noise an image to timesteps t (forward process)",
+                       description="x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps at each --t; writes forward.png and forward.json.")
+    p.add_argument("--image", default=None, help="image file, bundled sample name, or mnist-test:N (default: the backend's sample)")
+    p.add_argument("--t", type=int, nargs="+", default=[250, 500, 750], help="timesteps (default 250 500 750)")
+    p.add_argument("--out", type=Path, default=Path("runs/forward"), help="output folder (default runs/forward)")
+    p.add_argument("--save-array", action="store_true", help="also write the noisy images as forward.npz")
+    add_backend_args(p)
+    p.set_defaults(func=cmd_forward)
+
+    p = sub.add_parser(
+        "denoise", help="Part A 1.2-1.4: Gaussian blur vs one-step vs iterative denoising",
+        description="Noise --image to each --t, then denoise it with a Gaussian blur, with one model call, and iteratively "
+                    "from strided_timesteps[--i-start]; writes blur.png, one_step.png, iterative.png, comparison.png and "
+                    "denoise.json (PSNR of each method against the original).")
+    p.add_argument("--image", default=None, help="image file, bundled sample name, or mnist-test:N (default: the backend's sample)")
+    p.add_argument("--t", type=int, nargs="+", default=[250, 500, 750], help="timesteps for blur and one-step (default 250 500 750)")
+    p.add_argument("--prompt", default=None, help="prompt (default: 'a high quality photo' for DeepFloyd, '' for MNIST)")
+    p.add_argument("--i-start", type=int, default=10, help="iterative denoising starts at strided_timesteps[i_start] (default 10: t=690)")
+    p.add_argument("--stride", type=positive_int, default=30, help="stride of the timestep list 990, 960, ... (default 30)")
+    p.add_argument("--blur-kernel", type=positive_int, default=5, help="Gaussian blur kernel size, odd (default 5)")
+    p.add_argument("--blur-sigma", type=positive_float, default=2.0, help="Gaussian blur sigma (default 2)")
+    p.add_argument("--guidance-scale", type=nonneg_float, default=1.0, help="CFG scale (default 1: none, as the study's 1.3-1.4)")
+    p.add_argument("--show-every", type=positive_int, default=5, help="show every Nth step of the iterative loop (default 5)")
+    p.add_argument("--out", type=Path, default=Path("runs/denoise"), help="output folder (default runs/denoise)")
+    p.add_argument("--save-array", action="store_true", help="also write the results as denoise.npz")
+    add_backend_args(p)
+    p.set_defaults(func=cmd_denoise)
+
+    p = sub.add_parser(
+        "generate", help="Part A 1.5-1.6: sample images from a prompt with the strided loop and CFG",
+        description="Denoise pure noise along the strided timesteps (or --steps N diffusers-spaced ones), with classifier-free "
+                    "guidance; one grid row per --steps value with the time it took. Writes generate.png, samples_*.png, generate.json.")
+    p.add_argument("--prompt", action="append", default=None,
+                   help="repeatable (default: 'a high quality photo' for DeepFloyd, '' for MNIST; MNIST knows '0'..'9', 'seven', 'a 7')")
+    p.add_argument("--num-images", type=positive_int, default=5, help="images per prompt (default 5)")
+    p.add_argument("--guidance-scale", type=nonneg_float, default=7.0, help="CFG scale gamma (default 7; 1 = no guidance, the study's 1.5)")
+    p.add_argument("--steps", "--num-inference-steps", dest="steps", type=positive_int, nargs="+", default=None, help=steps_help)
+    p.add_argument("--out", type=Path, default=Path("runs/generate"), help="output folder (default runs/generate)")
+    p.add_argument("--save-array", action="store_true", help="also write the raw images (generate.npz)")
+    p.add_argument("--upsample", action="store_true", help="DeepFloyd: also upsample every result to 256 px with stage II")
+    p.add_argument("--stage2-weights", metavar="DIR", default=None, help="DeepFloyd IF stage II folder (DeepFloyd/IF-II-L-v1.0)")
+    add_backend_args(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser(
+        "embed", help="DeepFloyd: compute T5 prompt embeddings once and cache them in a .pth",
+        description="Load the T5 text encoder from --weights and write {prompt: (1, 77, 4096) embedding} for every --prompt "
+                    "(plus '' for guidance) into --out, adding to the file if it exists. Later runs need no text encoder.")
+    p.add_argument("--weights", metavar="DIR", default=None, help="DeepFloyd IF stage I folder with text_encoder/ and tokenizer/")
+    p.add_argument("--prompt", action="append", default=[], help="repeatable")
+    p.add_argument("--prompts-file", type=Path, default=None, help="a text file, one prompt per line")
+    p.add_argument("--out", type=Path, default=Path("prompt_embeds.pth"), help="the cache file (default prompt_embeds.pth)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--dtype", default=None, choices=["fp16", "bf16", "fp32"])
+    p.add_argument("--download", action="store_true", help="let huggingface_hub download missing weights")
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser(
+        "upsample", help="DeepFloyd: stage II super-resolution of a 64 px result to 256 px",
+        description="Upsample a 64 px image (PNG, or an .npz from --save-array, PATH.npz:K for image K) with IF stage II.")
+    p.add_argument("--image", required=True, help="the 64 px image: file, .npz[:K]")
+    p.add_argument("--prompt", default="", help="the prompt it was made with (default '')")
+    p.add_argument("--steps", type=positive_int, default=50, help="num_inference_steps (default 50)")
+    p.add_argument("--guidance-scale", type=nonneg_float, default=4.0, help="CFG scale (default 4, diffusers' stage II default)")
+    p.add_argument("--noise-level", type=int, default=250, help="noise added to the upsampled input (default 250)")
+    p.add_argument("--stage2-weights", metavar="DIR", default=None, help="DeepFloyd IF stage II folder")
+    p.add_argument("--out", type=Path, default=Path("upsampled.png"), help="PNG to write (default upsampled.png)")
+    add_backend_args(p)
+    p.set_defaults(func=cmd_upsample, model="deepfloyd")
+
+
+def cmd_forward(args) -> int:
+    from fundiff.studies.part_a import run_forward
+
+    den = load_backend(args)
+    res = run_forward(den, _image(args, den), args.out, timesteps=args.t, seed=args.seed, save_array=args.save_array)
+    print(f"wrote {args.out}/forward.png; PSNR of the noisy images: "
+          + ", ".join(f"t={t}: {v:.1f} dB" for t, v in res["psnr_noisy_db"].items()))
+    return 0
+
+
+def cmd_denoise(args) -> int:
+    from fundiff.studies.part_a import DenoiseConfig, run_denoise
+
+    den = load_backend(args)
+    image = _image(args, den)
+    config = DenoiseConfig(timesteps=args.t, prompt=args.prompt, i_start=args.i_start, stride=args.stride,
+                           blur_kernel=args.blur_kernel, blur_sigma=args.blur_sigma, guidance_scale=args.guidance_scale,
+                           threshold=not args.no_threshold, show_every=args.show_every, seed=args.seed,
+                           extra={"image": args.image or "default"})
+    total = max(0, len(den.schedule.strided_timesteps(stride=args.stride)) - args.i_start)
+    with progress_bar(total, "iterative denoising") as cb:
+        res = run_denoise(den, image, args.out, config, save_array=args.save_array, progress=cb)
+    it = res["iterative"]["psnr_db"]
+    print(f"wrote {args.out}/{{blur,one_step,iterative,comparison}}.png; from t={res['iterative']['t_start']}: "
+          f"iterative {it['iterative']:.1f} dB, one-step {it['one_step']:.1f} dB, blur {it['blur']:.1f} dB "
+          f"(noisy {it['noisy']:.1f} dB)")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from fundiff.studies.part_a import GenerateConfig, run_generate
+
+    den = load_backend(args)
+    prompts = args.prompt if args.prompt is not None else [den.default_prompt]
+    classify = None
+    if den.name == "mnist":
+        from fundiff.classifier import load_classifier
+
+        classify = load_classifier()
+    if args.upsample and den.name != "deepfloyd":
+        raise FundiffError("--upsample needs --model deepfloyd (stage II is DeepFloyd IF's 256 px model)")
+    steps = args.steps or [None]
+    config = GenerateConfig(prompts=prompts, num_images=args.num_images, guidance_scale=args.guidance_scale,
+                            steps=steps, threshold=not args.no_threshold, seed=args.seed)
+    total = sum(len(den.schedule.strided_timesteps()) if s is None else s for s in steps)
+    with progress_bar(total, "sampling") as cb:
+        res = run_generate(den, args.out, config, save_array=args.save_array or args.upsample, progress=cb,
+                           classify=classify)
+    for r in res["runs"]:
+        acc = f", accuracy {r['accuracy']:.3f}" if "accuracy" in r else ""
+        print(f"{r['num_inference_steps']} steps: {r['seconds']:.1f} s ({r['model_evaluations_per_image']} UNet "
+              f"evaluations per image){acc}")
+    if args.upsample:
+        _upsample_npz(args, den, args.out / "generate.npz", prompts, args.out / "upsampled.png")
+    print(f"wrote {args.out}/generate.png")
+    return 0
+
+
+def _upsample_npz(args, den, npz: Path, prompts, out_png: Path) -> None:
+    import numpy as np
+    import torch
+
+    from fundiff.engine.deepfloyd import load_stage2, upsample
+    from fundiff.images import save_grid
+
+    data = np.load(npz)
+    images = torch.from_numpy(data["images"]) * 2 - 1
+    stage2 = load_stage2(args.stage2_weights, den.embeddings, device=den.device, dtype=den.dtype,
+                         cpu_offload=args.cpu_offload, download=args.download)
+    per = [str(p) for p in data["prompts"]]
+    g = torch.Generator().manual_seed(args.seed)
+    up = upsample(stage2, images.to(den.device, den.dtype), per, generator=g)
+    save_grid(((up.float().cpu() + 1) / 2).clamp(0, 1), out_png, nrow=args.num_images, scale=1)
+
+
+def cmd_embed(args) -> int:
+    import torch
+
+    from fundiff.engine.deepfloyd import STAGE_1_REPO, resolve_weights, text_encoder_from
+    from fundiff.engine.embeddings import PromptEmbeddings
+
+    prompts = list(args.prompt)
+    if args.prompts_file is not None:
+        if not args.prompts_file.is_file():
+            raise FundiffError(f"no such prompts file: {args.prompts_file}")
+        prompts += [line.strip() for line in args.prompts_file.read_text().splitlines() if line.strip()]
+    if not prompts:
+        raise FundiffError("give at least one --prompt or --prompts-file")
+    _check_out(args.out, ".pth")
+    prompts = list(dict.fromkeys([""] + prompts))
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}.get(args.dtype) or (
+        torch.float16 if device.type == "cuda" else torch.float32)
+    cache = PromptEmbeddings.load(args.out) if args.out.exists() else PromptEmbeddings({}, str(args.out))
+    todo = [p for p in prompts if p not in cache]
+    if todo:
+        encode = text_encoder_from(resolve_weights(args.weights, STAGE_1_REPO, args.download), device, dtype)
+        cache.add(todo, encode(todo).to(torch.float16))
+    cache.save(args.out)
+    print(f"{args.out}: {len(todo)} new, {len(cache.prompts())} prompts in all")
+    return 0
+
+
+def cmd_upsample(args) -> int:
+    import torch
+
+    from fundiff.engine.deepfloyd import load_stage2, upsample
+    from fundiff.engine.inputs import load_image
+    from fundiff.images import save_grid
+
+    _check_out(args.out, ".png")
+    den = load_backend(args)
+    image = load_image(args.image, den.image_size, 3)
+    stage2 = load_stage2(args.stage2_weights, den.embeddings, device=den.device, dtype=den.dtype,
+                         cpu_offload=args.cpu_offload, download=args.download)
+    with progress_bar(args.steps, "stage II") as cb:
+        up = upsample(stage2, image.to(den.device, den.dtype), [args.prompt], num_inference_steps=args.steps,
+                      guidance_scale=args.guidance_scale, noise_level=args.noise_level,
+                      generator=torch.Generator().manual_seed(args.seed), threshold=not args.no_threshold, callback=cb)
+    save_grid(((up.float().cpu() + 1) / 2).clamp(0, 1), args.out, scale=1, pad=0)
+    print(f"wrote {args.out} ({up.shape[-1]} px)")
+    return 0

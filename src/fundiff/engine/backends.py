@@ -1,0 +1,36 @@
+"""Choosing a backend: ``--model mnist`` (the embedded flow model, offline default), ``--model deepfloyd
+--weights PATH``, or a path to a fundiff flow model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from fundiff.engine.denoiser import Denoiser
+from fundiff.errors import FundiffError
+from fundiff.generate import EMBEDDED
+
+DEEPFLOYD = "deepfloyd"
+
+
+def load_denoiser(
+    model: str = EMBEDDED, *, weights: str | os.PathLike | None = None, embeddings: str | os.PathLike | None = None,
+    device: str | None = None, dtype: str | None = None, cpu_offload: bool = False, text_encoder: bool = False,
+    download: bool = False,
+) -> Denoiser:
+    """The denoiser named by ``model``; DeepFloyd options are ignored by MNIST models and vice versa."""
+    if model == DEEPFLOYD:
+        from fundiff.engine.deepfloyd import load_deepfloyd
+
+        torch_dtype = {None: None, "fp16": torch.float16, "fp32": torch.float32, "bf16": torch.bfloat16}.get(dtype)
+        if dtype is not None and torch_dtype is None:
+            raise FundiffError(f"--dtype must be fp16, bf16 or fp32, got {dtype!r}")
+        return load_deepfloyd(weights, embeddings=embeddings, device=device, dtype=torch_dtype,
+                              cpu_offload=cpu_offload, text_encoder=text_encoder, download=download)
+    from fundiff.engine.mnist import MnistDenoiser
+
+    if model != EMBEDDED and not Path(model).exists():
+        raise FundiffError(f"--model must be 'mnist', 'deepfloyd' or a fundiff flow model file/folder; {model!r} is none")
+    return MnistDenoiser.load(model, device or "cpu")
