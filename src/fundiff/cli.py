@@ -210,9 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.set_defaults(func=cmd_study_flow)
 
-    from fundiff.commands import part_a
+    from fundiff.commands import editing, part_a
 
     part_a.register(sub, (_positive_int, _nonneg_float, _positive_float))
+    editing.register(sub, (_positive_int, _nonneg_float, _positive_float))
     return parser
 
 

@@ -1,0 +1,86 @@
+"""Visual anagrams and factorized (hybrid) images: predictions composed from several prompts (reference 1.8-1.9).
+
+Both are a ``predict(x, t)`` for the ordinary loop, built from one guided prediction per prompt, all
+run as one batched model call.
+
+* Anagram (Geng et al. 2024): prompt i is asked about view v_i(x), its answer is mapped back with
+  v_i^-1 and the answers are averaged:  eps = (1/N) sum_i v_i^-1(eps_cfg(v_i(x), t, p_i)), likewise x0;
+  the variance channels are averaged too (a permutation moves them, a negation leaves them alone).
+  Views must be orthogonal (permutations, negation) so that v_i(x) is still an image at the same noise level.
+* Hybrid / factorized diffusion (Geng et al. 2024): with linear components f_i summing to the identity,
+  eps = sum_i f_i(eps_cfg(x, t, p_i)), likewise x0 (then still x = a x0 + s eps); variance averaged.
+  Anchored on a real image, component 1 is replaced each step by f_1 of the reference noised to the
+  current level (an inverse problem; f_1 = a mask would be inpainting).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from fundiff.engine.denoiser import Denoiser, Prediction, concat_conditions
+from fundiff.engine.loops import Predict, randn
+from fundiff.errors import FundiffError
+
+
+def _batched(den: Denoiser, prompts: Sequence[str], batch: int, guidance_scale: float, negative_prompt: str | None):
+    """Conditionings for len(prompts) groups of ``batch`` images, and a function running them as one call."""
+    neg = den.null_prompt if negative_prompt is None else negative_prompt
+    cond = concat_conditions([den.encode([p] * batch) for p in prompts])
+    uncond = den.encode([neg] * batch * len(prompts)) if guidance_scale != 1.0 else None
+
+    def run(xs: torch.Tensor, t: int) -> list[Prediction]:
+        if guidance_scale == 1.0:
+            pred = den.predict(xs, t, cond)
+        else:
+            pred = den.predict_guided(xs, t, cond, uncond, guidance_scale)
+        return pred.chunk(len(prompts))
+
+    return run
+
+
+def anagram_predict(den: Denoiser, prompts: Sequence[str], views: Sequence[Any], batch: int = 1,
+                    guidance_scale: float = 7.0, negative_prompt: str | None = None) -> Predict:
+    """The averaged, view-mapped prediction of a visual anagram (N prompts, N views)."""
+    if len(prompts) != len(views):
+        raise FundiffError(f"a visual anagram needs one view per prompt: {len(prompts)} prompts, {len(views)} views")
+    run = _batched(den, prompts, batch, guidance_scale, negative_prompt)
+
+    def predict(x: torch.Tensor, t: int) -> Prediction:
+        preds = run(torch.cat([v.view(x) for v in views]), t)
+        back = [p.map(v.inverse_view, lambda var, v=v: v.inverse_view(var, variance=True)) for v, p in zip(views, preds)]
+        return Prediction.mean(back)
+
+    return predict
+
+
+def hybrid_predict(den: Denoiser, prompts: Sequence[str], decomposition: Any, batch: int = 1,
+                   guidance_scale: float = 7.0, negative_prompt: str | None = None) -> Predict:
+    """Component i of the prediction comes from prompt i (eps, x0 summed; variance averaged)."""
+    if len(prompts) != len(decomposition):
+        raise FundiffError(f"this decomposition has {len(decomposition)} components "
+                           f"({', '.join(decomposition.names)}) but {len(prompts)} prompts were given")
+    run = _batched(den, prompts, batch, guidance_scale, negative_prompt)
+
+    def predict(x: torch.Tensor, t: int) -> Prediction:
+        preds = run(torch.cat([x] * len(prompts)), t)
+        x0 = sum(decomposition.components(p.x0)[i] for i, p in enumerate(preds))
+        eps = sum(decomposition.components(p.eps)[i] for i, p in enumerate(preds))
+        var = [p.variance for p in preds]
+        variance = torch.stack(var).mean(0) if all(v is not None for v in var) else None
+        return Prediction(x0, eps, variance)
+
+    return predict
+
+
+def anchor_hook(den: Denoiser, decomposition: Any, reference: torch.Tensor, generator: torch.Generator | None):
+    """after_step hook: x <- f_1(reference noised to t') + sum_{i>1} f_i(x); exact f_1(reference) at the end."""
+
+    def hook(x: torch.Tensor, t: int) -> torch.Tensor:
+        ref = reference.expand_as(x)
+        known = den.schedule.add_noise(ref, t, randn(x.shape, generator, x)) if t >= 0 else ref
+        parts = decomposition.components(x)
+        return decomposition.components(known)[0] + sum(parts[1:])
+
+    return hook
