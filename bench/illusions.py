@@ -1,0 +1,93 @@
+"""How often do MNIST illusions work?  fundiff's own classifier reads each one.
+
+Visual anagrams (upright prompt A, prompt B under the view) for views flip, rotate_cw (90 degrees) and
+negate, and hybrids (low frequencies A, high frequencies B), on the embedded MNIST model with the
+study's strided loop (990, 960, ..., 0) and CFG.  Each pair gets ``--seeds`` samples (seed k draws
+sample k's starting noise).  An anagram counts for A when the classifier reads the upright image as A,
+for B when it reads view(image) as B.  A hybrid counts for A when it reads the low-pass of the image
+(the decomposition's own Gaussian, what one sees from afar) as A, and for B when it reads the
+high-pass's positive part, stretched to [0, 1] (the strokes one sees up close), as B.
+
+    .venv/bin/python bench/illusions.py                 # 50 seeds per pair, writes bench/results/illusions.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from fundiff.classifier import load_classifier
+from fundiff.engine.decompositions import get_decomposition
+from fundiff.engine.illusions import anagram_predict, hybrid_predict
+from fundiff.engine.loops import iterative_denoise
+from fundiff.engine.mnist import MnistDenoiser
+from fundiff.engine.views import get_view
+
+ANAGRAMS = {
+    "flip": [("6", "9"), ("9", "6"), ("1", "1"), ("3", "8"), ("2", "5"), ("0", "8")],
+    "rotate_cw": [("1", "7"), ("7", "1"), ("3", "8"), ("4", "7")],
+    "negate": [("0", "1"), ("1", "7")],
+}
+HYBRIDS = [("0", "1"), ("1", "7"), ("3", "8"), ("6", "9"), ("7", "1")]
+
+
+def noise(n: int, first_seed: int) -> torch.Tensor:
+    return torch.cat([torch.randn(1, 1, 28, 28, generator=torch.Generator().manual_seed(first_seed + k)) for k in range(n)])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, default=50)
+    ap.add_argument("--guidance-scale", type=float, default=7.0)
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "illusions.json")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    den = MnistDenoiser.load()
+    clf = load_classifier()
+    ts = den.schedule.strided_timesteps()
+    n = args.seeds
+
+    def read(img: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return clf(((img.clamp(-1, 1) + 1) / 2)).argmax(1)
+
+    def sample(predict, seed: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(10_000 + seed)
+        return iterative_denoise(den.schedule, predict, noise(n, seed), ts, threshold=den.threshold, generator=g).image
+
+    rows, start = [], time.time()
+    for view_name, pairs in ANAGRAMS.items():
+        view = get_view(view_name)
+        for a, b in pairs:
+            img = sample(anagram_predict(den, [a, b], [get_view("identity"), view], batch=n,
+                                         guidance_scale=args.guidance_scale), 0)
+            ok_a, ok_b = read(img) == int(a), read(view.view(img)) == int(b)
+            rows.append({"kind": "anagram", "view": view_name, "A": a, "B": b, "n": n,
+                         "A_rate": ok_a.float().mean().item(), "B_rate": ok_b.float().mean().item(),
+                         "both_rate": (ok_a & ok_b).float().mean().item()})
+            print(json.dumps(rows[-1]), flush=True)
+    dec = get_decomposition("hybrid", 28, 1)
+    for a, b in HYBRIDS:
+        img = sample(hybrid_predict(den, [a, b], dec, batch=n, guidance_scale=args.guidance_scale), 0)
+        low, high = dec.components(img)
+        close = high.clamp(min=0)
+        close = close / close.flatten(1).amax(1).clamp(min=1e-6).view(-1, 1, 1, 1) * 2 - 1
+        ok_a, ok_b = read(low) == int(a), read(close) == int(b)
+        rows.append({"kind": "hybrid", "A": a, "B": b, "n": n, "A_rate": ok_a.float().mean().item(),
+                     "B_rate": ok_b.float().mean().item(), "both_rate": (ok_a & ok_b).float().mean().item(),
+                     "whole_image_reads_A": (read(img) == int(a)).float().mean().item()})
+        print(json.dumps(rows[-1]), flush=True)
+    summary = {"command": "python bench/illusions.py " + f"--seeds {n} --guidance-scale {args.guidance_scale:g}",
+               "model": "embedded MNIST flow (fundiff/assets/mnist_flow.safetensors)", "timesteps": "990..0 by 30",
+               "guidance_scale": args.guidance_scale, "seconds": round(time.time() - start, 1), "rows": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {args.out} in {summary['seconds']} s")
+
+
+if __name__ == "__main__":
+    main()
