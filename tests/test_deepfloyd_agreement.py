@@ -169,3 +169,30 @@ def test_schedule_matches_diffusers():
     for n in (1, 7, 30, 50, 100, 1000):
         ref.set_timesteps(n)
         assert Schedule.squaredcos().inference_timesteps(n) == ref.timesteps.tolist()
+
+
+def test_stage2_anagram_with_identity_views_is_plain_upsampling_and_views_reach_the_low_res_input(parts):
+    """At 256 px the views act on the whole 6-channel input: with identity views the anagram is plain stage II."""
+    from fundiff.engine.illusions import anagram_predict
+    from fundiff.engine.views import get_view
+
+    _, embeds = parts
+    stage2 = DeepFloydStageII(stage2_unet(), stage1_scheduler(1.0), image_noising_scheduler(), embeds)
+    image = torch.rand(1, 3, 16, 16) * 2 - 1
+    plain = upsample(stage2, image, [PROMPT], num_inference_steps=4, guidance_scale=4.0,
+                     generator=torch.Generator().manual_seed(5))
+    ident = get_view("identity")
+    ana = anagram_predict(stage2, [PROMPT, PROMPT], [ident, ident], batch=1, guidance_scale=4.0)
+    same = upsample(stage2, image, [], num_inference_steps=4, generator=torch.Generator().manual_seed(5), predict=ana)
+    assert (plain - same).abs().max() < TOL  # batch 2 vs 4 changes float rounding only
+    flip = get_view("flip")
+    stage2.condition_on(image, 250, torch.Generator().manual_seed(0))
+    anagram_predict(stage2, [PROMPT, OTHER], [ident, flip], batch=1, guidance_scale=4.0)
+    seen = []
+    hook = stage2.unet.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    try:
+        stage2.predict(torch.cat([torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32)]), 500, embeds([PROMPT, OTHER]))
+    finally:
+        hook.remove()
+    low = seen[0][:, 3:]
+    assert torch.equal(low[0], stage2.low_res[0]) and torch.equal(low[1], flip.view(stage2.low_res)[0])

@@ -79,6 +79,17 @@ def test_upsample_command(cli, folders, embeds, tmp_path):
     assert Image.open(tmp_path / "up.png").size == (32, 32)
 
 
+def test_anagram_and_hybrid_upsampled_with_stage2(cli, folders, embeds, tmp_path):
+    common = ["--model", "deepfloyd", "--weights", folders[0], "--embeddings", embeds, "--prompt", PROMPT,
+              "--prompt", "", "--steps", "3", "--num-images", "1", "--upsample", "--stage2-weights", folders[1],
+              "--stage2-steps", "2"]
+    runs = {"anagram": ["--view", "identity", "--view", "rotate_cw", "--frames", "3"], "hybrid": ["--kind", "color"]}
+    for cmd, extra in runs.items():
+        proc = cli(cmd, *common, *extra, "--out", tmp_path / cmd)
+        assert proc.returncode == 0, (cmd, proc.stderr)
+        assert (tmp_path / cmd / f"{cmd}_256.png").is_file()
+
+
 @pytest.mark.parametrize("case", ["missing_prompt", "not_a_pipeline", "stage1_as_stage2", "bad_cache"])
 def test_deepfloyd_errors_are_one_line(cli, folders, embeds, tmp_path, case):
     if case == "missing_prompt":

@@ -71,6 +71,7 @@ def register(sub, number_types) -> None:
     p.add_argument("--prompt", action="append", required=True, help="one per view, in order")
     p.add_argument("--view", action="append", default=None, help="one per prompt (default: identity, then flip)")
     p.add_argument("--frames", type=positive_int, default=24, help="frames of the transition animation (default 24)")
+    upsample_args(p)
     common(p, "runs/anagram")
     p.set_defaults(func=cmd_anagram)
 
@@ -82,8 +83,33 @@ def register(sub, number_types) -> None:
     p.add_argument("--prompt", action="append", required=True, help="one per component, in order (low frequencies first)")
     p.add_argument("--kind", default="hybrid", help="hybrid (default), triple, color, motion")
     p.add_argument("--reference", default=None, help="take component 1 from this image (inverse problem)")
+    upsample_args(p)
     common(p, "runs/hybrid")
     p.set_defaults(func=cmd_hybrid)
+
+
+def upsample_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--upsample", action="store_true",
+                   help="DeepFloyd: also run stage II (256 px) with the same views / components, so the illusion survives")
+    p.add_argument("--stage2-weights", metavar="DIR", default=None, help="DeepFloyd IF stage II folder (DeepFloyd/IF-II-L-v1.0)")
+    p.add_argument("--stage2-steps", type=int, default=50, help="stage II num_inference_steps (default 50)")
+
+
+def _check_upsample(args, den) -> None:
+    if args.upsample and den.name != "deepfloyd":
+        raise FundiffError("--upsample needs --model deepfloyd (stage II is DeepFloyd IF's 256 px model)")
+
+
+def _stage2_illusion(args, den, img: torch.Tensor, make_predict, g: torch.Generator) -> torch.Tensor:
+    """Upsample 64 px illusions with stage II, the composed prediction rebuilt over the stage II model."""
+    from fundiff.engine.deepfloyd import load_stage2, upsample
+
+    stage2 = load_stage2(args.stage2_weights, den.embeddings, device=den.device, dtype=den.dtype,
+                         cpu_offload=args.cpu_offload, download=args.download)
+    with progress_bar(args.stage2_steps, "stage II") as cb:
+        return upsample(stage2, img.to(den.device, den.dtype), [], num_inference_steps=args.stage2_steps,
+                        generator=g, threshold=not args.no_threshold, callback=cb,
+                        predict=make_predict(stage2)).float().cpu()
 
 
 def _load_image(den, source):
@@ -194,6 +220,7 @@ def cmd_anagram(args) -> int:
         raise FundiffError(f"give one --view per --prompt ({len(args.prompt)} prompts)")
     views = [get_view(s) for s in specs]
     den = load_backend(args)
+    _check_upsample(args, den)
     n = args.num_images or 4
     predict = anagram_predict(den, args.prompt, views, batch=n, guidance_scale=args.guidance_scale)
     size = den.image_size
@@ -218,6 +245,11 @@ def cmd_anagram(args) -> int:
             a, b = rows[0][0], rows[0][1]
             frames = [crossfade_frame(a, b, ease_in_out(k / (args.frames - 1))) for k in range(args.frames)]
         save_animation(frames, out / "anagram.gif")
+    if args.upsample:
+        big = _stage2_illusion(args, den, img, lambda s2: anagram_predict(s2, args.prompt, views, batch=n,
+                                                                          guidance_scale=args.guidance_scale), g)
+        image_grid([[_unit(v.view(big[k:k + 1])[0]) for v in views] for k in range(n)], out / "anagram_256.png",
+                   col_labels=[f"{s}\n{p!r}" for s, p in zip(specs, args.prompt)], cell=3.0)
     if args.save_array:
         save_npz(out / "anagram.npz", _unit(img), prompts=args.prompt, views=specs)
     write_json(out / "anagram.json", {"backend": den.name, "prompts": args.prompt, "views": specs,
@@ -235,6 +267,7 @@ def cmd_hybrid(args) -> int:
     from fundiff.io import ensure_writable_dir, write_json
 
     den = load_backend(args)
+    _check_upsample(args, den)
     dec = get_decomposition(args.kind, den.image_size, den.channels)
     n = args.num_images or 4
     predict = hybrid_predict(den, args.prompt, dec, batch=n, guidance_scale=args.guidance_scale)
@@ -255,6 +288,13 @@ def cmd_hybrid(args) -> int:
     rows = [[_unit(img[k])] + [_unit(p[k]) for p in parts] for k in range(n)]  # high bands show around grey
     image_grid(rows, out / "hybrid.png", col_labels=["image"] + [f"{name}: {p!r}" for name, p in zip(dec.names, args.prompt)],
                cell=1.8, title=f"{args.kind} image, CFG {args.guidance_scale:g}")
+    if args.upsample:
+        big = _stage2_illusion(args, den, img, lambda s2: hybrid_predict(
+            s2, args.prompt, get_decomposition(args.kind, s2.image_size, s2.channels), batch=n,
+            guidance_scale=args.guidance_scale), g)
+        parts = get_decomposition(args.kind, big.shape[-1], big.shape[1]).components(big)
+        image_grid([[_unit(big[k])] + [_unit(p[k]) for p in parts] for k in range(n)], out / "hybrid_256.png",
+                   col_labels=["image"] + list(dec.names), cell=3.0)
     if args.save_array:
         save_npz(out / "hybrid.npz", _unit(img), prompts=args.prompt)
     write_json(out / "hybrid.json", {"backend": den.name, "kind": args.kind, "prompts": args.prompt,

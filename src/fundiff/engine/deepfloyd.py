@@ -107,7 +107,13 @@ class DeepFloydStageII(DeepFloydDenoiser):
         self.channels = int(unet.config.in_channels) // 2
         self.image_noising_scheduler = image_noising_scheduler
         self.low_res: torch.Tensor | None = None
+        self.views: list | None = None
         self.noise_level: int = 250
+
+    def set_views(self, views: list | None) -> None:
+        """Anagrams at 256 px: view i applies to the whole 6-channel input, so the low-resolution
+        conditioning of the i-th batch group is seen through view i too (None: no views)."""
+        self.views = views
 
     def condition_on(self, image: torch.Tensor, noise_level: int, generator: torch.Generator | None) -> None:
         """Upsample ``image`` (N, 3, h, w) in [-1, 1] bilinearly (align_corners) and noise it to ``noise_level``."""
@@ -122,7 +128,8 @@ class DeepFloydStageII(DeepFloydDenoiser):
     def predict(self, x: torch.Tensor, t: int, cond: torch.Tensor) -> Prediction:
         if self.low_res is None:
             raise RuntimeError("stage II needs condition_on(image) first")
-        low = self.low_res.repeat(x.shape[0] // self.low_res.shape[0], 1, 1, 1)
+        low = self.low_res if self.views is None else torch.cat([v.view(self.low_res) for v in self.views])
+        low = low.repeat(x.shape[0] // low.shape[0], 1, 1, 1)
         level = torch.full((x.shape[0],), self.noise_level, device=self.device)
         out = self._unet(torch.cat([x.to(low), low], dim=1), t, cond, class_labels=level)
         return self._prediction(x, t, out)
@@ -132,17 +139,21 @@ class DeepFloydStageII(DeepFloydDenoiser):
 def upsample(stage2: DeepFloydStageII, image: torch.Tensor, prompts: Sequence[str], *,
              num_inference_steps: int = 50, guidance_scale: float = 4.0, noise_level: int = 250,
              generator: torch.Generator | None = None, threshold: bool = True,
-             callback: Callable[[int, int, torch.Tensor], None] | None = None) -> torch.Tensor:
+             callback: Callable[[int, int, torch.Tensor], None] | None = None,
+             predict: Callable | None = None) -> torch.Tensor:
     """Stage II super-resolution of 64 px images (N, 3, 64, 64) in [-1, 1] to 256 px, with fundiff's loop.
 
     Defaults are ``IFSuperResolutionPipeline``'s; the random draws come in the same order (initial
     noise, then the low-resolution image's noise, then one draw per step), so a shared seed gives the
-    same result as the pipeline.
+    same result as the pipeline.  ``predict`` replaces the plain prompt prediction (anagrams and
+    hybrids at 256 px: their views and components are defined at every size).
     """
     n, size = image.shape[0], stage2.image_size
     x = randn((n, stage2.channels, size, size), generator, torch.empty(0, device=stage2.device, dtype=stage2.dtype))
     stage2.condition_on(image, noise_level, generator)
-    predict = Conditioned.from_prompts(stage2, prompts, guidance_scale)
+    if predict is None:  # an illusion passes its own composed prediction over stage2
+        stage2.set_views(None)
+        predict = Conditioned.from_prompts(stage2, prompts, guidance_scale)
     ts = stage2.schedule.inference_timesteps(num_inference_steps)
     return iterative_denoise(stage2.schedule, predict, x, ts, threshold=stage2.threshold if threshold else None,
                              generator=generator, callback=callback).image

@@ -47,6 +47,9 @@ def anagram_predict(den: Denoiser, prompts: Sequence[str], views: Sequence[Any],
         raise FundiffError(f"a visual anagram needs one view per prompt: {len(prompts)} prompts, {len(views)} views")
     run = _batched(den, prompts, batch, guidance_scale, negative_prompt)
 
+    if hasattr(den, "set_views"):  # stage II: the low-resolution conditioning goes through the views too
+        den.set_views(list(views))
+
     def predict(x: torch.Tensor, t: int) -> Prediction:
         preds = run(torch.cat([v.view(x) for v in views]), t)
         back = [p.map(v.inverse_view, lambda var, v=v: v.inverse_view(var, variance=True)) for v, p in zip(views, preds)]
@@ -62,6 +65,8 @@ def hybrid_predict(den: Denoiser, prompts: Sequence[str], decomposition: Any, ba
         raise FundiffError(f"this decomposition has {len(decomposition)} components "
                            f"({', '.join(decomposition.names)}) but {len(prompts)} prompts were given")
     run = _batched(den, prompts, batch, guidance_scale, negative_prompt)
+    if hasattr(den, "set_views"):
+        den.set_views(None)
 
     def predict(x: torch.Tensor, t: int) -> Prediction:
         preds = run(torch.cat([x] * len(prompts)), t)
