@@ -1,5 +1,5 @@
 # Two commands do everything (see README):
-#   make demo   create .venv if missing, install fundiff, run the main job (the CPU-sized study)
+#   make demo   create .venv if missing, install fundiff, run the main job (fundiff report: the whole study)
 #   make test   create .venv if missing, install fundiff with test extras, run the tests
 PYTHON ?= python3
 VENV   := .venv
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/fundiff study denoiser --preset demo --out runs/demo --resume
+	$(BIN)/fundiff report --out runs/report
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

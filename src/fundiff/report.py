@@ -1,0 +1,344 @@
+"""``fundiff report``: the whole study, end to end, as one HTML page with its figures and numbers.
+
+Every figure is made by a fundiff command, run in-process with its output in ``OUT/<section>/``; the
+report shows that command next to the figure, the study's caption, and the measured numbers behind
+each claim (``report.json`` holds all of them).  Part A runs on the chosen backend (``--model mnist``
+by default, offline); Part B trains CPU-sized versions of the study's models where the study asks for
+epoch-by-epoch pictures, and reads the shipped model's recorded training.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shlex
+import shutil
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+from fundiff.errors import FundiffError
+from fundiff.io import ensure_writable_dir, write_atomic, write_json
+
+
+@dataclass
+class Section:
+    key: str
+    title: str
+    caption: str                       # what the study asks for
+    commands: list[list[str]] = field(default_factory=list)
+    figures: list[str] = field(default_factory=list)   # paths relative to the report folder
+    numbers: dict[str, Any] = field(default_factory=dict)
+    claims: list[str] = field(default_factory=list)    # sentences built from the numbers
+    seconds: float = 0.0
+
+
+@dataclass
+class ReportConfig:
+    model: str = "mnist"
+    backend_args: list[str] = field(default_factory=list)   # --weights, --embeddings ... for deepfloyd
+    quick: bool = False                                      # tiny trainings (tests, a first look)
+    resume: bool = True
+    seed: int = 0
+    data_args: list[str] = field(default_factory=list)
+
+
+def _run(argv: list[str]) -> None:
+    from fundiff.cli import main
+
+    code = main(argv)
+    if code != 0:
+        raise FundiffError(f"report step failed (exit {code}): fundiff {shlex.join(argv)}")
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def _fmt(x: float, nd: int = 1) -> str:
+    return f"{x:.{nd}f}"
+
+
+class Report:
+    def __init__(self, out: Path, config: ReportConfig, log: Callable[[str], None] = print):
+        self.out, self.config, self.log = out, config, log
+        self.sections: list[Section] = []
+        self.started = time.monotonic()
+        self.mnist = config.model == "mnist" or not config.model.startswith("deepfloyd")
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def cmd(self, section: Section, *argv: str, backend: bool = True, folder: str | None = None) -> Path:
+        """Run ``fundiff argv`` with --out in the section's folder; record the command."""
+        where = self.out / (folder or section.key)
+        full = [*argv, "--out", str(where)]
+        if backend:
+            full += ["--model", self.config.model, *self.config.backend_args, "--seed", str(self.config.seed)]
+        section.commands.append(["fundiff", *argv, "--out", str(Path(folder or section.key))] +
+                                (["--model", self.config.model] if backend else []))
+        _run(full)
+        return where
+
+    def fig(self, section: Section, path: Path) -> None:
+        if not path.is_file():
+            raise FundiffError(f"the report expected {path} to be written")
+        section.figures.append(str(path.relative_to(self.out)))
+
+    def add(self, section: Section, build: Callable[[Section], None]) -> None:
+        k = len(self.sections) + 1
+        self.log(f"[report {k}] {section.title} ... ({time.monotonic() - self.started:.0f} s so far)")
+        t0 = time.monotonic()
+        build(section)
+        section.seconds = round(time.monotonic() - t0, 1)
+        self.sections.append(section)
+        self.write()  # the page grows as sections finish: a killed run still leaves a readable report
+
+    # -- Part A ------------------------------------------------------------------------------------
+    def part_a(self) -> None:
+        m = self.mnist
+        image = "digit-7" if m else "astronaut"
+        weak = "" if m else "a high quality photo"
+        digits = [str(d) for d in range(10)] if m else ["a rocket ship", "a photo of a dog", "an oil painting of an old man"]
+
+        def forward(s: Section) -> None:
+            d = self.cmd(s, "forward", "--image", image)
+            self.fig(s, d / "forward.png")
+            s.numbers = _load(d / "forward.json")
+            p = s.numbers["psnr_noisy_db"]
+            s.claims.append("Noise grows with t: PSNR of the noisy image " + ", ".join(f"{_fmt(v)} dB at t = {t}" for t, v in p.items()) + ".")
+
+        def denoise(s: Section) -> None:
+            d = self.cmd(s, "denoise", "--image", image)
+            d2 = self.cmd(s, "denoise", "--image", image, "--no-threshold", folder="denoise-no-threshold")
+            for name in ("blur.png", "one_step.png", "iterative.png", "comparison.png"):
+                self.fig(s, d / name)
+            self.fig(s, d2 / "comparison.png")
+            r, r2 = _load(d / "denoise.json"), _load(d2 / "denoise.json")
+            s.numbers = {"thresholded": r, "plain_formula": r2}
+            for t, q in r["psnr_db"].items():
+                s.claims.append(f"t = {t}: noisy {_fmt(q['noisy'])} dB, Gaussian blur {_fmt(q['blur'])} dB, "
+                                f"one-step {_fmt(q['one_step'])} dB.")
+            it, it2 = r["iterative"], r2["iterative"]["psnr_db"]
+            s.claims.append(f"From t = {it['t_start']} ({it['steps']} steps): iterative {_fmt(it['psnr_db']['iterative'])} dB, "
+                            f"one-step {_fmt(it['psnr_db']['one_step'])} dB, blur {_fmt(it['psnr_db']['blur'])} dB. "
+                            "The iterative result is a sharp, plausible image rather than the closest one, so its PSNR can be lower.")
+            s.claims.append(f"Dynamic thresholding vs the study's plain x0 formula: iterative {_fmt(it['psnr_db']['iterative'])} "
+                            f"vs {_fmt(it2['iterative'])} dB (last figure: plain formula).")
+
+        def sampling(s: Section) -> None:
+            d1 = self.cmd(s, "generate", "--prompt", weak, "--guidance-scale", "1", folder="sampling-no-cfg")
+            self.fig(s, d1 / "generate.png")
+            args = [a for p in digits for a in ("--prompt", p)]
+            per = "4" if m else "1"
+            d2 = self.cmd(s, "generate", *args, "--num-images", per, "--guidance-scale", "1", folder="digits-no-cfg")
+            d3 = self.cmd(s, "generate", *args, "--num-images", per, "--guidance-scale", "7", folder="digits-cfg7")
+            self.fig(s, d2 / "generate.png")
+            self.fig(s, d3 / "generate.png")
+            r2, r3 = _load(d2 / "generate.json"), _load(d3 / "generate.json")
+            s.numbers = {"no_cfg": r2, "cfg7": r3}
+            if m:
+                s.claims.append(f"CFG vs no CFG: the shipped classifier reads {r3['runs'][0]['accuracy']:.0%} of the γ = 7 "
+                                f"samples as their prompt, {r2['runs'][0]['accuracy']:.0%} without guidance "
+                                f"({len(digits) * int(per)} images each).")
+
+        def steps(s: Section) -> None:
+            args = [a for p in digits for a in ("--prompt", p)]
+            d = self.cmd(s, "generate", *args, "--num-images", "4" if m else "1", "--steps", "3", "5", "10", "20", "34")
+            self.fig(s, d / "generate.png")
+            s.numbers = _load(d / "generate.json")
+            for r in s.numbers["runs"]:
+                acc = f", accuracy {r['accuracy']:.0%}" if "accuracy" in r else ""
+                s.claims.append(f"{r['num_inference_steps']} steps: {r['seconds']:.2f} s for {len(digits) * (4 if m else 1)} "
+                                f"images ({r['model_evaluations_per_image']} model evaluations each){acc}.")
+
+        def sdedit(s: Section) -> None:
+            for src, prompt, folder in ((image, weak, "sdedit"), ("sketch-house", weak, "sdedit-sketch"),
+                                        ("digit-3" if m else "astronaut", "8" if m else "a rocket ship", "sdedit-text")):
+                d = self.cmd(s, "edit", "--image", src, "--prompt", prompt, folder=folder)
+                self.fig(s, d / "sdedit.png")
+                s.numbers[folder] = _load(d / "edit.json")
+            s.claims.append("Small i_start (high t) keeps little of the input; i_start 20 (t = 390) keeps its layout; "
+                            "with another prompt the edit moves toward that prompt (text-conditional SDEdit, 1.7.3).")
+
+        def inpainting(s: Section) -> None:
+            # MNIST: regenerate the lower part of the digit; DeepFloyd: the study's Campanile-style box
+            rect = ["--rect", "30:64,0:64"] if m else []
+            d = self.cmd(s, "inpaint", "--image", image, "--prompt", weak, *rect, folder="inpaint")
+            d2 = self.cmd(s, "inpaint", "--image", image, "--prompt", weak, *rect, "--jump-length", "5",
+                          "--jump-n-sample", "3", folder="inpaint-repaint")
+            self.fig(s, d / "inpaint.png")
+            self.fig(s, d2 / "inpaint.png")
+            s.numbers = {"replacement": _load(d / "inpaint.json"), "repaint": _load(d2 / "inpaint.json")}
+            s.claims.append(f"Replacement took {s.numbers['replacement']['model_calls']} denoising steps; RePaint "
+                            f"(jump 5, 3 passes) {s.numbers['repaint']['model_calls']}.")
+
+        def anagrams(s: Section) -> None:
+            pairs = [("6", "9", "flip"), ("7", "1", "rotate_cw"), ("3", "8", "rotate_cw")] if m else \
+                [("an oil painting of an old man", "an oil painting of people around a campfire", "flip")]
+            for a, b, v in pairs:
+                d = self.cmd(s, "anagram", "--prompt", a, "--prompt", b, "--view", "identity", "--view", v,
+                             folder=f"anagram-{v}-{len(s.figures)}")
+                self.fig(s, d / "anagram.png")
+                self.fig(s, d / "anagram.gif")
+            s.claims.append("Each image reads as the first prompt upright and as the second under the view "
+                            "(bench/illusions.py measures how often, 50 seeds per pair).")
+
+        def hybrids(s: Section) -> None:
+            runs = [("1", "7", "hybrid"), ("0", "1", "hybrid"), ("1", "7", "motion")] if m else \
+                [("a lithograph of a skull", "a lithograph of waterfalls", "hybrid")]
+            for a, b, kind in runs:
+                d = self.cmd(s, "hybrid", "--prompt", a, "--prompt", b, "--kind", kind, folder=f"hybrid-{kind}-{len(s.figures)}")
+                self.fig(s, d / "hybrid.png")
+            s.claims.append("Low frequencies follow the first prompt, high frequencies the second (ε = lowpass(ε₁) + highpass(ε₂)).")
+
+        self.add(Section("forward", "1.1 The forward process", "Noise the test image to t = 250, 500, 750: x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε."), forward)
+        self.add(Section("denoise", "1.2–1.4 Classical, one-step and iterative denoising",
+                         "Gaussian blur vs one UNet call vs strided iterative denoising (990, 960, …, 0) from i_start = 10."), denoise)
+        self.add(Section("sampling", "1.5–1.6 Sampling and classifier-free guidance",
+                         "Denoise pure noise from i_start = 0; then with CFG ε = ε_u + γ(ε_c − ε_u), γ = 7."), sampling)
+        self.add(Section("steps", "Steps vs quality and time", "Text-to-image at several num_inference_steps, timed."), steps)
+        self.add(Section("sdedit", "1.7 SDEdit, hand-drawn input, text-conditional image-to-image",
+                         "Noise the input to strided_timesteps[i_start] for i_start in 1, 3, 5, 7, 10, 20 and denoise with CFG."), sdedit)
+        self.add(Section("inpaint", "1.7.2 Inpainting", "Generate inside the mask (the study's rectangle 2:20, 24:42 at 64 px, scaled); "
+                         "the kept region is re-noised to the current level every step. RePaint resampling for comparison."), inpainting)
+        self.add(Section("anagrams", "1.8 Visual anagrams (and more views)",
+                         "ε = (ε_cfg(x, p₁) + v⁻¹(ε_cfg(v(x), p₂))) / 2 for an orthogonal view v."), anagrams)
+        self.add(Section("hybrids", "1.9 Hybrid images", "Kernel 33, σ 2 at 64 px (scaled to the image size); also a motion-blur factorization."), hybrids)
+
+    # -- Part B ------------------------------------------------------------------------------------
+    def part_b(self) -> None:
+        q = self.config.quick
+        data = self.config.data_args
+        resume = ["--resume"] if self.config.resume else []
+
+        def one_step(s: Section) -> None:
+            extra = ["--num-train", "512", "--epochs", "5", "--eval-images", "100"] if q else ["--num-train", "6000"]
+            d = self.cmd(s, "study", "denoiser", "--preset", "demo", *extra, *resume, "--no-progress", *data, backend=False)
+            for name in ("noising.png", "denoiser_loss.png", "denoiser_epoch1.png", "denoiser_epoch5.png", "denoiser_ood.png",
+                         "denoiser_ood_psnr.png", "pure_noise_loss.png", "pure_noise_epoch1.png", "pure_noise_epoch5.png"):
+                if (d / name).is_file():
+                    self.fig(s, d / name)
+            r = _load(d / "results.json")
+            s.numbers = r
+            s.claims += _one_step_claims(r)
+
+        def flows(s: Section) -> None:
+            common = ["--num-hiddens", "16" if q else "32", "--num-train", "256" if q else "5000", "--sampler", "midpoint",
+                      "--steps", "7", "--eval-per-class", "5" if q else "20", "--no-progress", *resume, *data]
+            epochs = ["--epochs", "2", "--show-epochs", "1", "2"] if q else []
+            res = {}
+            for recipe in ("study", "noschedule"):
+                d = self.cmd(s, "study", "flow", "--recipe", recipe, *common, *epochs, backend=False, folder=f"flow-{recipe}")
+                for name in ("flow-class_loss.png", "flow-class_epochs.png", "flow-class_sampling.gif"):
+                    self.fig(s, d / name)
+                res[recipe] = _load(d / "flow-class_results.json")
+            s.numbers = res
+            for recipe, r in res.items():
+                last = r["per_epoch"][-1]
+                s.claims.append(f"{recipe} recipe ({'ExponentialLR to 0.1x' if recipe == 'study' else 'constant lr, EMA of the weights'}): "
+                                f"after epoch {last['epoch']} accuracy {last.get('accuracy', float('nan')):.0%}, classifier-FID "
+                                f"{last['classifier_fid']:.2f} (real-data floor {r['fid_floor']:.2f} at n = {r['eval_images']}); "
+                                f"{r['train_seconds']:.0f} s of training.")
+
+        def shipped(s: Section) -> None:
+            assets = Path(str(resources.files("fundiff") / "assets"))
+            (self.out / s.key).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(assets / "mnist_flow_loss.png", self.out / s.key / "mnist_flow_loss.png")
+            self.fig(s, self.out / s.key / "mnist_flow_loss.png")
+            record = json.loads((assets / "mnist_flow.json").read_text())
+            path = self.out / s.key / "evaluate.json"
+            argv = ["evaluate", "--model", "mnist", "--num-per-class", "5" if q else "20", "--guidance-scale", "1",
+                    "--guidance-scale", "5", "--json", str(path), *data]
+            s.commands.append(["fundiff", *argv[:-2 - len(data)], "--json", f"{s.key}/evaluate.json"])
+            _run(argv)
+            ev = _load(path)
+            s.numbers = {"record": record, "evaluate": ev}
+            s.claims.append(f"Shipped model: {record.get('command', '')}")
+            per = {round(r["guidance_scale"], 3): r for r in ev.get("per_guidance_scale", [])}
+            if 1.0 in per and 5.0 in per:
+                s.claims.append(f"CFG vs no CFG on the shipped model ({ev['num_images']} images): accuracy "
+                                f"{per[5.0]['accuracy']:.1%} at γ = 5, {per[1.0]['accuracy']:.1%} at γ = 1; classifier-FID "
+                                f"{per[5.0]['fid']:.2f} vs {per[1.0]['fid']:.2f} (floor {ev['fid_floor']:.2f}).")
+
+        self.add(Section("one_step", "Part B 1: the one-step denoiser, out of distribution, and pure noise",
+                         "Train D(x + σε) ≈ x at σ = 0.5; show epochs 1 and 5, other σ, and the collapse when the input is pure noise."
+                         + (" (quick: 512 images)" if q else " (CPU-sized: D = 32, 6000 images, 5 epochs)")), one_step)
+        self.add(Section("flow", "Part B 2: flow matching with class conditioning, with and without the LR scheduler",
+                         "Samples after epochs 1, 5, 10 (4 of each digit, CFG γ = 5); can we drop the ExponentialLR scheduler?"
+                         + (" (quick)" if q else " (CPU-sized: D = 32, 5000 images per epoch; midpoint sampler, 7 steps)")), flows)
+        self.add(Section("shipped", "Part B 3: the embedded model, CFG vs no CFG",
+                         "The class-conditional flow model shipped with fundiff: its recorded training and measured quality."), shipped)
+
+    # -- output ------------------------------------------------------------------------------------
+    def write(self) -> None:
+        data = {"model": self.config.model, "quick": self.config.quick, "seed": self.config.seed,
+                "seconds": round(time.monotonic() - self.started, 1),
+                "sections": [{"key": s.key, "title": s.title, "commands": [shlex.join(c) for c in s.commands],
+                              "figures": s.figures, "claims": s.claims, "seconds": s.seconds, "numbers": s.numbers}
+                             for s in self.sections]}
+        write_json(self.out / "report.json", data)
+        write_atomic(self.out / "report.html", lambda tmp: tmp.write_text(render_html(self.sections, data)))
+
+
+def _one_step_claims(r: dict[str, Any]) -> list[str]:
+    d = r["denoiser"]
+    claims = [f"Test PSNR at σ = {r['config']['sigma']:g}: noisy input {d['noisy_input']['psnr']:.1f} dB; after each epoch "
+              + ", ".join(f"{e['psnr']:.1f}" for e in d["test_per_epoch"]) + " dB.",
+              "Out of distribution (σ: denoised / noisy dB): "
+              + ", ".join(f"{q['sigma']:g}: {q['psnr']:.1f}/{q['noisy_input']['psnr']:.1f}" for q in d["ood"]) + "."]
+    if "pure_noise" in r:
+        p = r["pure_noise"]
+        last, ref = p["per_epoch"][-1], p["reference_scales"]
+        claims.append(f"Pure noise in: loss {p['final_epoch_loss']:.4f} vs {p['loss_floor_mean_predictor']:.4f} for always "
+                      f"answering the mean image; outputs sit {last['mse_to_train_mean']:.5f} (MSE) from the training mean, "
+                      f"test digits {ref['test_digits_mse_to_train_mean']:.4f}: the model collapses to the centroid.")
+    return claims
+
+
+NAV = {"forward": "1.1 forward", "denoise": "1.2-1.4 denoising", "sampling": "1.5-1.6 sampling, CFG",
+       "steps": "steps vs time", "sdedit": "1.7 SDEdit", "inpaint": "1.7.2 inpainting", "anagrams": "1.8 anagrams",
+       "hybrids": "1.9 hybrids", "one_step": "B1 one-step denoiser", "flow": "B2 flow matching, LR scheduler",
+       "shipped": "B3 embedded model"}
+
+
+def render_html(sections: list[Section], data: dict[str, Any]) -> str:
+    e = html.escape
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>fundiff: Fun With Diffusion Models, reproduced</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}"
+        "h1{margin-bottom:.2em}section{border-top:1px solid #ddd;margin-top:2em;padding-top:1em}"
+        ".caption{color:#555;font-style:italic}figure{margin:1em 0}img{max-width:100%;image-rendering:pixelated;"
+        "border:1px solid #eee}code{background:#f4f4f4;padding:.1em .3em;border-radius:3px;font-size:.9em}"
+        "ul.claims li{margin:.3em 0}.meta{color:#777;font-size:.9em}nav a{margin-right:1em}</style></head><body>",
+        "<h1>Fun With Diffusion Models, reproduced by fundiff</h1>",
+        f"<p class=meta>Backend: <code>{e(str(data['model']))}</code>; seed {data['seed']}; "
+        f"{'quick run; ' if data['quick'] else ''}{data['seconds']:.0f} s in all. Every number below was measured by this run; "
+        "all of them are in <code>report.json</code>.</p><nav>",
+    ]
+    parts += [f"<a href='#{e(s.key)}'>{e(NAV.get(s.key, s.key))}</a>" for s in sections]
+    parts.append("</nav>")
+    for s in sections:
+        parts.append(f"<section id='{e(s.key)}'><h2>{e(s.title)}</h2><p class=caption>{e(s.caption)}</p>")
+        if s.claims:
+            parts.append("<ul class=claims>" + "".join(f"<li>{e(c)}</li>" for c in s.claims) + "</ul>")
+        for f in s.figures:
+            parts.append(f"<figure><img src='{e(f)}' alt='{e(f)}' loading=lazy><figcaption class=meta>{e(f)}</figcaption></figure>")
+        if s.commands:
+            parts.append("<p class=meta>Made by: " + "<br>".join(f"<code>{e(shlex.join(c))}</code>" for c in s.commands)
+                         + f" ({s.seconds:.0f} s)</p>")
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def run_report(out: str | Path, config: ReportConfig, log: Callable[[str], None] = print) -> Path:
+    """Run every section into ``out`` and write ``report.html`` + ``report.json``; returns the HTML path."""
+    out = ensure_writable_dir(out)
+    rep = Report(out, config, log)
+    rep.part_a()
+    if rep.mnist or config.model.startswith("deepfloyd"):
+        rep.part_b()
+    rep.write()
+    log(f"wrote {out / 'report.html'} ({time.monotonic() - rep.started:.0f} s)")
+    return out / "report.html"

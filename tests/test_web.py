@@ -1,0 +1,428 @@
+"""``fundiff serve``: the web UI's job functions called directly, the queue, and a real browser.
+
+The fast tests call the module-level ``run_*`` functions of :mod:`fundiff.web.app` on the embedded
+MNIST model.  The browser test starts ``python -m fundiff serve`` on a free port and drives it in
+headless Chromium (Debian's ``chromium`` through Playwright; Playwright's own browser downloads are
+not used).  If no Chromium is found it tries to install Debian's package (as root, with apt-get) and
+skips, saying why, only when that fails.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+gr = pytest.importorskip("gradio", reason="the web UI needs gradio: pip install 'fundiff[web]'")
+
+from conftest import assert_one_line_error  # noqa: E402
+
+from fundiff.web import app as web  # noqa: E402
+
+# gradio's queue statistics use pandas options that pandas 3 deprecates: not ours to fix
+pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
+
+SCALE = web.DISPLAY // 28          # MNIST results are enlarged this many times
+CELL = 28 * SCALE                  # one enlarged MNIST image
+
+
+@pytest.fixture(scope="module")
+def den():
+    from fundiff.engine.backends import load_denoiser
+
+    return load_denoiser("mnist", device="cpu")
+
+
+def _message(excinfo) -> str:
+    return str(getattr(excinfo.value, "message", excinfo.value))
+
+
+def _drawn_canvas(den) -> dict:
+    """An SDEdit canvas with a '1' drawn on it (a white bar), as the editor sends it."""
+    composite = web._blank_canvas(den).copy()
+    composite[50:210, 118:138, :3] = 255
+    return {"background": web._blank_canvas(den), "layers": [], "composite": composite}
+
+
+# ----------------------------------------------------------------------------------------------
+# The job functions, without a browser
+
+
+def test_build_app_has_the_tabs_and_a_bounded_in_order_queue(den):
+    demo = web.build_app(denoiser=den, concurrency=1, max_queue=5)
+    assert isinstance(demo, gr.Blocks)
+    tabs = [c["props"].get("label") for c in demo.config["components"] if c["type"] in ("tab", "tabitem")]
+    assert tabs == ["Generate", "SDEdit", "Inpaint", "Anagram", "Hybrid"]
+    assert demo._queue.max_size == 5
+    jobs = {f.api_name: f for f in demo.fns.values() if f.api_visibility == "public"}
+    assert set(jobs) == {"generate", "sdedit", "inpaint", "anagram", "hybrid"}
+    # every model job shares one concurrency group of size 1: one at a time, in order, across all tabs
+    assert {(f.concurrency_id, f.concurrency_limit, f.queue) for f in jobs.values()} == {("model", 1, True)}
+    assert demo.config["analytics_enabled"] is False
+
+
+def test_generate_gives_an_enlarged_grid_of_the_prompted_digit(den):
+    from fundiff.classifier import load_classifier
+
+    img = web.run_generate(den, "7", steps=10, guidance_scale=7.0, seed=0, num_images=4)
+    assert isinstance(img, Image.Image) and img.mode == "L"
+    assert img.size == ((2 * (28 + 2) + 2) * SCALE,) * 2          # 2 x 2 grid with 2-px gaps, enlarged
+    one = web.run_generate(den, "seven", steps=10, seed=0, num_images=1)
+    assert one.size == (CELL, CELL)
+    digit = torch.from_numpy(np.asarray(one, dtype=np.float32)[::SCALE, ::SCALE] / 255)[None, None]
+    assert load_classifier()(digit).argmax(1).item() == 7
+    assert np.array_equal(np.asarray(web.run_generate(den, "7", 3, 7.0, 5, 1)), np.asarray(web.run_generate(den, "7", 3, 7.0, 5, 1)))
+    assert not np.array_equal(np.asarray(web.run_generate(den, "7", 3, 7.0, 5, 1)), np.asarray(web.run_generate(den, "7", 3, 7.0, 6, 1)))
+
+
+def test_progress_is_reported_step_by_step(den):
+    calls = []
+    web.run_generate(den, "3", steps=4, num_images=1, progress=lambda value, desc=None, unit=None: calls.append(value))
+    assert calls == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+@pytest.mark.parametrize(
+    "kwargs,fragment",
+    [
+        ({"prompt": "a cat"}, "unknown class prompt 'a cat'"),
+        ({"prompt": "7", "steps": 0}, "steps must be a whole number in 1..100"),
+        ({"prompt": "7", "steps": 2.5}, "steps must be a whole number"),
+        ({"prompt": "7", "num_images": 0}, "number of images"),
+        ({"prompt": "7", "guidance_scale": float("nan")}, "guidance scale"),
+    ],
+)
+def test_bad_form_values_give_a_message_not_a_crash(den, kwargs, fragment):
+    with pytest.raises(gr.Error) as excinfo:
+        web.run_generate(den, **{"steps": 2, **kwargs})
+    assert fragment in _message(excinfo)
+
+
+def test_a_non_image_upload_gives_a_message(den, tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is a text file, not a picture")
+    for call in (lambda: web.check_upload(str(bad)), lambda: web.upload_to_canvas(den, str(bad))):
+        with pytest.raises(gr.Error) as excinfo:
+            call()
+        assert "notes.png is not an image" in _message(excinfo)
+        assert str(tmp_path) not in _message(excinfo)       # the user's file name, not the server's temp path
+    with pytest.raises(gr.Error, match="no file was uploaded"):
+        web.check_upload(None)
+
+
+def test_an_uploaded_image_lands_on_the_canvas(den):
+    from fundiff.engine.inputs import sample_path
+
+    value = web.upload_to_canvas(den, str(sample_path("digit-5")))
+    assert value["background"].shape == (web.CANVAS, web.CANVAS, 4) and value["background"].dtype == np.uint8
+    assert value["layers"] == []
+
+
+@pytest.mark.parametrize("editor", [None, "blank", {"background": None, "layers": [], "composite": None}])
+def test_sdedit_on_an_empty_canvas_gives_a_message(den, editor):
+    if editor == "blank":
+        editor = web._editor_value(web._blank_canvas(den))
+    with pytest.raises(gr.Error, match="the canvas is empty"):
+        web.run_sdedit(den, editor, "7", steps=3)
+
+
+def test_sdedit_of_a_drawing(den):
+    grid, caption = web.run_sdedit(den, _drawn_canvas(den), "7", strength=0.6, steps=5, seed=0, num_images=2)
+    assert grid.size == ((3 * (28 + 2) + 2) * SCALE, (28 + 4) * SCALE)   # input + 2 results in a row
+    assert "i_start 2 of 5 steps" in caption and "'7'" in caption
+
+
+def test_inpaint_with_a_painted_mask_a_rectangle_or_none(den):
+    editor = web._editor_value(web._default_photo(den))
+    with pytest.raises(gr.Error, match="no mask"):
+        web.run_inpaint(den, editor, "", "", steps=3)
+    grid, caption = web.run_inpaint(den, editor, "2:20,24:42", "", steps=3, num_images=1)
+    assert grid.size == ((3 * (28 + 2) + 2) * SCALE, (28 + 4) * SCALE) and "rectangle 2:20,24:42" in caption
+    layer = np.zeros((web.CANVAS, web.CANVAS, 4), np.uint8)
+    layer[40:140, 60:200] = (255, 0, 170, 150)                  # a translucent brush stroke
+    grid, caption = web.run_inpaint(den, {**editor, "layers": [layer]}, "", "7", steps=3, num_images=1)
+    assert "painted" in caption
+    with pytest.raises(gr.Error, match="bad rectangle"):
+        web.run_inpaint(den, editor, "2-20", "", steps=3)
+
+
+def test_anagram_gives_the_image_its_view_and_an_animation(den, tmp_path):
+    img, viewed, gif = web.run_anagram(den, "6", "9", "rotate_180", steps=3, seed=0, out_dir=tmp_path)
+    assert img.size == viewed.size == (CELL, CELL)
+    assert np.array_equal(np.asarray(viewed), np.asarray(img)[::-1, ::-1])
+    with Image.open(gif) as anim:
+        assert anim.format == "GIF" and anim.n_frames > 2
+    assert "patch_permute" not in web.usable_views(den)         # needs sides divisible by 8; MNIST is 28 px
+    with pytest.raises(gr.Error, match="unknown view"):
+        web.run_anagram(den, "6", "9", "sideways", steps=2, out_dir=tmp_path)
+
+
+def test_hybrid_gives_the_image_and_its_components(den):
+    img, parts = web.run_hybrid(den, "hybrid", "1", "7", None, steps=3)
+    assert img.size == (CELL, CELL)
+    assert [caption for _, caption in parts] == ["low: '1'", "high: '7'"]
+    _, parts = web.run_hybrid(den, "triple", "1", "7", "0", steps=2)
+    assert len(parts) == 3
+    assert "color" not in web.usable_kinds(den)                 # grey model
+    with pytest.raises(gr.Error, match="3 colour channels"):
+        web.run_hybrid(den, "color", "1", "7", None, steps=2)
+
+
+def test_an_rgb_text_model_works_too(tmp_path):
+    """A tiny random DeepFloyd-IF-like model (16 px RGB, any text prompt): the colour paths of the UI."""
+    pytest.importorskip("diffusers")
+    from deepfloyd_tiny import save_pipeline
+
+    from fundiff.engine.backends import load_denoiser
+
+    save_pipeline(tmp_path / "IF-I-XL-v1.0", stage=1)
+    rgb = load_denoiser("deepfloyd", weights=str(tmp_path), text_encoder=True, device="cpu", dtype="fp32")
+    assert isinstance(web.build_app(denoiser=rgb), gr.Blocks)
+    assert "color" in web.usable_kinds(rgb) and "patch_permute" in web.usable_views(rgb)
+    img = web.run_generate(rgb, "a rocket ship", steps=2, num_images=1)
+    assert img.mode == "RGB" and img.size == (16 * (web.DISPLAY // 16),) * 2
+    canvas = web._editor_value(web._blank_canvas(rgb))                  # white, drawn on in black
+    canvas["composite"] = canvas["composite"].copy()
+    canvas["composite"][60:90, 40:220, :3] = 0
+    grid, _ = web.run_sdedit(rgb, canvas, "a rocket ship", strength=0.5, steps=2, num_images=1)
+    assert grid.mode == "RGB"
+    _, parts = web.run_hybrid(rgb, "color", "a rocket ship", "a dog", None, steps=2)
+    assert [caption.split(":")[0] for _, caption in parts] == ["grey", "colour"]
+
+
+def test_jobs_from_several_users_run_one_at_a_time_in_order(den, monkeypatch):
+    """Three clients submit at once: each gets its image, and the jobs never overlap."""
+    from gradio_client import Client
+
+    spans, lock = [], threading.Lock()
+    real = web.run_generate
+
+    def recorded(*args, **kwargs):
+        start = time.monotonic()
+        out = real(*args, **kwargs)
+        time.sleep(0.3)
+        with lock:
+            spans.append((start, time.monotonic(), args[1]))
+        return out
+
+    monkeypatch.setattr(web, "run_generate", recorded)
+    demo = web.build_app(denoiser=den, concurrency=1, max_queue=8)
+    demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True,
+                share=False, footer_links=[], mcp_server=False)
+    try:
+        client = Client(demo.local_url, verbose=False, download_files=False, analytics_enabled=False)
+        jobs = [client.submit(str(d), 2, 7.0, 0, 1, api_name="/generate") for d in (1, 2, 3)]
+        results = [job.result(timeout=120) for job in jobs]
+    finally:
+        demo.close()
+    assert all(r for r in results)
+    spans.sort()
+    assert len(spans) == 3
+    assert all(a_end <= b_start for (_, a_end, _), (b_start, _, _) in zip(spans, spans[1:])), spans
+
+
+def test_serve_command_line(cli):
+    from fundiff.commands.serve import is_loopback
+
+    proc = cli("serve", "--help")
+    assert proc.returncode == 0 and "--max-queue" in proc.stdout and "127.0.0.1" in proc.stdout
+    proc = cli("serve", "--port", "70000")
+    assert proc.returncode == 2 and "--port" in proc.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        proc = cli("serve", "--port", str(taken.getsockname()[1]))
+    assert_one_line_error(proc, "cannot listen on 127.0.0.1:", "--port")
+    assert all(is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "127.0.1.1"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "192.168.1.5", "::", "example.org"))
+
+
+# ----------------------------------------------------------------------------------------------
+# A real browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _find_chromium() -> str | None:
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    for path in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
+        if os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def _install_chromium() -> str:
+    """Install Debian's chromium (root + apt-get only); returns why not, or '' on success."""
+    if not shutil.which("apt-get"):
+        return "no apt-get to install Debian's chromium package with"
+    if os.geteuid() != 0:
+        return "not root, so cannot apt-get install chromium (run: sudo apt-get install -y chromium)"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        for cmd in (["apt-get", "install", "-y", "-q", "chromium"],
+                    ["sh", "-c", "apt-get update -q && apt-get install -y -q chromium"]):
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+            if proc.returncode == 0 and _find_chromium():
+                return ""
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"apt-get install chromium failed: {exc}"
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
+    return f"apt-get install chromium failed (exit {proc.returncode}): {tail[0]}"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = _find_chromium()
+    if path is None:
+        why = _install_chromium()
+        path = _find_chromium()
+        if path is None:
+            pytest.skip(f"no Chromium for the browser test: {why}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def sync_playwright():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "playwright>=1.40"],
+                              capture_output=True, text=True, timeout=600)
+        importlib.invalidate_caches()
+        try:
+            from playwright.sync_api import sync_playwright
+        except ImportError:
+            pytest.skip(f"the Playwright package is missing and pip could not install it: {proc.stderr.strip()[-200:]}")
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """``python -m fundiff serve`` on a free loopback port; killed at the end, pass or fail."""
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "fundiff", "serve", "--port", str(port), "--quiet"],
+                                stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"fundiff serve exited with {proc.returncode}:\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"fundiff serve did not answer on {url} within 120 s:\n{log_path.read_text()}")
+            time.sleep(0.5)
+        yield {"url": url, "proc": proc, "log": log_path}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def page(chromium, sync_playwright, server):
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True,
+                                     args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(server["url"])
+            page.wait_for_selector("#gen-button")
+            yield page
+        finally:
+            browser.close()
+
+
+def _set_number(page, selector: str, value) -> None:
+    box = page.locator(f"{selector} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def _fetched_image(page, selector: str) -> Image.Image:
+    """Wait for the output image of ``selector`` to load in the page, then fetch its file."""
+    img = page.locator(f"{selector} img").first
+    img.wait_for(state="visible")
+    page.wait_for_function("s => { const i = document.querySelector(s); return i && i.complete && i.naturalWidth > 0; }",
+                           arg=f"{selector} img")
+    response = page.request.get(img.get_attribute("src"))
+    assert response.ok, response.status
+    return Image.open(io.BytesIO(response.body()))
+
+
+def test_browser_generate(page, server):
+    page.get_by_role("tab", name="Generate").click()
+    page.locator("#gen-prompt textarea").fill("7")
+    _set_number(page, "#gen-steps", 5)
+    _set_number(page, "#gen-n", 1)
+    page.click("#gen-button")
+    image = _fetched_image(page, "#gen-output")
+    assert image.size == (CELL, CELL)
+    assert np.asarray(image.convert("L")).std() > 10                      # a digit, not a blank square
+    assert server["proc"].poll() is None
+
+
+def test_browser_bad_upload_shows_a_message(page, server, tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is a text file renamed .png")
+    page.get_by_role("tab", name="SDEdit").click()
+    page.locator("#sdedit-upload input[type=file]").set_input_files(str(bad))
+    toast = page.locator(".toast-body").filter(has_text="notes.png is not an image")
+    toast.first.wait_for(state="visible", timeout=30_000)
+    # the upload box is emptied, ready for another file, and the server is still up
+    page.locator("#sdedit-upload input[type=file]").wait_for(state="attached", timeout=30_000)
+    assert server["proc"].poll() is None
+
+
+def test_browser_sdedit_of_a_digit_drawn_on_the_canvas(page, server):
+    page.get_by_role("tab", name="SDEdit").click()
+    canvas = page.locator("#sdedit-canvas canvas").first
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx - 30, cy - 80)                                     # a '7': the bar, then the stem
+    page.mouse.down()
+    page.mouse.move(cx + 30, cy - 80, steps=12)
+    page.mouse.move(cx - 10, cy + 80, steps=20)
+    page.mouse.up()
+    _set_number(page, "#sdedit-steps", 5)
+    _set_number(page, "#sdedit-n", 1)
+    page.click("#sdedit-button")
+    image = _fetched_image(page, "#sdedit-output")
+    assert image.size == ((2 * (28 + 2) + 2) * SCALE, (28 + 4) * SCALE)   # the drawing as the model sees it + 1 result
+    drawn = np.asarray(image.convert("L"))[2 * SCALE:30 * SCALE, 2 * SCALE:30 * SCALE]
+    assert drawn.max() > 200 and drawn.mean() < 128                       # white strokes on black: the drawing arrived
+    assert "i_start" in page.locator("#sdedit-caption").inner_text()
+    assert server["proc"].poll() is None
