@@ -33,23 +33,39 @@ def run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True)
 
 
+def _evaluation_row(v: dict) -> dict:
+    """The numbers the summary keeps: guided class models report accuracy and the best gamma; time-only
+    models one classifier-FID (shaped like best_fid so the table reads the same)."""
+    if "per_guidance_scale" not in v:
+        return {"sampler": v["sampler"], "steps": v["steps"], "nfe_per_image_guided": v["nfe_per_image"],
+                "accuracy_at_gamma5": None, "fid_floor": v["fid_floor"],
+                "best_fid": {"guidance_scale": None, "fid": v["fid"], "fid_over_floor": v["fid"] / v["fid_floor"]}}
+    return {"sampler": v["sampler"], "steps": v["steps"],
+            "nfe_per_image_guided": max(r["nfe_per_image"] for r in v["per_guidance_scale"]),
+            "accuracy_at_gamma5": v.get("accuracy_at_gamma5"), "best_fid": v["best_fid"], "fid_floor": v["fid_floor"]}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=20.0, help="training-time budget per recipe (default 20)")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-quality")
     ap.add_argument("--num-per-class", type=int, default=100)
     ap.add_argument("--recipes", nargs="+", default=["study", "fundiff"])
+    ap.add_argument("--conditioning", choices=["class", "time"], default="class",
+                    help="class (default) or time: the time-only (unconditional) models, compared on classifier-FID")
     ap.add_argument("--resume", action="store_true", help="reuse finished training runs in --out")
     ap.add_argument("--study-sampler", action="store_true",
                     help="also evaluate the study recipe with its own sampler (Euler, 300 steps: 600 NFE/image, slow)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    summary = {"minutes": args.minutes, "num_images": 10 * args.num_per_class, "recipes": {}}
+    summary = {"minutes": args.minutes, "conditioning": args.conditioning, "num_images": 10 * args.num_per_class,
+               "recipes": {}}
     for recipe in args.recipes:
         run_dir = args.out / recipe
         t0 = time.monotonic()
         speed = ["--compile"] if recipe != "study" else []  # the study's recipe runs as the study ran it: eager
-        run([*FUNDIFF, "train", "flow", "--recipe", recipe, "--max-train-minutes", str(args.minutes), *speed,
+        run([*FUNDIFF, "train", "flow", "--recipe", recipe, "--conditioning", args.conditioning,
+             "--max-train-minutes", str(args.minutes), *speed,
              "--out", str(run_dir), "--no-progress", "--checkpoint-interval", "0", *(["--resume"] if args.resume else [])])
         wall = time.monotonic() - t0
         evals = {}
@@ -65,22 +81,20 @@ def main() -> int:
         summary["recipes"][recipe] = {
             "train_seconds": metrics["train_seconds"], "steps": metrics["steps"],
             "images_per_second": metrics["images_per_second"], "wall_seconds": round(wall, 1),
-            "evaluations": {k: {
-                "sampler": v["sampler"], "steps": v["steps"],
-                "nfe_per_image_guided": max(r["nfe_per_image"] for r in v["per_guidance_scale"]),
-                "accuracy_at_gamma5": v.get("accuracy_at_gamma5"),
-                "best_fid": v["best_fid"], "fid_floor": v["fid_floor"],
-            } for k, v in evals.items()},
+            "evaluations": {k: _evaluation_row(v) for k, v in evals.items()},
         }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    lines = [f"# Quality after {args.minutes:g} CPU-minutes of training ({summary['num_images']} samples)", "",
+    what = "" if args.conditioning == "class" else ", time-only (unconditional) models"
+    lines = [f"# Quality after {args.minutes:g} CPU-minutes of training{what} ({summary['num_images']} samples)", "",
              "| recipe | sampler | NFE/image | accuracy at gamma=5 | best classifier-FID (gamma) | floor | FID / floor | train images/s |",
              "|---|---|---|---|---|---|---|---|"]
     for recipe, r in summary["recipes"].items():
         for e in r["evaluations"].values():
             b = e["best_fid"]
+            acc = "-" if e["accuracy_at_gamma5"] is None else f"{e['accuracy_at_gamma5']:.4f}"
+            gamma = "-" if b["guidance_scale"] is None else f"{b['guidance_scale']:g}"
             lines.append(f"| {recipe} | {e['sampler']} x {e['steps']} | {e['nfe_per_image_guided']} | "
-                         f"{e['accuracy_at_gamma5']:.4f} | {b['fid']:.3f} ({b['guidance_scale']:g}) | {e['fid_floor']:.3f} | "
+                         f"{acc} | {b['fid']:.3f} ({gamma}) | {e['fid_floor']:.3f} | "
                          f"{b['fid_over_floor']:.2f} | {r['images_per_second']:.0f} |")
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
