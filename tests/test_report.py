@@ -61,3 +61,10 @@ def test_claims_quote_the_measured_numbers(report):
     assert f"{pn['loss_floor_mean_predictor']:.4f}" in sec["one_step"]["claims"][-1]
     assert set(sec["flow"]["numbers"]) == {"study", "noschedule"}
     assert re.search(r"accuracy [\d.]+% at γ = 5", sec["shipped"]["claims"][-1])
+
+
+def test_a_failing_step_is_one_line(cli, tmp_path):
+    from conftest import assert_one_line_error
+
+    proc = cli("report", "--model", "deepfloyd", "--weights", tmp_path / "nope", "--out", tmp_path / "r")
+    assert_one_line_error(proc, "does not exist")

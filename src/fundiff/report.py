@@ -46,9 +46,11 @@ class ReportConfig:
 
 
 def _run(argv: list[str]) -> None:
-    from fundiff.cli import main
+    """Run one fundiff command in-process; its FundiffError propagates (one line from the outer command)."""
+    from fundiff.cli import build_parser
 
-    code = main(argv)
+    args = build_parser().parse_args(argv)
+    code = args.func(args)
     if code != 0:
         raise FundiffError(f"report step failed (exit {code}): fundiff {shlex.join(argv)}")
 
