@@ -474,7 +474,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fundiff: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("fundiff: interrupted; the latest checkpoint is saved, rerun with --resume to continue", file=sys.stderr)
+        hint = ("rerun the same command to continue (finished trainings are reused)"
+                if getattr(args, "func", None) is cmd_report else
+                "the latest checkpoint is saved, rerun with --resume to continue")
+        print(f"fundiff: interrupted; {hint}", file=sys.stderr)
         return 130
     except OSError as exc:
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
