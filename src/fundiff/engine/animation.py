@@ -141,20 +141,33 @@ def _grid_coords(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
     return (j // w).double(), (j % w).double()
 
 
-def permutation_frame(image: torch.Tensor, perm: torch.Tensor, t: float, fill: float = BACKGROUND) -> torch.Tensor:
-    """Pixels on straight lines from source p[j] to destination j, where view(x)[j] = x[p[j]]."""
-    shape = image.shape
-    h, w = shape[-2:]
-    perm = perm.to(torch.long).cpu()
-    flat = image.reshape(*shape[:-2], h * w)
+def _gather(image: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """view(x) for a pixel permutation: out.flatten(-2)[j] = x.flatten(-2)[p[j]]."""
+    h, w = image.shape[-2:]
+    flat = image.reshape(*image.shape[:-2], h * w)
+    return flat.index_select(-1, perm.to(image.device)).reshape(image.shape)
+
+
+def _endpoint(image: torch.Tensor, perm: torch.Tensor, t: float) -> torch.Tensor | None:
+    """The exact first (t <= 0) or last (t >= 1) frame of a permutation animation, else None."""
     if t <= 0:
         return image.clone()
     if t >= 1:
-        return flat.index_select(-1, perm.to(image.device)).reshape(shape)
+        return _gather(image, perm)
+    return None
+
+
+def permutation_frame(image: torch.Tensor, perm: torch.Tensor, t: float, fill: float = BACKGROUND) -> torch.Tensor:
+    """Pixels on straight lines from source p[j] to destination j, where view(x)[j] = x[p[j]]."""
+    h, w = image.shape[-2:]
+    perm = perm.to(torch.long).cpu()
+    end = _endpoint(image, perm, t)
+    if end is not None:
+        return end
     dy, dx = _grid_coords(h, w)
     sy, sx = dy[perm], dx[perm]
     # Output pixel j carries source pixel p[j]; splat in output order, so reorder the values.
-    moved = flat.index_select(-1, perm.to(image.device)).reshape(shape)
+    moved = _gather(image, perm)
     return splat(moved, sy + t * (dy - sy), sx + t * (dx - sx), fill)
 
 
@@ -165,14 +178,11 @@ def pieces_frame(image: torch.Tensor, perm: torch.Tensor, pieces: torch.Tensor, 
     Each piece's centroid moves on a straight line from its source centroid to its destination
     centroid while the piece turns counter-clockwise by t * turns * 90 degrees about it.
     """
-    shape = image.shape
-    h, w = shape[-2:]
+    h, w = image.shape[-2:]
     perm = perm.to(torch.long).cpu()
-    flat = image.reshape(*shape[:-2], h * w)
-    if t <= 0:
-        return image.clone()
-    if t >= 1:
-        return flat.index_select(-1, perm.to(image.device)).reshape(shape)
+    end = _endpoint(image, perm, t)
+    if end is not None:
+        return end
     pieces = pieces.to(torch.long).cpu().flatten()
     dy, dx = _grid_coords(h, w)
     sy, sx = dy[perm], dx[perm]
@@ -190,7 +200,7 @@ def pieces_frame(image: torch.Tensor, perm: torch.Tensor, pieces: torch.Tensor, 
     # counter-clockwise on screen (y points down): (y, x) -> (c y - s x, s y + c x)
     py = csy + t * (cdy - csy) + c * ry - s * rx
     px = csx + t * (cdx - csx) + s * ry + c * rx
-    moved = flat.index_select(-1, perm.to(image.device)).reshape(shape)
+    moved = _gather(image, perm)
     return splat(moved, py, px, fill)
 
 
