@@ -63,9 +63,8 @@ def main() -> int:
     for recipe in args.recipes:
         run_dir = args.out / recipe
         t0 = time.monotonic()
-        speed = ["--compile"] if recipe != "study" else []  # the study's recipe runs as the study ran it: eager
         run([*FUNDIFF, "train", "flow", "--recipe", recipe, "--conditioning", args.conditioning,
-             "--max-train-minutes", str(args.minutes), *speed,
+             "--max-train-minutes", str(args.minutes),
              "--out", str(run_dir), "--no-progress", "--checkpoint-interval", "0", *(["--resume"] if args.resume else [])])
         wall = time.monotonic() - t0
         evals = {}

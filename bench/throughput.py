@@ -1,10 +1,15 @@
-"""Throughput of the spec UNet on this machine: training (eager vs compiled) and sampling vs matmul peak.
+"""Throughput of the spec UNet on this machine: training (plain eager vs fundiff) and sampling vs matmul peak.
 
-Run alone:  .venv/bin/python bench/throughput.py [--num-hiddens 64 --batch-size 64]
+Run alone:  .venv/bin/python bench/throughput.py [--num-hiddens 64 --batch-size 64 --rounds 3]
 
 * peak: float32 GEMM throughput (GFLOP/s) of torch.mm on 1024 x 1024 matrices with all threads;
-* training: images/s of one flow-matching step (class UNet, Adam) in plain eager PyTorch and with
-  ``--compile`` (torch.compile), measured in the same process, and the ratio;
+* training: images/s of one flow-matching step (class UNet, Adam) measured in fresh child processes,
+  alternated ``--rounds`` times so drift in the machine hits every variant alike:
+    - ``plain``: the study's loop in plain eager PyTorch (NCHW, foreach Adam, default allocator);
+    - ``fundiff``: the same step as ``fundiff train`` runs it (fundiff.training.speed: allocator
+      kept, channels-last convolutions, fused Adam);
+    - ``fundiff+compile``: that plus ``--compile`` (torch.compile).
+  The speed-up is the ratio of medians.
 * sampling: UNet evaluations/s of the class UNet as fundiff samples (eval mode, BatchNorm folded,
   batch of 500, no grad), and the FLOP rate that implies as a fraction of the GEMM peak.
 FLOPs are counted with torch.utils.flop_counter (a multiply-add is 2 FLOPs).
@@ -14,6 +19,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -22,8 +30,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from fundiff.nn import ClassConditionalUNet
 from fundiff.nn.fuse import fold_batchnorm
 from fundiff.objectives import FlowMatchingObjective
+from fundiff.training import speed
 from fundiff.training.rng import BatchRandom, generator
 from fundiff.training.trainer import compile_for_training
+
+VARIANTS = ("plain", "fundiff", "fundiff+compile")
 
 
 def timed(fn, warmup: int, reps: int) -> float:
@@ -35,36 +46,64 @@ def timed(fn, warmup: int, reps: int) -> float:
     return (time.perf_counter() - t0) / reps
 
 
+def train_rate(variant: str, d: int, bs: int, steps: int) -> float:
+    """Images/s of the training step in this process, set up as ``variant`` says."""
+    torch.manual_seed(0)
+    model = ClassConditionalUNet(1, 10, d)
+    if variant == "plain":
+        opt = torch.optim.Adam(model.parameters(), 1e-3)
+        net = model
+    else:
+        speed.keep_freed_memory()
+        speed.prefer_channels_last(model)
+        opt = speed.make_adam(model.parameters(), decoupled=False, lr=1e-3)
+        net = compile_for_training(model) if variant.endswith("+compile") else model
+    obj, x, y = FlowMatchingObjective(), torch.rand(bs, 1, 28, 28), torch.randint(0, 10, (bs,))
+    i = [0]
+
+    def step():
+        i[0] += 1
+        loss = obj.loss(net, x, y, BatchRandom(generator(0, 0, i[0])))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return bs / timed(step, 4 if variant.endswith("+compile") else 3, steps)
+
+
+def child(args) -> int:
+    print(json.dumps({"images_per_s": train_rate(args.child, args.num_hiddens, args.batch_size, args.steps)}))
+    return 0
+
+
+def measure_in_child(variant: str, args) -> float:
+    cmd = [sys.executable, __file__, "--child", variant, "--num-hiddens", str(args.num_hiddens),
+           "--batch-size", str(args.batch_size), "--steps", str(args.steps)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["images_per_s"]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--num-hiddens", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        return child(args)
     d, bs = args.num_hiddens, args.batch_size
+    rates: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    for r in range(args.rounds):
+        for v in VARIANTS:
+            rates[v].append(round(measure_in_child(v, args), 1))
+        print(f"round {r + 1}: " + ", ".join(f"{v} {rates[v][-1]}" for v in VARIANTS), flush=True)
+    med = {v: statistics.median(xs) for v, xs in rates.items()}
+
     a = torch.randn(1024, 1024)
     peak = 2 * 1024**3 / timed(lambda: torch.mm(a, a), 3, 30) / 1e9
-
-    def train_rate(compiled: bool) -> float:
-        torch.manual_seed(0)
-        model = ClassConditionalUNet(1, 10, d)
-        opt = torch.optim.Adam(model.parameters(), 1e-3)
-        net = compile_for_training(model) if compiled else model
-        obj, x, y = FlowMatchingObjective(), torch.rand(bs, 1, 28, 28), torch.randint(0, 10, (bs,))
-        i = [0]
-
-        def step():
-            i[0] += 1
-            loss = obj.loss(net, x, y, BatchRandom(generator(0, 0, i[0])))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-        return bs / timed(step, 4, args.steps)
-
-    eager, compiled = train_rate(False), train_rate(True)
-    eager2 = train_rate(False)  # again, after the compiled run, to see drift
     model = fold_batchnorm(ClassConditionalUNet(1, 10, d).eval())
     xs, ys, ts = torch.randn(500, 1, 28, 28), torch.randint(0, 10, (500,)), torch.rand(500)
     with FlopCounterMode(display=False) as fc:
@@ -75,11 +114,12 @@ def main() -> int:
         per_batch = timed(lambda: model(xs, ys, ts), 1, 3)
     evals_per_s = 500 / per_batch
     result = {
-        "num_hiddens": d, "batch_size": bs, "threads": torch.get_num_threads(),
+        "num_hiddens": d, "batch_size": bs, "threads": torch.get_num_threads(), "rounds": args.rounds,
         "gemm_peak_gflops": round(peak, 1),
-        "train_images_per_s_eager": round((eager + eager2) / 2, 1),
-        "train_images_per_s_compiled": round(compiled, 1),
-        "train_speedup": round(compiled / ((eager + eager2) / 2), 3),
+        "train_images_per_s": rates,
+        "train_images_per_s_median": med,
+        "train_speedup_fundiff": round(med["fundiff"] / med["plain"], 3),
+        "train_speedup_fundiff_compile": round(med["fundiff+compile"] / med["plain"], 3),
         "forward_gflop_per_image": round(flops_per_eval / 1e9, 4),
         "sampling_evals_per_s": round(evals_per_s, 1),
         "sampling_fraction_of_peak": round(evals_per_s * flops_per_eval / 1e9 / peak, 3),

@@ -254,6 +254,8 @@ def _add_generative_hparams(p: argparse.ArgumentParser, objective: str) -> None:
     g.add_argument("--num-train", type=_positive_int, default=None, metavar="N", help="train on a seeded subset of N images")
     g.add_argument("--max-train-minutes", type=_positive_float, default=None, help="stop after this much training time")
     g.add_argument("--compile", action="store_true", default=None, help="torch.compile the training step (same math, faster)")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="run the convolutions on NHWC tensors (same math; default on)")
 
 
 def _load_data(args):
@@ -328,7 +330,7 @@ def cmd_train_generative(args) -> int:
     recipe = get_recipe(args.objective, args.recipe)
     hp = _overrides(args, ["batch_size", "lr", "epochs", "lr_schedule", "lr_final_factor", "warmup_steps", "optimizer",
                            "weight_decay", "adam_beta2", "grad_clip", "ema_decay", "num_train", "seed", "device",
-                           "checkpoint_interval", "compile"])
+                           "checkpoint_interval", "compile", "channels_last"])
     if args.max_train_minutes is not None:
         hp["max_train_seconds"] = args.max_train_minutes * 60
     config = dataclasses.replace(recipe.train, **hp, progress=not args.no_progress)
@@ -422,7 +424,7 @@ def cmd_study_flow(args) -> int:
 
     overrides = _overrides(args, ["batch_size", "lr", "epochs", "lr_schedule", "lr_final_factor", "warmup_steps", "optimizer",
                                   "weight_decay", "adam_beta2", "grad_clip", "ema_decay", "num_train", "device",
-                                  "checkpoint_interval", "compile"])
+                                  "checkpoint_interval", "compile", "channels_last"])
     if args.max_train_minutes is not None:
         overrides["max_train_seconds"] = args.max_train_minutes * 60
     config = FlowStudyConfig(

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from fundiff.data import to_float
 from fundiff.errors import FundiffError
 from fundiff.io import ensure_writable_dir, write_json
-from fundiff.training import distributed, rng
+from fundiff.training import distributed, rng, speed
 from fundiff.training.checkpoint import CheckpointStore, save_model
 from fundiff.training.device import resolve_device
 from fundiff.training.ema import EMA
@@ -77,10 +77,11 @@ class TrainConfig:
     checkpoint_interval: float = 300.0  # seconds between mid-epoch checkpoints; 0: epoch ends only
     device: str = "auto"
     compile: bool = False  # torch.compile the training forward/backward (same math, fused kernels)
+    channels_last: bool = True  # NHWC convolutions (same math; see fundiff.training.speed)
     progress: bool = True
 
     # Fields that may differ between a run and its resumption.
-    RESUMABLE_CHANGES = ("checkpoint_interval", "device", "progress", "compile")
+    RESUMABLE_CHANGES = ("checkpoint_interval", "device", "progress", "compile", "channels_last")
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -161,8 +162,8 @@ def select_subset(num_items: int, num_train: int | None, seed: int) -> torch.Ten
 
 
 def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return cls(model.parameters(), lr=config.lr, betas=(0.9, config.adam_beta2), weight_decay=config.weight_decay)
+    return speed.make_adam(model.parameters(), decoupled=config.optimizer == "adamw", lr=config.lr,
+                           betas=(0.9, config.adam_beta2), weight_decay=config.weight_decay)
 
 
 def train(
@@ -233,7 +234,10 @@ def _train(
     global_batch = min(config.batch_size, n)
     shard = distributed.shard_size(global_batch, world)  # this rank's images per step: [rank*shard, (rank+1)*shard)
 
+    speed.keep_freed_memory()
     model.to(device).train()
+    if config.channels_last:
+        speed.prefer_channels_last(model)
     optimizer = _make_optimizer(model, config)
     ema = EMA(model, config.ema_decay) if config.ema_decay else None
     step, losses, epoch_losses, train_seconds, stopped_early = 0, [], [], 0.0, False
