@@ -45,6 +45,18 @@ def _evaluation_row(v: dict) -> dict:
             "accuracy_at_gamma5": v.get("accuracy_at_gamma5"), "best_fid": v["best_fid"], "fid_floor": v["fid_floor"]}
 
 
+def _accuracy_row(v: dict) -> dict:
+    """Accuracy at gamma 5 on many samples: the count of misread digits and a Wilson 95% interval."""
+    n = v["num_images"] if "num_images" in v else 10 * v["num_per_class"]
+    acc = v["accuracy_at_gamma5"]
+    errors = round((1 - acc) * n)
+    z = 1.96
+    centre = (acc + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((acc * (1 - acc) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return {"num_images": n, "accuracy": acc, "errors": errors,
+            "wilson95": [round(centre - half, 5), round(min(1.0, centre + half), 5)]}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=20.0, help="training-time budget per recipe (default 20)")
@@ -53,6 +65,8 @@ def main() -> int:
     ap.add_argument("--recipes", nargs="+", default=["study", "fundiff"])
     ap.add_argument("--conditioning", choices=["class", "time"], default="class",
                     help="class (default) or time: the time-only (unconditional) models, compared on classifier-FID")
+    ap.add_argument("--accuracy-per-class", type=int, default=0, metavar="K",
+                    help="class models: also measure accuracy at gamma=5 alone on 10*K samples (a finer count of errors)")
     ap.add_argument("--resume", action="store_true", help="reuse finished training runs in --out")
     ap.add_argument("--study-sampler", action="store_true",
                     help="also evaluate the study recipe with its own sampler (Euler, 300 steps: 600 NFE/image, slow)")
@@ -76,11 +90,18 @@ def main() -> int:
             run([*FUNDIFF, "evaluate", "--model", str(run_dir), "--num-per-class", str(args.num_per_class),
                  "--json", str(path), *extra])
             evals[name] = json.loads(path.read_text())
+        accuracy = None
+        if args.accuracy_per_class and args.conditioning == "class":
+            path = run_dir / "eval-accuracy-gamma5.json"
+            run([*FUNDIFF, "evaluate", "--model", str(run_dir), "--num-per-class", str(args.accuracy_per_class),
+                 "--guidance-scale", "5", "--seed", "1", "--json", str(path)])
+            accuracy = _accuracy_row(json.loads(path.read_text()))
         metrics = json.loads((run_dir / "metrics.json").read_text())
         summary["recipes"][recipe] = {
             "train_seconds": metrics["train_seconds"], "steps": metrics["steps"],
             "images_per_second": metrics["images_per_second"], "wall_seconds": round(wall, 1),
             "evaluations": {k: _evaluation_row(v) for k, v in evals.items()},
+            "accuracy_at_gamma5_large": accuracy,
         }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     what = "" if args.conditioning == "class" else ", time-only (unconditional) models"
@@ -95,6 +116,13 @@ def main() -> int:
             lines.append(f"| {recipe} | {e['sampler']} x {e['steps']} | {e['nfe_per_image_guided']} | "
                          f"{acc} | {b['fid']:.3f} ({gamma}) | {e['fid_floor']:.3f} | "
                          f"{b['fid_over_floor']:.2f} | {r['images_per_second']:.0f} |")
+    large = {k: r["accuracy_at_gamma5_large"] for k, r in summary["recipes"].items() if r["accuracy_at_gamma5_large"]}
+    if large:
+        lines += ["", "Accuracy at gamma=5 on more samples (default sampler, seed 1):", "",
+                  "| recipe | samples | misread | accuracy | Wilson 95% |", "|---|---|---|---|---|"]
+        for recipe, a in large.items():
+            lines.append(f"| {recipe} | {a['num_images']} | {a['errors']} | {a['accuracy']:.4f} | "
+                         f"{a['wilson95'][0]:.4f}-{a['wilson95'][1]:.4f} |")
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
