@@ -10,8 +10,9 @@ Run alone:  .venv/bin/python bench/throughput.py [--num-hiddens 64 --batch-size 
       kept, channels-last convolutions, fused Adam);
     - ``fundiff+compile``: that plus ``--compile`` (torch.compile).
   The speed-up is the ratio of medians.
-* sampling: UNet evaluations/s of the class UNet as fundiff samples (eval mode, BatchNorm folded,
-  batch of 500, no grad), and the FLOP rate that implies as a fraction of the GEMM peak.
+* sampling: UNet evaluations/s of the class UNet as fundiff samples (Generator.for_sampling: eval mode,
+  BatchNorm folded, channels-last, batch of 500 computed in slices, no grad), and the FLOP rate that
+  implies as a fraction of the GEMM peak.
 FLOPs are counted with torch.utils.flop_counter (a multiply-add is 2 FLOPs).
 """
 
@@ -28,7 +29,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from fundiff.nn import ClassConditionalUNet
-from fundiff.nn.fuse import fold_batchnorm
+from fundiff.generate import Generator
 from fundiff.objectives import FlowMatchingObjective
 from fundiff.training import speed
 from fundiff.training.rng import BatchRandom, generator
@@ -104,7 +105,7 @@ def main() -> int:
 
     a = torch.randn(1024, 1024)
     peak = 2 * 1024**3 / timed(lambda: torch.mm(a, a), 3, 30) / 1e9
-    model = fold_batchnorm(ClassConditionalUNet(1, 10, d).eval())
+    model = Generator.for_sampling(ClassConditionalUNet(1, 10, d).eval(), {"name": "flow"}, "bench").model
     xs, ys, ts = torch.randn(500, 1, 28, 28), torch.randint(0, 10, (500,)), torch.rand(500)
     with FlopCounterMode(display=False) as fc:
         with torch.no_grad():

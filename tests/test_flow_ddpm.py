@@ -248,3 +248,19 @@ def test_ddpm_training_and_sampling(tmp_path, cli):
                    "--out", tmp_path / f"{sampler}.png", "--device", "cpu")
         assert proc.returncode == 0, proc.stderr
     assert_one_line_error(cli("sample", "--model", out, "--prompt", "3", "--device", "cpu"), "not class-conditional")
+
+
+def test_evaluate_of_a_model_whose_samples_blow_up_is_a_one_line_error(tiny_flow, tmp_path, cli):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    src = tiny_flow / "model.safetensors"
+    with safe_open(str(src), "pt") as fh:
+        meta = fh.metadata()
+    tensors = load_file(str(src))
+    tensors["out.bias"] = torch.full_like(tensors["out.bias"], 3e38)  # a velocity that overflows float32
+    save_file(tensors, str(tmp_path / "model.safetensors"), metadata=meta)
+    proc = cli("evaluate", "--model", tmp_path / "model.safetensors", "--num-per-class", "2", "--steps", "2",
+               "--guidance-scale", "1", "--device", "cpu", "--json", tmp_path / "e.json")
+    assert_one_line_error(proc, "NaN or infinite")
+    assert not (tmp_path / "e.json").exists()

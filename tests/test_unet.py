@@ -154,3 +154,27 @@ def test_batchnorm_folding_keeps_the_function():
         x = torch.randn(4, 1, 28, 28)
         a = (x, *(v[:4] for v in args))
         torch.testing.assert_close(folded(*a), m(*a), rtol=1e-4, atol=1e-5)
+
+
+def test_inference_in_slices_keeps_the_function():
+    """No-grad eval-mode CPU calls run in slices of the batch (activations under 24 MB); same outputs."""
+    from fundiff.nn import ClassConditionalUNet, TimeConditionalUNet, UnconditionalUNet
+
+    torch.manual_seed(0)
+    x, c, t = torch.randn(130, 1, 28, 28), torch.arange(130) % 10, torch.rand(130)
+    for model, args in ((ClassConditionalUNet(1, 10, 64), (c, t)), (TimeConditionalUNet(1, 64), (t,)),
+                        (UnconditionalUNet(1, 64), ())):
+        model.eval()
+        whole = model(x, *args).detach()  # grad enabled: one call
+        calls = []
+        hook = model.e1.register_forward_hook(lambda m, i, o: calls.append(o.shape[0]))
+        with torch.no_grad():
+            sliced = model(x, *args)
+        hook.remove()
+        assert calls == [125, 5]
+        torch.testing.assert_close(sliced, whole, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():  # a scalar t and a (N,) mask are sliced or passed as they should be
+        m = ClassConditionalUNet(1, 10, 64).eval()
+        mask = torch.arange(130) % 2
+        torch.testing.assert_close(m(x, c, 0.5, mask), torch.cat([m(x[:65], c[:65], 0.5, mask[:65]),
+                                                                  m(x[65:], c[65:], 0.5, mask[65:])]), rtol=1e-4, atol=1e-5)

@@ -21,6 +21,7 @@ from torch import nn
 from fundiff.errors import CheckpointError, FundiffError
 from fundiff.guidance import conditional_prediction
 from fundiff.nn.fuse import fold_batchnorm
+from fundiff.training import speed
 from fundiff.paths import DDPMSchedule
 from fundiff.samplers import DDPM_SAMPLERS, EVALS_PER_STEP, FLOW_SAMPLERS, sample_ddpm, sample_flow
 from fundiff.training.checkpoint import load_model, read_metadata
@@ -44,8 +45,10 @@ class Generator:
 
     @classmethod
     def for_sampling(cls, model: nn.Module, objective: dict[str, Any], source: str) -> "Generator":
-        """Wrap a trained UNet for sampling, with BatchNorm folded into its convolutions (same function, faster)."""
-        return cls(fold_batchnorm(model), objective, source)
+        """Wrap a trained UNet for sampling: BatchNorm folded into its convolutions, weights channels-last and
+        freed memory kept for reuse (the same function, faster; see fundiff.training.speed)."""
+        speed.keep_freed_memory()
+        return cls(speed.prefer_channels_last(fold_batchnorm(model)), objective, source)
 
     @property
     def is_flow(self) -> bool:
