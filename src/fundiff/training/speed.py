@@ -1,4 +1,4 @@
-"""Speed-ups of the training step that keep its math (measured by ``bench/throughput.py``).
+"""Speed-ups of training and sampling that keep the math (measured by ``bench/throughput.py``).
 
 Profiled on the 2-core CPU (spec class UNet, D=64, batch 64): in plain eager PyTorch the step
 spends its time in oneDNN convolutions, in first-touch page faults (glibc hands every freed
@@ -13,7 +13,9 @@ on channels-last (NHWC) tensors. So:
 * :func:`make_adam` uses the fused (single-kernel) Adam/AdamW update where PyTorch has one.
 
 All three change only float rounding order, never the function computed: the same weights,
-the same loss, the same update rule. ``torch.compile`` (``--compile``) is separate.
+the same loss, the same update rule. ``torch.compile`` (``--compile``) is separate. Sampling
+(``Generator.for_sampling``) uses the first two, and the UNet runs no-grad CPU batches in slices
+small enough for the kept heap (``UnetBody.in_slices``).
 """
 
 from __future__ import annotations
