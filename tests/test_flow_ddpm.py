@@ -250,17 +250,30 @@ def test_ddpm_training_and_sampling(tmp_path, cli):
     assert_one_line_error(cli("sample", "--model", out, "--prompt", "3", "--device", "cpu"), "not class-conditional")
 
 
-def test_evaluate_of_a_model_whose_samples_blow_up_is_a_one_line_error(tiny_flow, tmp_path, cli):
+def blown_up_model(run_dir, dest):
+    """A copy of a trained flow model whose output bias overflows float32: its samples become inf/NaN."""
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    src = tiny_flow / "model.safetensors"
+    src = run_dir / "model.safetensors"
     with safe_open(str(src), "pt") as fh:
         meta = fh.metadata()
     tensors = load_file(str(src))
-    tensors["out.bias"] = torch.full_like(tensors["out.bias"], 3e38)  # a velocity that overflows float32
-    save_file(tensors, str(tmp_path / "model.safetensors"), metadata=meta)
+    tensors["out.bias"] = torch.full_like(tensors["out.bias"], 3e38)
+    save_file(tensors, str(dest), metadata=meta)
+
+
+def test_evaluate_of_a_model_whose_samples_blow_up_is_a_one_line_error(tiny_flow, tmp_path, cli):
+    blown_up_model(tiny_flow, tmp_path / "model.safetensors")
     proc = cli("evaluate", "--model", tmp_path / "model.safetensors", "--num-per-class", "2", "--steps", "2",
                "--guidance-scale", "1", "--device", "cpu", "--json", tmp_path / "e.json")
     assert_one_line_error(proc, "NaN or infinite")
     assert not (tmp_path / "e.json").exists()
+
+
+def test_sample_of_a_model_whose_samples_blow_up_writes_nothing(tiny_flow, tmp_path, cli):
+    blown_up_model(tiny_flow, tmp_path / "model.safetensors")
+    proc = cli("sample", "--model", tmp_path / "model.safetensors", "--prompt", "3", "--num-images", "2",
+               "--steps", "2", "--device", "cpu", "--out", tmp_path / "s.png")
+    assert_one_line_error(proc, "NaN or infinite")
+    assert not (tmp_path / "s.png").exists()

@@ -16,20 +16,11 @@ from typing import Any, Sequence
 import torch
 
 from fundiff.data import MNIST
-from fundiff.errors import FundiffError
 from fundiff.generate import Generator, evaluations_per_image, generate, validate_sampling
 from fundiff.metrics import class_accuracy, classifier_fid, real_data_floor
 
 DEFAULT_SCALES = (1.0, 1.5, 2.0, 3.0, 5.0)
 STUDY_SCALE = 5.0
-
-
-def _finite(images: torch.Tensor, gen: Generator, what: str) -> torch.Tensor:
-    """The samples, or a one-line error when sampling blew up (an untrained or diverged model)."""
-    if not torch.isfinite(images).all():
-        raise FundiffError(f"the samples of {gen.source} ({what}) hold NaN or infinite values: the model has not "
-                           "learned a stable flow; train it longer or with a lower --lr")
-    return images
 
 
 def evaluate_generator(
@@ -57,7 +48,6 @@ def evaluate_generator(
         t0 = time.monotonic()
         images, _ = generate(gen, None, n, num_inference_steps=steps, sampler=sampler,
                              generator=torch.Generator().manual_seed(seed))
-        images = _finite(images, gen, "no guidance")
         result.update(fid=classifier_fid(images, mnist), sampling_seconds=round(time.monotonic() - t0, 2),
                       nfe_per_image=evaluations_per_image(gen, sampler, steps, 1.0, False))
         return result
@@ -67,7 +57,6 @@ def evaluate_generator(
         t0 = time.monotonic()
         images, _ = generate(gen, labels, num_inference_steps=steps, sampler=sampler, guidance_scale=g,
                              generator=torch.Generator().manual_seed(seed))
-        images = _finite(images, gen, f"guidance scale {g:g}")
         row = {
             "guidance_scale": g,
             "accuracy": class_accuracy(images, labels),

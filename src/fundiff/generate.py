@@ -161,5 +161,8 @@ def generate(
         outs.append(x.clamp(0, 1).cpu())
         trajs.append(traj)
     images = torch.cat(outs)
+    if not torch.isfinite(images).all():  # clamp keeps NaN: an untrained or diverged model
+        raise FundiffError(f"the samples of {gen.source} (guidance scale {guidance_scale:g}) hold NaN or infinite "
+                           "values: the model has not learned a stable field; train it longer or with a lower --lr")
     trajectory = [torch.cat([t[i] for t in trajs]).clamp(0, 1) for i in range(len(trajs[0]))] if keep_trajectory else []
     return images, trajectory
