@@ -2,14 +2,17 @@
 
 Run alone:  .venv/bin/python bench/throughput.py [--num-hiddens 64 --batch-size 64 --rounds 3]
 
-* peak: float32 GEMM throughput (GFLOP/s) of torch.mm on 1024 x 1024 matrices with all threads;
+* peak: float32 GEMM throughput (GFLOP/s) of torch.mm with all threads, the best of square sizes 512, 1024
+  and 2048, measured before and after the training rounds (the best of both);
 * training: images/s of one flow-matching step (class UNet, Adam) measured in fresh child processes,
   alternated ``--rounds`` times so drift in the machine hits every variant alike:
     - ``plain``: the study's loop in plain eager PyTorch (NCHW, foreach Adam, default allocator);
     - ``fundiff``: the same step as ``fundiff train`` runs it (fundiff.training.speed: allocator
       kept, channels-last convolutions, fused Adam);
     - ``fundiff+compile``: that plus ``--compile`` (torch.compile).
-  The speed-up is the ratio of medians.
+  The speed-up is the ratio of medians. Each rate is also given as GFLOP/s (training FLOPs of one step,
+  forward + backward, counted once) and as a fraction of the GEMM peak; ``same_flop_ceiling`` = peak /
+  plain rate is the most any method that keeps the FLOPs (the same math) could gain over plain eager.
 * sampling: UNet evaluations/s of the class UNet as fundiff samples (Generator.for_sampling: eval mode,
   BatchNorm folded, channels-last, batch of 500 computed in slices, no grad), and the FLOP rate that
   implies as a fraction of the GEMM peak.
@@ -72,6 +75,26 @@ def train_rate(variant: str, d: int, bs: int, steps: int) -> float:
     return bs / timed(step, 4 if variant.endswith("+compile") else 3, steps)
 
 
+def gemm_peak() -> float:
+    """Best float32 torch.mm rate (GFLOP/s) over a few square sizes and repeats."""
+    best = 0.0
+    for n in (512, 1024, 2048):
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        reps = max(1, int(1e9 / (2 * n**3)))
+        for _ in range(3):
+            best = max(best, 2 * n**3 / timed(lambda: torch.mm(a, b), 1, reps) / 1e9)
+    return best
+
+
+def train_gflop_per_image(d: int, bs: int) -> float:
+    """FLOPs of one training step (forward + backward of the UNet) per image, by torch's flop counter."""
+    model = ClassConditionalUNet(1, 10, d)
+    obj, x, y = FlowMatchingObjective(), torch.rand(bs, 1, 28, 28), torch.randint(0, 10, (bs,))
+    with FlopCounterMode(display=False) as fc:
+        obj.loss(model, x, y, BatchRandom(generator(0, 0, 1))).backward()
+    return fc.get_total_flops() / bs / 1e9
+
+
 def child(args) -> int:
     print(json.dumps({"images_per_s": train_rate(args.child, args.num_hiddens, args.batch_size, args.steps)}))
     return 0
@@ -96,6 +119,8 @@ def main() -> int:
     if args.child:
         return child(args)
     d, bs = args.num_hiddens, args.batch_size
+    peak_before = gemm_peak()
+    print(f"GEMM peak before: {peak_before:.1f} GFLOP/s", flush=True)
     rates: dict[str, list[float]] = {v: [] for v in VARIANTS}
     for r in range(args.rounds):
         for v in VARIANTS:
@@ -103,8 +128,9 @@ def main() -> int:
         print(f"round {r + 1}: " + ", ".join(f"{v} {rates[v][-1]}" for v in VARIANTS), flush=True)
     med = {v: statistics.median(xs) for v, xs in rates.items()}
 
-    a = torch.randn(1024, 1024)
-    peak = 2 * 1024**3 / timed(lambda: torch.mm(a, a), 3, 30) / 1e9
+    peak_after = gemm_peak()
+    peak = max(peak_before, peak_after)
+    train_gflop = train_gflop_per_image(d, bs)
     model = Generator.for_sampling(ClassConditionalUNet(1, 10, d).eval(), {"name": "flow"}, "bench").model
     xs, ys, ts = torch.randn(500, 1, 28, 28), torch.randint(0, 10, (500,)), torch.rand(500)
     with FlopCounterMode(display=False) as fc:
@@ -117,8 +143,13 @@ def main() -> int:
     result = {
         "num_hiddens": d, "batch_size": bs, "threads": torch.get_num_threads(), "rounds": args.rounds,
         "gemm_peak_gflops": round(peak, 1),
+        "gemm_peak_gflops_before_after": [round(peak_before, 1), round(peak_after, 1)],
+        "train_gflop_per_image": round(train_gflop, 4),
         "train_images_per_s": rates,
         "train_images_per_s_median": med,
+        "train_gflops_median": {v: round(m * train_gflop, 1) for v, m in med.items()},
+        "train_fraction_of_peak": {v: round(m * train_gflop / peak, 3) for v, m in med.items()},
+        "same_flop_ceiling": round(peak / (med["plain"] * train_gflop), 3),
         "train_speedup_fundiff": round(med["fundiff"] / med["plain"], 3),
         "train_speedup_fundiff_compile": round(med["fundiff+compile"] / med["plain"], 3),
         "forward_gflop_per_image": round(flops_per_eval / 1e9, 4),
