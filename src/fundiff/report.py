@@ -125,7 +125,8 @@ class Report:
             s.claims.append(f"From t = {it['t_start']} ({it['steps']} steps): iterative {_fmt(it['psnr_db']['iterative'])} dB, "
                             f"one-step {_fmt(it['psnr_db']['one_step'])} dB, blur {_fmt(it['psnr_db']['blur'])} dB. "
                             "The iterative result is a sharp, plausible image rather than the closest one, so its PSNR can be lower.")
-            s.claims.append(f"Dynamic thresholding vs the study's plain x0 formula: iterative {_fmt(it['psnr_db']['iterative'])} "
+            kind = "Static thresholding (x0-hat clipped to [-1, 1])" if m else "Dynamic thresholding"
+            s.claims.append(f"{kind} vs the study's plain x0 formula: iterative {_fmt(it['psnr_db']['iterative'])} "
                             f"vs {_fmt(it2['iterative'])} dB (last figure: plain formula).")
 
         def sampling(s: Section) -> None:

@@ -30,7 +30,8 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cpu-offload", action="store_true", help="DeepFloyd: keep the UNet in CPU memory, move it to the GPU only to run")
     g.add_argument("--download", action="store_true", help="DeepFloyd: let huggingface_hub download missing weights (gated; needs a token)")
     g.add_argument("--no-threshold", action="store_true",
-                   help="use the study's plain x0 formula instead of dynamic thresholding (IF's config: ratio 0.95, max 1.5)")
+                   help="use the study's plain x0 formula instead of thresholding x0-hat (DeepFloyd: dynamic, IF's config "
+                        "ratio 0.95, max 1.5; MNIST: static, clipped to [-1, 1])")
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same images")
 
 

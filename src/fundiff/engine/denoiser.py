@@ -65,8 +65,9 @@ def concat_conditions(conds: Sequence[Any]) -> Any:
 class Denoiser(ABC):
     """A pretrained model that denoises at the timesteps of ``schedule``.
 
-    Subclasses set ``schedule``, ``channels``, ``image_size``, ``threshold`` (dynamic thresholding of
-    x0-hat their scheduler asks for, or None), ``null_prompt`` (the prompt that means "no condition")
+    Subclasses set ``schedule``, ``channels``, ``image_size``, ``threshold`` (the thresholding of x0-hat
+    their scheduler asks for: dynamic for DeepFloyd IF, static clipping for MNIST; or None),
+    ``null_prompt`` (the prompt that means "no condition")
     and implement :meth:`encode` and :meth:`predict`.
     """
 

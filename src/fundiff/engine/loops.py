@@ -49,7 +49,7 @@ def denoise_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One DDPM posterior step t -> t_prev (-1: clean); returns (x_t', the x0-hat it used).
 
-    x0-hat is dynamically thresholded when ``threshold`` is given; sigma z is added for t > 0.
+    x0-hat is thresholded (dynamic or static) when ``threshold`` is given; sigma z is added for t > 0.
     """
     x0 = threshold(pred.x0) if threshold is not None else pred.x0
     x_prev = schedule.posterior_mean(x0, x, t, t_prev)

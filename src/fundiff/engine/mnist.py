@@ -8,7 +8,8 @@ Since x + a = 2 (a y + (s/2) eps), the same image in the flow's coordinates is
 
 and the model's answer gives y-hat = y_tau + (1 - tau) u, eps-hat = y_tau - tau u, x0-hat = 2 y-hat - 1
 (exactly x = a x0-hat + s eps-hat).  The schedule is DeepFloyd IF's cosine one, so timesteps mean the
-same noise level (in [-1, 1]) on both backends.
+same noise level (in [-1, 1]) on both backends.  x0-hat is clipped to [-1, 1] (static thresholding):
+MNIST's pixels sit at the ends of the range, where IF's dynamic thresholding greys the background.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class MnistDenoiser(Denoiser):
     default_prompt = ""
 
     def __init__(self, generator: Generator, schedule: Schedule | None = None,
-                 threshold: Threshold | None = Threshold()):
+                 threshold: Threshold | None = Threshold.static()):
         if not generator.is_flow:
             raise FundiffError(f"{generator.source} is a {generator.objective.get('name')} model; "
                                "the Part A engine takes fundiff flow models (fundiff train flow)")

@@ -50,12 +50,29 @@ def squaredcos_alphas_cumprod(num_steps: int = NUM_TRAIN_TIMESTEPS, max_beta: fl
 @dataclass(frozen=True)
 class Threshold:
     """Dynamic thresholding of x0-hat (Imagen): s = clamp(quantile(|x0|, ratio), 1, max_value) per image,
-    x0 <- clamp(x0, -s, s) / s.  IF stage I asks for ratio 0.95, max 1.5."""
+    x0 <- clamp(x0, -s, s) / s.  IF stage I asks for ratio 0.95, max 1.5.
+
+    ``max_value`` = 1 is Imagen's *static* thresholding, x0 <- clamp(x0, -1, 1) (:meth:`static`).  That is
+    the one for data whose pixels sit at the ends of the range, as MNIST's do: there the 95% quantile of
+    |x0-hat| is at or above 1 in almost every image, so dynamic thresholding divides the whole image by
+    s > 1 at every step and lifts the black background (-1 -> -1/s), which accumulates into grey speckle.
+    """
 
     ratio: float = 0.95
     max_value: float = 1.5
 
+    @classmethod
+    def static(cls) -> "Threshold":
+        """x0 <- clamp(x0, -1, 1)."""
+        return cls(max_value=1.0)
+
+    @property
+    def is_static(self) -> bool:
+        return self.max_value == 1.0
+
     def __call__(self, x0: torch.Tensor) -> torch.Tensor:
+        if self.is_static:
+            return x0.clamp(-1, 1)
         dtype = x0.dtype
         flat = x0.float().reshape(x0.shape[0], -1)
         s = torch.quantile(flat.abs(), self.ratio, dim=1).clamp(min=1, max=self.max_value).unsqueeze(1)

@@ -515,7 +515,7 @@ def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_
     :func:`fundiff.engine.backends.load_denoiser`, or an already loaded ``denoiser``).
 
     The queue runs ``concurrency`` jobs at a time (default 1: in order) with at most ``max_queue`` waiting.
-    ``threshold=False`` turns off dynamic thresholding (the study's plain x0 formula); ``seed`` is the
+    ``threshold=False`` turns off the thresholding of x0-hat (the study's plain x0 formula); ``seed`` is the
     seed the forms start with.
     """
     if denoiser is None:
