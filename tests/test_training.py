@@ -1,5 +1,6 @@
 """The shared trainer: determinism, atomic checkpoints, exact resume after SIGKILL and Ctrl-C."""
 
+import io
 import json
 import os
 import signal
@@ -236,3 +237,53 @@ def test_speed_helpers():
     p = torch.nn.Parameter(torch.zeros(3, dtype=torch.float16))
     opt16 = speed.make_adam([p], decoupled=False, lr=1e-3)
     assert isinstance(opt16, torch.optim.Adam)
+
+
+# ------------------------------------------------------------------------------------------------
+# Progress: a bar on a terminal, plain lines in a log.
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_progress_in_a_log_is_plain_lines_at_epoch_ends():
+    from fundiff.training.progress import TrainingProgress
+
+    log = _Stream(tty=False)
+    p = TrainingProgress(total=6, initial=0, desc="flow matching", stream=log, every_s=3600)
+    for step in range(1, 7):
+        p.update(step, (step - 1) // 3 + 1, 2, 0.5 / step, 100.0, epoch_end=step % 3 == 0)
+    p.close()
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and len(lines) == 2
+    assert lines[0].startswith("flow matching: step 3/6 (50%), epoch 1/2, loss 0.1667, 100 images/s")
+    assert "left" in lines[0] and "left" not in lines[1] and "step 6/6 (100%), epoch 2/2" in lines[1]
+    quiet = _Stream(tty=False)
+    TrainingProgress(6, 0, "x", enabled=False, stream=quiet).update(3, 1, 2, 0.1, 1.0, epoch_end=True)
+    assert quiet.getvalue() == ""
+
+
+def test_progress_on_a_terminal_is_a_bar():
+    from fundiff.training.progress import TrainingProgress
+
+    term = _Stream(tty=True)
+    p = TrainingProgress(total=4, initial=1, desc="denoiser", stream=term)
+    for step in range(2, 5):
+        p.update(step, 1, 1, 0.25, 50.0, epoch_end=step == 4)
+    p.close()
+    out = term.getvalue()
+    assert "\r" in out and "4/4" in out and "loss=0.2500" in out
+
+
+def test_training_command_logs_lines_when_not_on_a_terminal(tmp_path, cli):
+    args = [a for a in CLI_TRAIN if a != "--no-progress"]
+    proc = cli(*args, "--out", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stderr
+    epoch_lines = [line for line in proc.stderr.splitlines() if line.startswith("denoiser sigma=0.5: step ")]
+    assert [line.split(",")[1].strip() for line in epoch_lines] == ["epoch 1/2", "epoch 2/2"], proc.stderr

@@ -13,7 +13,7 @@ shuffled mini-batches of an in-memory uint8 image tensor, and
 * keeps the evaluation weights (the EMA when ``ema_decay`` > 0, else the raw weights) after every
   epoch in ``<run>/weights/epoch-NNN.safetensors`` and at the end in ``<run>/model.safetensors``,
   with the objective's config in the file's metadata;
-* shows a tqdm bar with the loss and images/s;
+* shows its progress: a tqdm bar on a terminal, a plain line a minute in a log (:mod:`fundiff.training.progress`);
 * runs data-parallel when launched by ``torchrun`` (``batch_size`` stays the global batch; each rank
   trains on its shard, rank 0 writes the files), see :mod:`fundiff.training.distributed`.
 """
@@ -32,7 +32,6 @@ from typing import Any, Callable, Protocol
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from fundiff.data import to_float
 from fundiff.errors import FundiffError
@@ -41,6 +40,7 @@ from fundiff.training import distributed, rng, speed
 from fundiff.training.checkpoint import CheckpointStore, save_model
 from fundiff.training.device import resolve_device
 from fundiff.training.ema import EMA
+from fundiff.training.progress import TrainingProgress
 
 LR_SCHEDULES = ("none", "exponential", "cosine")
 OPTIMIZERS = ("adam", "adamw")
@@ -279,10 +279,7 @@ def _train(
     def checkpoint_due() -> bool:
         return bool(config.checkpoint_interval) and time.monotonic() - last_checkpoint >= config.checkpoint_interval
 
-    bar = tqdm(
-        total=total_steps, initial=step, desc=desc or objective.name, unit="step",
-        disable=not (config.progress and main), dynamic_ncols=True, leave=True,
-    )
+    bar = TrainingProgress(total_steps, step, desc or objective.name, enabled=config.progress and main)
     last_checkpoint = time.monotonic()
     images_seen_now, started = 0, time.monotonic()
     interrupt = _InterruptAfterStep()
@@ -321,11 +318,8 @@ def _train(
                 step += 1
                 train_seconds += time.monotonic() - t0
                 images_seen_now += len(idx) * world
-                bar.update(1)
-                bar.set_postfix(
-                    epoch=f"{epoch + 1}/{config.epochs}", loss=f"{value:.4f}",
-                    img_s=f"{images_seen_now / max(time.monotonic() - started, 1e-9):.0f}",
-                )
+                bar.update(step, epoch + 1, config.epochs, value, images_seen_now / max(time.monotonic() - started, 1e-9),
+                           epoch_end=i + 1 == steps_per_epoch)
                 if world == 1:
                     interrupted, time_up, due = interrupt.take(), out_of_time(), checkpoint_due()
                 if interrupted:
