@@ -25,6 +25,7 @@ from fundiff.engine.decompositions import get_decomposition
 from fundiff.engine.illusions import anagram_predict, hybrid_predict
 from fundiff.engine.loops import iterative_denoise
 from fundiff.engine.mnist import MnistDenoiser
+from fundiff.engine.schedule import THRESHOLD_CHOICES, choose_threshold, describe_threshold
 from fundiff.engine.views import get_view
 
 ANAGRAMS = {
@@ -43,10 +44,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=50)
     ap.add_argument("--guidance-scale", type=float, default=7.0)
+    ap.add_argument("--threshold", choices=THRESHOLD_CHOICES, default="auto", help="x0-hat thresholding (auto: static on MNIST)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "illusions.json")
     args = ap.parse_args()
     torch.set_num_threads(2)
     den = MnistDenoiser.load()
+    den.threshold = choose_threshold(args.threshold, den.threshold)
     clf = load_classifier()
     ts = den.schedule.strided_timesteps()
     n = args.seeds
@@ -81,7 +84,8 @@ def main() -> None:
                      "B_rate": ok_b.float().mean().item(), "both_rate": (ok_a & ok_b).float().mean().item(),
                      "whole_image_reads_A": (read(img) == int(a)).float().mean().item()})
         print(json.dumps(rows[-1]), flush=True)
-    summary = {"command": "python bench/illusions.py " + f"--seeds {n} --guidance-scale {args.guidance_scale:g}",
+    summary = {"command": "python bench/illusions.py " + f"--seeds {n} --guidance-scale {args.guidance_scale:g}"
+                          f" --threshold {args.threshold}", "threshold": describe_threshold(den.threshold),
                "model": "embedded MNIST flow (fundiff/assets/mnist_flow.safetensors)", "timesteps": "990..0 by 30",
                "guidance_scale": args.guidance_scale, "seconds": round(time.time() - start, 1), "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)

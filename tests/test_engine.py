@@ -163,6 +163,27 @@ def test_generate_cli_on_mnist_reads_back_as_the_prompt(cli, tmp_path):
     assert (np.load(tmp_path / "g2" / "generate.npz")["images"] == arr["images"]).all()
 
 
+def test_threshold_choice_on_the_command_line(cli, tmp_path):
+    import numpy as np
+
+    def images(*extra):
+        out = tmp_path / "_".join(extra or ("default",))
+        proc = cli("generate", "--prompt", "7", "--num-images", "3", "--steps", "20", "--out", out, "--save-array", *extra)
+        assert proc.returncode == 0, proc.stderr
+        recorded.append(json.loads((out / "generate.json").read_text())["thresholding"])
+        return np.load(out / "generate.npz")["images"]
+
+    recorded = []
+
+    auto, static, dynamic = images(), images("--threshold", "static"), images("--threshold", "dynamic")
+    plain, plain_alias = images("--threshold", "none"), images("--no-threshold")
+    assert recorded == ["static", "static", "dynamic (ratio 0.95, max 1.5)", "none", "none"]
+    assert (auto == static).all() and (plain == plain_alias).all()
+    assert not (static == dynamic).all() and not (static == plain).all()
+    assert dynamic[dynamic < 0.3].mean() > 2 * static[static < 0.3].mean()  # dynamic thresholding greys the background
+    assert_one_line_error(cli("generate", "--threshold", "sometimes", "--out", tmp_path / "x"), "--threshold")
+
+
 @pytest.mark.parametrize("args,fragments", [
     (["generate", "--prompt", "a cat"], ["unknown class prompt", "a cat"]),
     (["denoise", "--i-start", "40"], ["i_start=40"]),

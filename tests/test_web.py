@@ -75,6 +75,16 @@ def test_build_app_has_the_tabs_and_a_bounded_in_order_queue(den):
     assert demo.config["analytics_enabled"] is False
 
 
+def test_build_app_applies_the_threshold_choice():
+    from fundiff.engine.mnist import MnistDenoiser
+    from fundiff.engine.schedule import Threshold
+
+    for choice, expected in ((True, Threshold.static()), ("dynamic", Threshold()), (False, None), ("none", None)):
+        d = MnistDenoiser.load()
+        web.build_app(denoiser=d, threshold=choice)
+        assert d.threshold == expected, choice
+
+
 def test_generate_gives_an_enlarged_grid_of_the_prompted_digit(den):
     from fundiff.classifier import load_classifier
 

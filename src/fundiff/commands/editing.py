@@ -108,7 +108,7 @@ def _stage2_illusion(args, den, img: torch.Tensor, make_predict, g: torch.Genera
                          cpu_offload=args.cpu_offload, download=args.download)
     with progress_bar(args.stage2_steps, "stage II") as cb:
         return upsample(stage2, img.to(den.device, den.dtype), [], num_inference_steps=args.stage2_steps,
-                        generator=g, threshold=not args.no_threshold, callback=cb,
+                        generator=g, threshold=args.threshold != "none", callback=cb,
                         predict=make_predict(stage2)).float().cpu()
 
 
@@ -144,7 +144,7 @@ def cmd_edit(args) -> int:
     with progress_bar(sum(len(ts) - i for i in starts), "SDEdit") as cb:
         for i in starts:
             res = sdedit(den, predict, image.expand(n, -1, -1, -1), ts, i, generator=g,
-                         threshold=not args.no_threshold, callback=cb)
+                         threshold=args.threshold != "none", callback=cb)
             results.append(_unit(res.image))
     rows = [[_unit(image[0])] + [r[k] for r in results] for k in range(n)]
     image_grid(rows, out / "sdedit.png", col_labels=["input"] + [f"i_start {i}\nt = {ts[i]}" for i in starts],
@@ -190,7 +190,7 @@ def cmd_inpaint(args) -> int:
     with progress_bar(len(moves) - 1, "inpainting") as cb:
         res = inpaint(den, predict, image.expand(n, -1, -1, -1), mask, ts, i_start=args.i_start,
                       jump_length=args.jump_length, jump_n_sample=args.jump_n_sample, generator=g,
-                      threshold=not args.no_threshold, callback=cb)
+                      threshold=args.threshold != "none", callback=cb)
     shown = _unit(image[0])
     masked = shown * (1 - mask[0].float().cpu()) + mask[0].float().cpu() * 0.5
     image_grid([[shown, mask[0].float().cpu(), masked] + list(_unit(res.image))], out / "inpaint.png",
@@ -231,7 +231,7 @@ def cmd_anagram(args) -> int:
     g = torch.Generator().manual_seed(args.seed)
     x = torch.randn(n, den.channels, size, size, generator=g).to(den.device, den.dtype)
     with progress_bar(len(ts), "anagram") as cb:
-        img = iterative_denoise(den.schedule, predict, x, ts, threshold=None if args.no_threshold else den.threshold,
+        img = iterative_denoise(den.schedule, predict, x, ts, threshold=den.threshold,
                                 generator=g, callback=cb).image.float().cpu()
     rows = [[_unit(v.view(img[k:k + 1])[0]) for v in views] for k in range(n)]
     image_grid(rows, out / "anagram.png", col_labels=[f"{s}\n{p!r}" for s, p in zip(specs, args.prompt)], cell=1.8)
@@ -282,7 +282,7 @@ def cmd_hybrid(args) -> int:
     if hook is not None:
         x = hook(x, ts[0])
     with progress_bar(len(ts), "hybrid") as cb:
-        img = iterative_denoise(den.schedule, predict, x, ts, threshold=None if args.no_threshold else den.threshold,
+        img = iterative_denoise(den.schedule, predict, x, ts, threshold=den.threshold,
                                 generator=g, after_step=hook, callback=cb).image.float().cpu()
     parts = dec.components(img)
     rows = [[_unit(img[k])] + [_unit(p[k]) for p in parts] for k in range(n)]  # high bands show around grey

@@ -29,20 +29,25 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dtype", default=None, choices=["fp16", "bf16", "fp32"], help="DeepFloyd weights dtype (default fp16 on GPU, fp32 on CPU)")
     g.add_argument("--cpu-offload", action="store_true", help="DeepFloyd: keep the UNet in CPU memory, move it to the GPU only to run")
     g.add_argument("--download", action="store_true", help="DeepFloyd: let huggingface_hub download missing weights (gated; needs a token)")
-    g.add_argument("--no-threshold", action="store_true",
-                   help="use the study's plain x0 formula instead of thresholding x0-hat (DeepFloyd: dynamic, IF's config "
-                        "ratio 0.95, max 1.5; MNIST: static, clipped to [-1, 1])")
+    g.add_argument("--threshold", choices=["auto", "dynamic", "static", "none"], default="auto",
+                   help="thresholding of x0-hat: auto (default: the backend's, DeepFloyd dynamic as IF's config asks, "
+                        "ratio 0.95, max 1.5; MNIST static, clipped to [-1, 1]), dynamic, static, or none")
+    g.add_argument("--no-threshold", dest="threshold", action="store_const", const="none",
+                   help="the study's plain x0 formula (same as --threshold none)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same images")
 
 
 def load_backend(args):
     from fundiff.engine.backends import load_denoiser
+    from fundiff.engine.schedule import choose_threshold
 
     device = None if args.device == "auto" else args.device
     if device is None and args.model != "deepfloyd":
         device = "cpu"
-    return load_denoiser(args.model, weights=args.weights, embeddings=args.embeddings, device=device, dtype=args.dtype,
-                         cpu_offload=args.cpu_offload, text_encoder=args.text_encoder, download=args.download)
+    den = load_denoiser(args.model, weights=args.weights, embeddings=args.embeddings, device=device, dtype=args.dtype,
+                        cpu_offload=args.cpu_offload, text_encoder=args.text_encoder, download=args.download)
+    den.threshold = choose_threshold(args.threshold, den.threshold)
+    return den
 
 
 def _image(args, den):
@@ -168,7 +173,7 @@ def cmd_denoise(args) -> int:
     image = _image(args, den)
     config = DenoiseConfig(timesteps=args.t, prompt=args.prompt, i_start=args.i_start, stride=args.stride,
                            blur_kernel=args.blur_kernel, blur_sigma=args.blur_sigma, guidance_scale=args.guidance_scale,
-                           threshold=not args.no_threshold, show_every=args.show_every, seed=args.seed,
+                           threshold=args.threshold != "none", show_every=args.show_every, seed=args.seed,
                            extra={"image": args.image or "default"})
     total = max(0, len(den.schedule.strided_timesteps(stride=args.stride)) - args.i_start)
     with progress_bar(total, "iterative denoising") as cb:
@@ -194,7 +199,7 @@ def cmd_generate(args) -> int:
         raise FundiffError("--upsample needs --model deepfloyd (stage II is DeepFloyd IF's 256 px model)")
     steps = args.steps or [None]
     config = GenerateConfig(prompts=prompts, num_images=args.num_images, guidance_scale=args.guidance_scale,
-                            steps=steps, threshold=not args.no_threshold, seed=args.seed)
+                            steps=steps, threshold=args.threshold != "none", seed=args.seed)
     total = sum(len(den.schedule.strided_timesteps()) if s is None else s for s in steps)
     with progress_bar(total, "sampling") as cb:
         res = run_generate(den, args.out, config, save_array=args.save_array or args.upsample, progress=cb,
@@ -270,7 +275,7 @@ def cmd_upsample(args) -> int:
     with progress_bar(args.steps, "stage II") as cb:
         up = upsample(stage2, image.to(den.device, den.dtype), [args.prompt], num_inference_steps=args.steps,
                       guidance_scale=args.guidance_scale, noise_level=args.noise_level,
-                      generator=torch.Generator().manual_seed(args.seed), threshold=not args.no_threshold, callback=cb)
+                      generator=torch.Generator().manual_seed(args.seed), threshold=args.threshold != "none", callback=cb)
     save_grid(((up.float().cpu() + 1) / 2).clamp(0, 1), args.out, scale=1, pad=0)
     print(f"wrote {args.out} ({up.shape[-1]} px)")
     return 0

@@ -85,7 +85,7 @@ def cmd_serve(args) -> int:
     device = None if args.device == "auto" else args.device
     print(f"fundiff serve: loading the {args.model} model...", file=sys.stderr, flush=True)
     serve(args.host, args.port, model=args.model, max_queue=args.max_queue, concurrency=args.concurrency,
-          quiet=args.quiet, threshold=not args.no_threshold, seed=args.seed,
+          quiet=args.quiet, threshold=args.threshold, seed=args.seed,
           weights=args.weights, embeddings=args.embeddings, device=device, dtype=args.dtype,
           cpu_offload=args.cpu_offload, text_encoder=args.text_encoder, download=args.download)
     return 0

@@ -79,6 +79,24 @@ class Threshold:
         return (torch.clamp(flat, -s, s) / s).reshape(x0.shape).to(dtype)
 
 
+THRESHOLD_CHOICES = ("auto", "dynamic", "static", "none")
+
+
+def describe_threshold(threshold: Threshold | None) -> str:
+    """'none', 'static' or 'dynamic (ratio R, max M)', for records."""
+    if threshold is None:
+        return "none"
+    return "static" if threshold.is_static else f"dynamic (ratio {threshold.ratio:g}, max {threshold.max_value:g})"
+
+
+def choose_threshold(choice: str, backend_default: Threshold | None) -> Threshold | None:
+    """``--threshold``: the backend's own ("auto": dynamic for DeepFloyd IF, static for MNIST), IF's dynamic
+    one (ratio 0.95, max 1.5), static clipping to [-1, 1], or none (the study's plain x0 formula)."""
+    if choice not in THRESHOLD_CHOICES:
+        raise FundiffError(f"--threshold must be one of {', '.join(THRESHOLD_CHOICES)}, got {choice!r}")
+    return {"auto": backend_default, "dynamic": Threshold(), "static": Threshold.static(), "none": None}[choice]
+
+
 class Schedule:
     """alpha_bar over T discrete timesteps, and the coefficients the loops need."""
 

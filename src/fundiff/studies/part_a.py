@@ -20,6 +20,7 @@ import torch
 from fundiff.engine.blur import gaussian_blur
 from fundiff.engine.denoiser import Conditioned, Denoiser
 from fundiff.engine.loops import forward, iterative_denoise
+from fundiff.engine.schedule import describe_threshold
 from fundiff.errors import FundiffError
 from fundiff.figures import image_grid
 from fundiff.images import psnr, save_grid, save_npz
@@ -120,7 +121,7 @@ def run_denoise(den: Denoiser, image: torch.Tensor, out: str | os.PathLike, conf
                col_labels=["original", f"noisy t = {t_start}", "iterative", "one-step", "Gaussian blur"])
 
     results = {
-        "backend": den.name, "prompt": prompt, "seed": config.seed, "thresholding": bool(threshold),
+        "backend": den.name, "prompt": prompt, "seed": config.seed, "thresholding": describe_threshold(threshold),
         "blur": {"kernel_size": config.blur_kernel, "sigma": config.blur_sigma},
         "psnr_note": "PSNR against the original in [0, 1], dB",
         "psnr_db": {str(t): {"noisy": _psnr(noisy[t], x0), "blur": _psnr(blurred[t], x0),
@@ -191,8 +192,8 @@ def run_generate(den: Denoiser, out: str | os.PathLike, config: GenerateConfig, 
              f"{'CFG γ = %g' % config.guidance_scale if config.guidance_scale != 1 else 'no CFG'}")
     image_grid(rows, out / "generate.png", row_labels=labels, title=title, cell=1.5)
     results = {"backend": den.name, "prompts": list(config.prompts), "num_images": config.num_images,
-               "guidance_scale": config.guidance_scale, "thresholding": bool(threshold), "seed": config.seed,
-               "runs": runs}
+               "guidance_scale": config.guidance_scale, "thresholding": describe_threshold(threshold),
+               "seed": config.seed, "runs": runs}
     if save_array:
         save_npz(out / "generate.npz", torch.cat(arrays), prompts=prompts * len(arrays),
                  steps=[r["num_inference_steps"] for r in runs for _ in prompts])

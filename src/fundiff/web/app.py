@@ -510,12 +510,13 @@ def _editor_brush(den, mask: bool) -> gr.Brush:
 
 
 def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_queue: int = 16,
-              threshold: bool = True, seed: int = 0, **backend_kwargs) -> gr.Blocks:
+              threshold: bool | str = True, seed: int = 0, **backend_kwargs) -> gr.Blocks:
     """The gradio app over one denoiser, loaded once here (``model`` and ``backend_kwargs`` as for
     :func:`fundiff.engine.backends.load_denoiser`, or an already loaded ``denoiser``).
 
     The queue runs ``concurrency`` jobs at a time (default 1: in order) with at most ``max_queue`` waiting.
-    ``threshold=False`` turns off the thresholding of x0-hat (the study's plain x0 formula); ``seed`` is the
+    ``threshold`` is a ``--threshold`` choice (auto, dynamic, static, none; True = auto, False = none: the
+    study's plain x0 formula); ``seed`` is the
     seed the forms start with.
     """
     if denoiser is None:
@@ -524,9 +525,10 @@ def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_
         if backend_kwargs.get("device") in (None, "auto"):
             backend_kwargs["device"] = None if model == "deepfloyd" else "cpu"
         denoiser = load_denoiser(model, **backend_kwargs)
+    from fundiff.engine.schedule import choose_threshold
+
     den = denoiser
-    if not threshold:
-        den.threshold = None
+    den.threshold = choose_threshold({True: "auto", False: "none"}.get(threshold, threshold), den.threshold)
     if concurrency < 1 or max_queue < 1:
         raise FundiffError("concurrency and max_queue must be at least 1")
     mnist = den.name == "mnist"
