@@ -163,6 +163,21 @@ def test_generate_cli_on_mnist_reads_back_as_the_prompt(cli, tmp_path):
     assert (np.load(tmp_path / "g2" / "generate.npz")["images"] == arr["images"]).all()
 
 
+def test_generate_figure_is_a_column_per_prompt(cli, tmp_path):
+    from PIL import Image
+
+    prompts = [a for d in "0123456789" for a in ("--prompt", d)]
+    proc = cli("generate", *prompts, "--num-images", "2", "--steps", "3", "--out", tmp_path / "one")
+    assert proc.returncode == 0, proc.stderr
+    w, h = Image.open(tmp_path / "one" / "generate.png").size
+    assert 2 < w / h < 6  # 10 columns x 2 rows (in one row the 20 digits were 25:1)
+    proc = cli("generate", *prompts, "--num-images", "2", "--steps", "2", "3", "--out", tmp_path / "two")
+    assert proc.returncode == 0, proc.stderr
+    w2, h2 = Image.open(tmp_path / "two" / "generate.png").size
+    assert 2 < w2 / h2 < 6  # one row per step count, the first sample of each prompt (not 20 in a row)
+    assert len(list((tmp_path / "two").glob("samples_*steps.png"))) == 2  # every sample is there
+
+
 def test_threshold_choice_on_the_command_line(cli, tmp_path):
     import numpy as np
 

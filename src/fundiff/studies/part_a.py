@@ -148,6 +148,34 @@ class GenerateConfig:
     seed: int = 0
 
 
+GENERATE_FIGURE_MAX_COLUMNS = 12
+
+
+def _generate_figure(config: GenerateConfig, rows: list[list[torch.Tensor]], labels: list[str], path) -> None:
+    """generate.png, laid out to be looked at rather than scrolled.
+
+    One step count and several prompts: one column per prompt, one row per sample (the study's "4 of each
+    digit").  Several step counts: one row per step count (labelled with its time), showing the first
+    sample of each prompt (or, for one prompt, its samples), at most 12 columns; every sample is in the
+    samples_<N>steps.png files.
+    """
+    guidance = "CFG γ = %g" % config.guidance_scale if config.guidance_scale != 1 else "no CFG"
+    prompts, n = list(config.prompts), config.num_images
+    named = [repr(p) for p in prompts]
+    if len(prompts) > 1 and len(rows) == 1:
+        grid = [[rows[0][p * n + k] for p in range(len(prompts))] for k in range(n)]
+        image_grid(grid, path, col_labels=named, title=f"{guidance}, {labels[0].replace(chr(10), ', ')}", cell=1.0)
+        return
+    picks = [p * n for p in range(len(prompts))] if len(prompts) > 1 else list(range(n))
+    picks = picks[:GENERATE_FIGURE_MAX_COLUMNS]
+    grid = [[row[i] for i in picks] for row in rows]
+    if len(prompts) > 1:
+        col_labels, title = named[: len(picks)], f"{guidance}, the first sample of each prompt"
+    else:
+        col_labels, title = None, f"{named[0]}, {guidance}"
+    image_grid(grid, path, row_labels=labels, col_labels=col_labels, title=title, cell=1.2)
+
+
 @torch.no_grad()
 def run_generate(den: Denoiser, out: str | os.PathLike, config: GenerateConfig, save_array: bool = False,
                  progress: Callable[[int, int, torch.Tensor], None] | None = None,
@@ -188,9 +216,7 @@ def run_generate(den: Denoiser, out: str | os.PathLike, config: GenerateConfig, 
         labels.append(f"{len(ts)} steps\n{seconds:.1f} s")
         arrays.append(images)
         save_grid(images, out / f"samples_{len(ts)}steps.png", nrow=config.num_images, scale=max(1, 128 // size))
-    title = (f"{', '.join(repr(p) for p in config.prompts)}, "
-             f"{'CFG γ = %g' % config.guidance_scale if config.guidance_scale != 1 else 'no CFG'}")
-    image_grid(rows, out / "generate.png", row_labels=labels, title=title, cell=1.5)
+    _generate_figure(config, rows, labels, out / "generate.png")
     results = {"backend": den.name, "prompts": list(config.prompts), "num_images": config.num_images,
                "guidance_scale": config.guidance_scale, "thresholding": describe_threshold(threshold),
                "seed": config.seed, "runs": runs}
