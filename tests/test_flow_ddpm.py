@@ -263,17 +263,13 @@ def blown_up_model(run_dir, dest):
     save_file(tensors, str(dest), metadata=meta)
 
 
-def test_evaluate_of_a_model_whose_samples_blow_up_is_a_one_line_error(tiny_flow, tmp_path, cli):
+@pytest.mark.parametrize("command,output", [
+    (["evaluate", "--num-per-class", "2", "--guidance-scale", "1", "--json"], "e.json"),
+    (["sample", "--prompt", "3", "--num-images", "2", "--out"], "s.png"),
+], ids=["evaluate", "sample"])
+def test_a_model_whose_samples_blow_up_is_a_one_line_error_and_writes_nothing(tiny_flow, tmp_path, cli, command, output):
     blown_up_model(tiny_flow, tmp_path / "model.safetensors")
-    proc = cli("evaluate", "--model", tmp_path / "model.safetensors", "--num-per-class", "2", "--steps", "2",
-               "--guidance-scale", "1", "--device", "cpu", "--json", tmp_path / "e.json")
+    proc = cli(command[0], "--model", tmp_path / "model.safetensors", "--steps", "2", "--device", "cpu",
+               *command[1:], tmp_path / output)
     assert_one_line_error(proc, "NaN or infinite")
-    assert not (tmp_path / "e.json").exists()
-
-
-def test_sample_of_a_model_whose_samples_blow_up_writes_nothing(tiny_flow, tmp_path, cli):
-    blown_up_model(tiny_flow, tmp_path / "model.safetensors")
-    proc = cli("sample", "--model", tmp_path / "model.safetensors", "--prompt", "3", "--num-images", "2",
-               "--steps", "2", "--device", "cpu", "--out", tmp_path / "s.png")
-    assert_one_line_error(proc, "NaN or infinite")
-    assert not (tmp_path / "s.png").exists()
+    assert not (tmp_path / output).exists()
