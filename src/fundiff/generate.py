@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -118,7 +118,7 @@ def evaluations_per_image(gen: Generator, sampler: str, steps: int, guidance_sca
 
 
 @torch.no_grad()
-def generate(
+def generate_batches(
     gen: Generator,
     labels: torch.Tensor | None,
     num_images: int | None = None,
@@ -129,11 +129,14 @@ def generate(
     generator: torch.Generator | None = None,
     keep_trajectory: bool = False,
     batch_size: int = 500,
-    callback: Callable[[int], None] | None = None,
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Images (N, 1, 28, 28) in [0, 1] for class ``labels`` (N,) (None: ``num_images`` unconditional).
+    callback: Callable[[int, float, torch.Tensor], None] | None = None,
+) -> Iterator[tuple[torch.Tensor, list[torch.Tensor]]]:
+    """Images (B, 1, 28, 28) in [0, 1] for class ``labels`` (N,) (None: ``num_images`` unconditional), ``batch_size``
+    at a time, with each batch's trajectory: any N runs in the memory of one batch.
 
-    The initial noise is drawn on the CPU from ``generator`` so results do not depend on the device.
+    Each batch's initial noise is drawn on the CPU from ``generator`` when the batch starts (the same numbers as
+    one draw of all N, since every image is a whole number of torch's 16-value blocks), so results do not depend
+    on the device.  A DDPM batch then draws the seed of its step noise.
     """
     sampler = sampler or gen.default_sampler
     steps = num_inference_steps or gen.default_steps
@@ -146,11 +149,10 @@ def generate(
     if labels is not None and not gen.is_class_conditional:
         raise FundiffError("this model is not class-conditional: use the empty prompt ''")
     device = gen.device
-    noise = torch.randn((num_images, 1, 28, 28), generator=generator)
-    outs, trajs = [], []
     for start in range(0, num_images, batch_size):
-        x = noise[start : start + batch_size].to(device)
-        lab = labels[start : start + batch_size].to(device) if labels is not None else None
+        n = min(batch_size, num_images - start)
+        x = torch.randn((n, 1, 28, 28), generator=generator).to(device)
+        lab = labels[start : start + n].to(device) if labels is not None else None
         predict, _ = conditional_prediction(gen.model, lab, guidance_scale)
         if gen.is_flow:
             x, traj = sample_flow(predict, x, steps, sampler, keep_trajectory, callback)
@@ -158,11 +160,19 @@ def generate(
             schedule = DDPMSchedule(gen.objective["num_steps"], gen.objective["beta1"], gen.objective["beta2"])
             step_gen = torch.Generator(device=device).manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
             x, traj = sample_ddpm(predict, x, steps, schedule, sampler, step_gen, keep_trajectory, callback)
-        outs.append(x.clamp(0, 1).cpu())
+        images = x.clamp(0, 1).cpu()
+        if not torch.isfinite(images).all():  # clamp keeps NaN: an untrained or diverged model
+            raise FundiffError(f"the samples of {gen.source} (guidance scale {guidance_scale:g}) hold NaN or infinite "
+                               "values: the model has not learned a stable field; train it longer or with a lower --lr")
+        yield images, traj
+
+
+def generate(gen: Generator, labels: torch.Tensor | None, num_images: int | None = None, *,
+             keep_trajectory: bool = False, **options: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """All of :func:`generate_batches` at once: images (N, 1, 28, 28) in [0, 1] and, if asked, the trajectory."""
+    outs, trajs = [], []
+    for images, traj in generate_batches(gen, labels, num_images, keep_trajectory=keep_trajectory, **options):
+        outs.append(images)
         trajs.append(traj)
-    images = torch.cat(outs)
-    if not torch.isfinite(images).all():  # clamp keeps NaN: an untrained or diverged model
-        raise FundiffError(f"the samples of {gen.source} (guidance scale {guidance_scale:g}) hold NaN or infinite "
-                           "values: the model has not learned a stable field; train it longer or with a lower --lr")
     trajectory = [torch.cat([t[i] for t in trajs]).clamp(0, 1) for i in range(len(trajs[0]))] if keep_trajectory else []
-    return images, trajectory
+    return torch.cat(outs), trajectory

@@ -39,9 +39,9 @@ def _const_t(value: float, x: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def sample_flow(
     velocity: Velocity, x: torch.Tensor, steps: int, method: str = "euler", keep_trajectory: bool = False,
-    callback: Callable[[int], None] | None = None,
+    callback: Callable[[int, float, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Integrate dx/dt = velocity(x, t) from t = 0 to 1 in ``steps`` equal steps."""
+    """Integrate dx/dt = velocity(x, t) from t = 0 to 1 in ``steps`` equal steps; ``callback(i, t, x)`` after each."""
     if method not in FLOW_SAMPLERS:
         raise FundiffError(f"unknown flow sampler {method!r}; choose one of {', '.join(FLOW_SAMPLERS)}")
     h = 1.0 / steps
@@ -60,7 +60,7 @@ def sample_flow(
         if keep_trajectory:
             trajectory.append(x.cpu())
         if callback:
-            callback(i)
+            callback(i, t, x)
     return x, trajectory
 
 
@@ -77,9 +77,9 @@ def ddpm_timesteps(num_steps: int, schedule: DDPMSchedule) -> list[int]:
 def sample_ddpm(
     eps_model: Velocity, x: torch.Tensor, steps: int, schedule: DDPMSchedule, method: str = "ddpm",
     generator: torch.Generator | None = None, keep_trajectory: bool = False,
-    callback: Callable[[int], None] | None = None,
+    callback: Callable[[int, int, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Reverse the DDPM chain over strided steps T-1 > ... > 0, ending at x0."""
+    """Reverse the DDPM chain over strided steps T-1 > ... > 0, ending at x0; ``callback(i, t, x)`` after each."""
     if method not in DDPM_SAMPLERS:
         raise FundiffError(f"unknown DDPM sampler {method!r}; choose one of {', '.join(DDPM_SAMPLERS)}")
     ab = schedule.alphas_cumprod.to(x.device)
@@ -103,5 +103,5 @@ def sample_ddpm(
         if keep_trajectory:
             trajectory.append(x.cpu())
         if callback:
-            callback(i)
+            callback(i, t, x)
     return x, trajectory

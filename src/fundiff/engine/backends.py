@@ -15,6 +15,18 @@ from fundiff.generate import EMBEDDED
 DEEPFLOYD = "deepfloyd"
 
 
+DTYPES = {"fp16": torch.float16, "fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def torch_dtype(dtype: str | None) -> torch.dtype | None:
+    """"fp16" | "bf16" | "fp32" -> the torch dtype (None stays None: the backend's default)."""
+    if dtype is None:
+        return None
+    if dtype not in DTYPES:
+        raise FundiffError(f"dtype must be fp16, bf16 or fp32, got {dtype!r}")
+    return DTYPES[dtype]
+
+
 def load_denoiser(
     model: str = EMBEDDED, *, weights: str | os.PathLike | None = None, embeddings: str | os.PathLike | None = None,
     device: str | None = None, dtype: str | None = None, cpu_offload: bool = False, text_encoder: bool = False,
@@ -24,10 +36,7 @@ def load_denoiser(
     if model == DEEPFLOYD:
         from fundiff.engine.deepfloyd import load_deepfloyd
 
-        torch_dtype = {None: None, "fp16": torch.float16, "fp32": torch.float32, "bf16": torch.bfloat16}.get(dtype)
-        if dtype is not None and torch_dtype is None:
-            raise FundiffError(f"--dtype must be fp16, bf16 or fp32, got {dtype!r}")
-        return load_deepfloyd(weights, embeddings=embeddings, device=device, dtype=torch_dtype,
+        return load_deepfloyd(weights, embeddings=embeddings, device=device, dtype=torch_dtype(dtype),
                               cpu_offload=cpu_offload, text_encoder=text_encoder, download=download)
     from fundiff.engine.mnist import MnistDenoiser
 

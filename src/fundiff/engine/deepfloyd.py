@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from fundiff.engine.denoiser import Conditioned, Denoiser, Prediction
 from fundiff.engine.embeddings import PromptEmbeddings
 from fundiff.engine.loops import iterative_denoise, randn
-from fundiff.engine.schedule import Schedule, Threshold
+from fundiff.engine.schedule import BACKEND_DEFAULT, Schedule, Threshold, resolve_threshold
 from fundiff.errors import FundiffError
 
 STAGE_1_REPO = "DeepFloyd/IF-I-XL-v1.0"
@@ -57,6 +57,7 @@ class DeepFloydDenoiser(Denoiser):
     channels = 3
     null_prompt = ""
     default_prompt = "a high quality photo"
+    max_batch_images = 8
 
     def __init__(self, unet: torch.nn.Module, scheduler: Any, embeddings: PromptEmbeddings,
                  execution_device: torch.device | str | None = None):
@@ -138,7 +139,7 @@ class DeepFloydStageII(DeepFloydDenoiser):
 @torch.no_grad()
 def upsample(stage2: DeepFloydStageII, image: torch.Tensor, prompts: Sequence[str], *,
              num_inference_steps: int = 50, guidance_scale: float = 4.0, noise_level: int = 250,
-             generator: torch.Generator | None = None, threshold: bool = True,
+             generator: torch.Generator | None = None, threshold: Threshold | None | object = BACKEND_DEFAULT,
              callback: Callable[[int, int, torch.Tensor], None] | None = None,
              predict: Callable | None = None) -> torch.Tensor:
     """Stage II super-resolution of 64 px images (N, 3, 64, 64) in [-1, 1] to 256 px, with fundiff's loop.
@@ -155,7 +156,7 @@ def upsample(stage2: DeepFloydStageII, image: torch.Tensor, prompts: Sequence[st
         stage2.set_views(None)
         predict = Conditioned.from_prompts(stage2, prompts, guidance_scale)
     ts = stage2.schedule.inference_timesteps(num_inference_steps)
-    return iterative_denoise(stage2.schedule, predict, x, ts, threshold=stage2.threshold if threshold else None,
+    return iterative_denoise(stage2.schedule, predict, x, ts, threshold=resolve_threshold(threshold, stage2),
                              generator=generator, callback=callback).image
 
 

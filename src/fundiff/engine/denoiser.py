@@ -78,6 +78,7 @@ class Denoiser(ABC):
     threshold: Threshold | None = Threshold()
     null_prompt: str = ""
     default_prompt: str = ""
+    max_batch_images: int = 256   # pipelines split larger requests into batches of this many images
 
     @property
     def device(self) -> torch.device:

@@ -22,7 +22,7 @@ import torch
 
 from fundiff.engine.denoiser import Denoiser
 from fundiff.engine.loops import DenoiseResult, Predict, denoise_step, forward, iterative_denoise, randn
-from fundiff.engine.schedule import Schedule, Threshold
+from fundiff.engine.schedule import BACKEND_DEFAULT, Schedule, Threshold, resolve_threshold
 from fundiff.errors import FundiffError
 
 SDEDIT_I_STARTS = (1, 3, 5, 7, 10, 20)
@@ -30,13 +30,16 @@ SDEDIT_I_STARTS = (1, 3, 5, 7, 10, 20)
 
 @torch.no_grad()
 def sdedit(den: Denoiser, predict: Predict, image: torch.Tensor, timesteps: list[int], i_start: int, *,
-           generator: torch.Generator | None = None, threshold: bool = True, keep_trajectory: bool = False,
-           callback: Callable | None = None) -> DenoiseResult:
-    """SDEdit: forward(image, timesteps[i_start]) then denoise from i_start (reference 1.7)."""
+           generator: torch.Generator | None = None, threshold: Threshold | None | object = BACKEND_DEFAULT,
+           keep_trajectory: bool = False, callback: Callable | None = None) -> DenoiseResult:
+    """SDEdit: forward(image, timesteps[i_start]) then denoise from i_start (reference 1.7).
+
+    ``threshold``: the thresholding of x0-hat (None: the plain formula); by default the denoiser's own.
+    """
     Schedule.check_i_start(timesteps, i_start)
     x = forward(den.schedule, image, timesteps[i_start], generator=generator)
     return iterative_denoise(den.schedule, predict, x, timesteps, i_start, generator=generator,
-                             threshold=den.threshold if threshold else None, keep_trajectory=keep_trajectory,
+                             threshold=resolve_threshold(threshold, den), keep_trajectory=keep_trajectory,
                              callback=callback)
 
 
@@ -74,7 +77,8 @@ def repaint_schedule(num_steps: int, jump_length: int = 1, jump_n_sample: int = 
 @torch.no_grad()
 def inpaint(den: Denoiser, predict: Predict, image: torch.Tensor, mask: torch.Tensor, timesteps: list[int], *,
             i_start: int = 0, jump_length: int = 1, jump_n_sample: int = 1, generator: torch.Generator | None = None,
-            threshold: bool = True, keep_trajectory: bool = False, callback: Callable | None = None) -> DenoiseResult:
+            threshold: Threshold | None | object = BACKEND_DEFAULT, keep_trajectory: bool = False,
+            callback: Callable | None = None) -> DenoiseResult:
     """Generate where ``mask`` is 1, keep ``image`` where it is 0 (replacement, optionally RePaint resampling).
 
     Starts from pure noise at timesteps[i_start] (i_start = 0: the study's setting) or, for i_start > 0,
@@ -82,7 +86,7 @@ def inpaint(den: Denoiser, predict: Predict, image: torch.Tensor, mask: torch.Te
     """
     mask = check_mask(mask, image)
     sched = den.schedule
-    thr: Threshold | None = den.threshold if threshold else None
+    thr = resolve_threshold(threshold, den)
     Schedule.check_i_start(timesteps, i_start)
     ts = list(timesteps[i_start:]) + [-1]          # level k of the walk is ts[k]; -1 is clean
 

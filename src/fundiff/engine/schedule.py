@@ -97,6 +97,14 @@ def choose_threshold(choice: str, backend_default: Threshold | None) -> Threshol
     return {"auto": backend_default, "dynamic": Threshold(), "static": Threshold.static(), "none": None}[choice]
 
 
+BACKEND_DEFAULT = object()  # "the denoiser's own thresholding" (a loop's default)
+
+
+def resolve_threshold(threshold: Threshold | None | object, denoiser) -> Threshold | None:
+    """``BACKEND_DEFAULT`` -> the denoiser's own thresholding; a Threshold or None is taken as given."""
+    return denoiser.threshold if threshold is BACKEND_DEFAULT else threshold  # type: ignore[return-value]
+
+
 class Schedule:
     """alpha_bar over T discrete timesteps, and the coefficients the loops need."""
 

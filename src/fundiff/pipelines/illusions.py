@@ -1,0 +1,134 @@
+"""Visual anagrams and hybrid images (reference 1.8-1.9) as pipelines.
+
+* :class:`AnagramPipeline`  N prompts, N views: eps = (1/N) sum_i v_i^-1(eps_cfg(v_i(x), p_i)).
+  ``out.images`` are the images as generated (view 1 = identity shows prompt 1); ``out.extras["views"]``
+  holds the view objects, so ``views[i].view(out.samples)`` shows the reading of prompt i.
+* :class:`HybridPipeline`   eps = sum_i f_i(eps_cfg(x, p_i)) for a decomposition f (low/high pass, three
+  bands, grey/colour, motion blur); ``reference`` anchors component 1 on a real image.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from fundiff.engine.decompositions import get_decomposition
+from fundiff.engine.illusions import anagram_predict, anchor_hook, hybrid_predict
+from fundiff.engine.loops import iterative_denoise
+from fundiff.engine.views import View, get_view
+from fundiff.errors import FundiffError
+from fundiff.pipelines.base import Callback, DiffusionPipeline, PipelineOutput, check_common, check_count, check_scale
+
+
+def _prompt_list(prompt: Any, what: str) -> list[str]:
+    if isinstance(prompt, str) or not isinstance(prompt, (list, tuple)) or not all(isinstance(p, str) for p in prompt):
+        raise FundiffError(f"{what} needs a list of prompts, one per {'view' if what == 'an anagram' else 'component'}, "
+                           f"got {prompt!r}")
+    return list(prompt)
+
+
+class _IllusionPipeline(DiffusionPipeline):
+    def check_shared(self, num_inference_steps: int | None, guidance_scale: float, num_images_per_prompt: int,
+                     output_type: str, generator: Any, callback: Any, prompts: list[str],
+                     negative_prompt: str | None) -> list[int]:
+        check_count(num_images_per_prompt, "num_images_per_prompt")
+        check_scale(guidance_scale)
+        check_common(output_type, generator, callback)
+        self.check_encodable(prompts, negative_prompt)
+        return self.check_steps(num_inference_steps)
+
+
+class AnagramPipeline(_IllusionPipeline):
+    """``pipe(prompt=["6", "9"], views=["identity", "flip"], num_images_per_prompt=4)``."""
+
+    def check_inputs(self, prompt: Any, views: Any, negative_prompt: str | None, num_inference_steps: int | None,
+                     guidance_scale: float, num_images_per_prompt: int, output_type: str, generator: Any,
+                     callback: Any) -> tuple[list[str], list[View], list[int]]:
+        prompts = _prompt_list(prompt, "an anagram")
+        if views is None:
+            if len(prompts) != 2:
+                raise FundiffError(f"give one view per prompt ({len(prompts)} prompts); the default views "
+                                   "identity, flip are for two")
+            views = ["identity", "flip"]
+        if isinstance(views, (str, View)) or not isinstance(views, (list, tuple)):
+            raise FundiffError(f"views must be a list of view names or View objects, got {views!r}")
+        if len(views) != len(prompts):
+            raise FundiffError(f"a visual anagram needs one view per prompt: {len(prompts)} prompts, {len(views)} views")
+        objs = [get_view(v) for v in views]
+        size = self.image_size
+        for v in objs:  # shape checks (a rotation needs a square image) before any work
+            v.view(torch.zeros(1, self.denoiser.channels, size, size))
+        ts = self.check_shared(num_inference_steps, guidance_scale, num_images_per_prompt, output_type, generator,
+                               callback, prompts, negative_prompt)
+        return prompts, objs, ts
+
+    @torch.no_grad()
+    def __call__(self, prompt: Sequence[str], views: Sequence[str | View] | None = None, *,
+                 negative_prompt: str | None = None, num_inference_steps: int | None = None, guidance_scale: float = 7.0,
+                 num_images_per_prompt: int = 4, generator: torch.Generator | None = None, output_type: str = "pil",
+                 callback: Callback | None = None, batch_size: int | None = None) -> PipelineOutput:
+        """``num_images_per_prompt`` anagrams (defaults: ``fundiff anagram``'s)."""
+        prompts, objs, ts = self.check_inputs(prompt, views, negative_prompt, num_inference_steps, guidance_scale,
+                                              num_images_per_prompt, output_type, generator, callback)
+        outs = []
+        for part in self.batches(num_images_per_prompt, batch_size):
+            n = part.stop - part.start
+            predict = anagram_predict(self.denoiser, prompts, objs, batch=n, guidance_scale=guidance_scale,
+                                      negative_prompt=negative_prompt)
+            outs.append(iterative_denoise(self.denoiser.schedule, predict, self.noise(n, generator), ts,
+                                          threshold=self.threshold, generator=generator, callback=callback).image)
+        specs = views if views is not None else ["identity", "flip"]
+        record = self.record(prompts=prompts, views=[s if isinstance(s, str) else s.name for s in specs],
+                             guidance_scale=guidance_scale, num_images=num_images_per_prompt,
+                             num_inference_steps=len(ts))
+        out = self.output(torch.cat(outs), output_type, record)
+        out.extras["views"] = objs
+        return out
+
+
+class HybridPipeline(_IllusionPipeline):
+    """``pipe(prompt=["1", "7"], kind="hybrid")``: low frequencies read as "1", high as "7"."""
+
+    def decomposition(self, kind: str = "hybrid"):
+        return get_decomposition(kind, self.image_size, self.denoiser.channels)
+
+    def check_inputs(self, prompt: Any, kind: str, reference: Any, negative_prompt: str | None,
+                     num_inference_steps: int | None, guidance_scale: float, num_images_per_prompt: int,
+                     output_type: str, generator: Any, callback: Any):
+        prompts = _prompt_list(prompt, "a hybrid")
+        if not isinstance(kind, str):
+            raise FundiffError(f"kind must be a decomposition name, got {kind!r}")
+        dec = self.decomposition(kind)
+        if len(prompts) != len(dec):
+            raise FundiffError(f"this decomposition has {len(dec)} components ({', '.join(dec.names)}) "
+                               f"but {len(prompts)} prompts were given")
+        ts = self.check_shared(num_inference_steps, guidance_scale, num_images_per_prompt, output_type, generator,
+                               callback, prompts, negative_prompt)
+        ref = self.image_tensor(reference) if reference is not None else None
+        return prompts, dec, ts, ref
+
+    @torch.no_grad()
+    def __call__(self, prompt: Sequence[str], kind: str = "hybrid", *, reference: Any = None,
+                 negative_prompt: str | None = None, num_inference_steps: int | None = None, guidance_scale: float = 7.0,
+                 num_images_per_prompt: int = 4, generator: torch.Generator | None = None, output_type: str = "pil",
+                 callback: Callback | None = None, batch_size: int | None = None) -> PipelineOutput:
+        """``num_images_per_prompt`` hybrids; ``out.extras["components"]`` holds each image's components in [-1, 1]."""
+        prompts, dec, ts, ref = self.check_inputs(prompt, kind, reference, negative_prompt, num_inference_steps,
+                                                  guidance_scale, num_images_per_prompt, output_type, generator, callback)
+        outs = []
+        for part in self.batches(num_images_per_prompt, batch_size):
+            n = part.stop - part.start
+            predict = hybrid_predict(self.denoiser, prompts, dec, batch=n, guidance_scale=guidance_scale,
+                                     negative_prompt=negative_prompt)
+            hook = anchor_hook(self.denoiser, dec, ref, generator) if ref is not None else None
+            x = self.noise(n, generator)
+            if hook is not None:
+                x = hook(x, ts[0])
+            outs.append(iterative_denoise(self.denoiser.schedule, predict, x, ts, threshold=self.threshold,
+                                          generator=generator, after_step=hook, callback=callback).image)
+        record = self.record(kind=kind, prompts=prompts, components=list(dec.names), guidance_scale=guidance_scale,
+                             num_images=num_images_per_prompt, num_inference_steps=len(ts))
+        out = self.output(torch.cat(outs), output_type, record)
+        out.extras.update(decomposition=dec, components=[c.float().cpu() for c in dec.components(out.samples)])
+        return out
