@@ -163,7 +163,7 @@ def test_edit_inpaint_anagram_hybrid_commands(cli, tmp_path):
     (["anagram", "--prompt", "6", "--prompt", "9", "--view", "identity"], ["one view per prompt"]),
     (["anagram", "--prompt", "6", "--prompt", "9", "--view", "identity", "--view", "spin"], ["unknown view", "spin"]),
     (["anagram", "--prompt", "6", "--prompt", "9", "--view", "identity", "--view", "patch_permute"], ["patch"]),
-    (["hybrid", "--prompt", "1", "--kind", "zoom"], ["unknown decomposition", "zoom"]),
+    (["hybrid", "--prompt", "1", "--kind", "zoom"], ["invalid choice", "zoom"]),
     (["hybrid", "--prompt", "1", "--prompt", "2", "--kind", "color"], ["3 colour channels"]),
     (["inpaint", "--rect", "70:80,0:5"], ["70"]),
     (["inpaint", "--rect", "nonsense"], ["nonsense"]),

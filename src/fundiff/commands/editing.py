@@ -1,40 +1,20 @@
 """Editing and illusion commands: ``fundiff edit | inpaint | anagram | hybrid`` (reference 1.7-1.9).
 
 Same backends and options as the Part A commands (``--model mnist`` offline by default, ``--model
-deepfloyd --weights PATH``); each writes its figure(s), a JSON file of what was run and, with
-``--save-array``, the raw images.
+deepfloyd --weights PATH``); each parses its flags, loads its pipeline and calls the study run that
+writes its figure(s), a JSON record and, with ``--save-array``, the raw images.
 """
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-import torch
-
-from fundiff.commands.part_a import add_backend_args, load_backend, progress_bar
+from fundiff.commands.arguments import add_generation_args, add_upsample_args, positive_float, positive_int
+from fundiff.commands.part_a import load_pipeline, progress_bar
+from fundiff.engine.decompositions import decomposition_names
 from fundiff.errors import FundiffError
 
 
-def _unit(x: torch.Tensor) -> torch.Tensor:
-    return ((x.detach().float().cpu() + 1) / 2).clamp(0, 1)
-
-
-def _timesteps(den, steps: int | None) -> list[int]:
-    return den.schedule.strided_timesteps() if steps is None else den.schedule.inference_timesteps(steps)
-
-
-def register(sub, number_types) -> None:
-    positive_int, nonneg_float, positive_float = number_types
-    steps_help = "num_inference_steps (diffusers spacing); default: the study's strided list 990, 960, ..., 0"
-
-    def common(p: argparse.ArgumentParser, default_out: str, scale: float = 7.0) -> None:
-        p.add_argument("--guidance-scale", type=nonneg_float, default=scale, help=f"CFG scale (default {scale:g})")
-        p.add_argument("--steps", "--num-inference-steps", dest="steps", type=positive_int, default=None, help=steps_help)
-        p.add_argument("--num-images", type=positive_int, default=None, help="images per setting")
-        p.add_argument("--out", type=Path, default=Path(default_out), help=f"output folder (default {default_out})")
-        p.add_argument("--save-array", action="store_true", help="also write the raw images as an .npz")
-        add_backend_args(p)
+def register(sub) -> None:
+    common = add_generation_args
 
     p = sub.add_parser(
         "edit", help="SDEdit (1.7): noise an image to timesteps[i_start] and denoise it with a prompt",
@@ -71,7 +51,7 @@ def register(sub, number_types) -> None:
     p.add_argument("--prompt", action="append", required=True, help="one per view, in order")
     p.add_argument("--view", action="append", default=None, help="one per prompt (default: identity, then flip)")
     p.add_argument("--frames", type=positive_int, default=24, help="frames of the transition animation (default 24)")
-    upsample_args(p)
+    add_upsample_args(p)
     common(p, "runs/anagram")
     p.set_defaults(func=cmd_anagram)
 
@@ -81,224 +61,96 @@ def register(sub, number_types) -> None:
                     "sigma 2 at 64 px, scaled), triple (three bands), color (grey / colour), motion (motion blur / rest). "
                     "--reference anchors component 1 on a real image. Writes hybrid.png (image and its components).")
     p.add_argument("--prompt", action="append", required=True, help="one per component, in order (low frequencies first)")
-    p.add_argument("--kind", default="hybrid", help="hybrid (default), triple, color, motion")
+    p.add_argument("--kind", default="hybrid", choices=decomposition_names(), help="hybrid (default), triple, color, motion")
     p.add_argument("--reference", default=None, help="take component 1 from this image (inverse problem)")
-    upsample_args(p)
+    add_upsample_args(p)
     common(p, "runs/hybrid")
     p.set_defaults(func=cmd_hybrid)
 
 
-def upsample_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--upsample", action="store_true",
-                   help="DeepFloyd: also run stage II (256 px) with the same views / components, so the illusion survives")
-    p.add_argument("--stage2-weights", metavar="DIR", default=None, help="DeepFloyd IF stage II folder (DeepFloyd/IF-II-L-v1.0)")
-    p.add_argument("--stage2-steps", type=int, default=50, help="stage II num_inference_steps (default 50)")
-
-
-def _check_upsample(args, den) -> None:
-    if args.upsample and den.name != "deepfloyd":
+def _upsampler(args, pipe):
+    """Stage II over the stage I model, or None without --upsample (which needs DeepFloyd)."""
+    if not args.upsample:
+        return None
+    if pipe.denoiser.name != "deepfloyd":
         raise FundiffError("--upsample needs --model deepfloyd (stage II is DeepFloyd IF's 256 px model)")
+    from fundiff.pipelines import UpsamplePipeline
 
-
-def _stage2_illusion(args, den, img: torch.Tensor, make_predict, g: torch.Generator) -> torch.Tensor:
-    """Upsample 64 px illusions with stage II, the composed prediction rebuilt over the stage II model."""
-    from fundiff.engine.deepfloyd import load_stage2, upsample
-
-    stage2 = load_stage2(args.stage2_weights, den.embeddings, device=den.device, dtype=den.dtype,
-                         cpu_offload=args.cpu_offload, download=args.download)
-    with progress_bar(args.stage2_steps, "stage II") as cb:
-        return upsample(stage2, img.to(den.device, den.dtype), [], num_inference_steps=args.stage2_steps,
-                        generator=g, threshold=args.threshold != "none", callback=cb,
-                        predict=make_predict(stage2)).float().cpu()
-
-
-def _load_image(den, source):
-    from fundiff.engine.inputs import default_image, load_image
-
-    return load_image(source or default_image(den.channels), den.image_size, den.channels).to(den.device, den.dtype)
+    return UpsamplePipeline.from_pipe(pipe, stage2_weights=args.stage2_weights, cpu_offload=args.cpu_offload,
+                                      download=args.download)
 
 
 def cmd_edit(args) -> int:
-    from fundiff.engine.denoiser import Conditioned
-    from fundiff.engine.editing import SDEDIT_I_STARTS, sdedit
-    from fundiff.engine.schedule import Schedule
-    from fundiff.figures import image_grid
-    from fundiff.images import save_npz
-    from fundiff.io import ensure_writable_dir, write_json
+    from fundiff.pipelines import SDEditPipeline
+    from fundiff.studies.editing import run_edit
 
-    den = load_backend(args)
-    image = _load_image(den, args.image)
-    ts = _timesteps(den, args.steps)
-    if args.strength:
-        starts = [Schedule.i_start_for_strength(len(ts), s) for s in args.strength]
-    else:
-        starts = args.i_start or list(SDEDIT_I_STARTS)
-    for i in starts:
-        Schedule.check_i_start(ts, i)
-    out = ensure_writable_dir(args.out)
+    pipe = load_pipeline(SDEditPipeline, args)
     n = args.num_images or 1
-    prompt = den.default_prompt if args.prompt is None else args.prompt
-    predict = Conditioned.from_prompts(den, [prompt] * n, args.guidance_scale)
-    g = torch.Generator().manual_seed(args.seed)
-    results = []
+    _, ts, starts, _ = pipe.check_inputs(args.prompt, args.image, args.strength, args.i_start, None, args.steps,
+                                         args.guidance_scale, n, "pt", None, None)
     with progress_bar(sum(len(ts) - i for i in starts), "SDEdit") as cb:
-        for i in starts:
-            res = sdedit(den, predict, image.expand(n, -1, -1, -1), ts, i, generator=g,
-                         threshold=args.threshold != "none", callback=cb)
-            results.append(_unit(res.image))
-    rows = [[_unit(image[0])] + [r[k] for r in results] for k in range(n)]
-    image_grid(rows, out / "sdedit.png", col_labels=["input"] + [f"i_start {i}\nt = {ts[i]}" for i in starts],
-               title=f"SDEdit toward {prompt!r}, CFG {args.guidance_scale:g}", cell=1.6)
-    if args.save_array:
-        save_npz(out / "sdedit.npz", torch.cat(results), i_start=[i for i in starts for _ in range(n)])
-    write_json(out / "edit.json", {"backend": den.name, "prompt": prompt, "i_start": starts,
-                                   "t_start": [ts[i] for i in starts], "guidance_scale": args.guidance_scale,
-                                   "seed": args.seed, "image": args.image or "default"})
-    print(f"wrote {out}/sdedit.png ({len(starts)} settings)")
+        run_edit(pipe, args.out, image=args.image, image_name=args.image, prompt=args.prompt, i_start=args.i_start,
+                 strength=args.strength, num_inference_steps=args.steps, guidance_scale=args.guidance_scale,
+                 num_images=n, seed=args.seed, save_array=args.save_array, callback=cb)
+    print(f"wrote {args.out}/sdedit.png ({len(starts)} settings)")
     return 0
 
 
 def cmd_inpaint(args) -> int:
-    from fundiff.engine.denoiser import Conditioned
-    from fundiff.engine.editing import inpaint
-    from fundiff.engine.inputs import load_mask, parse_rect, rect_mask
-    from fundiff.figures import image_grid
-    from fundiff.images import save_npz
-    from fundiff.io import ensure_writable_dir, write_json
+    from fundiff.pipelines import InpaintPipeline
+    from fundiff.pipelines.editing import STUDY_RECT
+    from fundiff.studies.editing import run_inpaint
 
-    den = load_backend(args)
-    image = _load_image(den, args.image)
+    pipe = load_pipeline(InpaintPipeline, args)
     if args.mask and args.rect:
         raise FundiffError("give --mask or --rect, not both")
     if args.mask:
-        mask = load_mask(args.mask, den.image_size, invert=args.invert_mask)
-    else:
-        rows, cols = parse_rect(args.rect or "2:20,24:42")
-        mask = rect_mask(den.image_size, rows, cols, reference_size=64)
-        if args.invert_mask:
-            mask = 1 - mask
-    mask = mask.to(den.device, den.dtype)
-    ts = _timesteps(den, args.steps)
-    out = ensure_writable_dir(args.out)
-    n = args.num_images or 3
-    prompt = den.default_prompt if args.prompt is None else args.prompt
-    predict = Conditioned.from_prompts(den, [prompt] * n, args.guidance_scale)
-    g = torch.Generator().manual_seed(args.seed)
-    from fundiff.engine.editing import repaint_schedule
+        from fundiff.engine.inputs import load_mask
 
-    moves = repaint_schedule(len(ts) - args.i_start, args.jump_length, args.jump_n_sample) if 0 <= args.i_start < len(ts) else [0]
-    with progress_bar(len(moves) - 1, "inpainting") as cb:
-        res = inpaint(den, predict, image.expand(n, -1, -1, -1), mask, ts, i_start=args.i_start,
-                      jump_length=args.jump_length, jump_n_sample=args.jump_n_sample, generator=g,
-                      threshold=args.threshold != "none", callback=cb)
-    shown = _unit(image[0])
-    masked = shown * (1 - mask[0].float().cpu()) + mask[0].float().cpu() * 0.5
-    image_grid([[shown, mask[0].float().cpu(), masked] + list(_unit(res.image))], out / "inpaint.png",
-               col_labels=["input", "mask (white = new)", "kept"] + [f"result {k + 1}" for k in range(n)],
-               title=f"inpainting toward {prompt!r}" + (f", RePaint j={args.jump_length} r={args.jump_n_sample}"
-                                                         if args.jump_n_sample > 1 else ""), cell=1.6)
-    if args.save_array:
-        save_npz(out / "inpaint.npz", _unit(res.image), mask=mask.float().cpu().numpy())
-    write_json(out / "inpaint.json", {"backend": den.name, "prompt": prompt, "model_calls": res.model_calls,
-                                      "jump_length": args.jump_length, "jump_n_sample": args.jump_n_sample,
-                                      "mask_fraction": float(mask.float().mean()), "seed": args.seed})
-    print(f"wrote {out}/inpaint.png ({res.model_calls} denoising steps)")
+        mask = load_mask(args.mask, pipe.image_size, invert=args.invert_mask)
+    else:
+        mask = pipe.rect_mask(args.rect or STUDY_RECT, invert=args.invert_mask)
+    n = args.num_images or 3
+    total = pipe.num_steps(args.steps, args.i_start, args.jump_length, args.jump_n_sample) \
+        if 0 <= args.i_start < len(pipe.check_steps(args.steps)) else 0
+    with progress_bar(total, "inpainting") as cb:
+        rec = run_inpaint(pipe, args.out, image=args.image, mask=mask, prompt=args.prompt, num_inference_steps=args.steps,
+                          guidance_scale=args.guidance_scale, num_images=n, jump_length=args.jump_length,
+                          jump_n_sample=args.jump_n_sample, i_start=args.i_start, seed=args.seed,
+                          save_array=args.save_array, callback=cb)
+    print(f"wrote {args.out}/inpaint.png ({rec['model_calls']} denoising steps)")
     return 0
 
 
 def cmd_anagram(args) -> int:
-    from fundiff.engine.animation import save_animation, view_frames
-    from fundiff.engine.illusions import anagram_predict
-    from fundiff.engine.loops import iterative_denoise
-    from fundiff.engine.views import get_view
-    from fundiff.figures import image_grid
-    from fundiff.images import save_npz
-    from fundiff.io import ensure_writable_dir, write_json
+    from fundiff.pipelines import AnagramPipeline
+    from fundiff.studies.illusions import run_anagram
 
-    specs = args.view or (["identity", "flip"] if len(args.prompt) == 2 else None)
-    if specs is None:
+    if args.view is None and len(args.prompt) != 2:
         raise FundiffError(f"give one --view per --prompt ({len(args.prompt)} prompts)")
-    views = [get_view(s) for s in specs]
-    den = load_backend(args)
-    _check_upsample(args, den)
-    n = args.num_images or 4
-    predict = anagram_predict(den, args.prompt, views, batch=n, guidance_scale=args.guidance_scale)
-    size = den.image_size
-    for v in views:  # shape checks (a rotation needs a square image) before any work
-        v.view(torch.zeros(1, den.channels, size, size))
-    ts = _timesteps(den, args.steps)
-    out = ensure_writable_dir(args.out)
-    g = torch.Generator().manual_seed(args.seed)
-    x = torch.randn(n, den.channels, size, size, generator=g).to(den.device, den.dtype)
-    with progress_bar(len(ts), "anagram") as cb:
-        img = iterative_denoise(den.schedule, predict, x, ts, threshold=den.threshold,
-                                generator=g, callback=cb).image.float().cpu()
-    rows = [[_unit(v.view(img[k:k + 1])[0]) for v in views] for k in range(n)]
-    image_grid(rows, out / "anagram.png", col_labels=[f"{s}\n{p!r}" for s, p in zip(specs, args.prompt)], cell=1.8)
-    if len(views) >= 2:
-        # the transition from the picture under view 1 to the picture under view 2
-        if views[0].name == "identity":
-            frames = view_frames(_unit(img[0]), views[1], args.frames)
-        else:
-            from fundiff.engine.animation import crossfade_frame, ease_in_out
-
-            a, b = rows[0][0], rows[0][1]
-            frames = [crossfade_frame(a, b, ease_in_out(k / (args.frames - 1))) for k in range(args.frames)]
-        save_animation(frames, out / "anagram.gif")
-    if args.upsample:
-        big = _stage2_illusion(args, den, img, lambda s2: anagram_predict(s2, args.prompt, views, batch=n,
-                                                                          guidance_scale=args.guidance_scale), g)
-        image_grid([[_unit(v.view(big[k:k + 1])[0]) for v in views] for k in range(n)], out / "anagram_256.png",
-                   col_labels=[f"{s}\n{p!r}" for s, p in zip(specs, args.prompt)], cell=3.0)
-    if args.save_array:
-        save_npz(out / "anagram.npz", _unit(img), prompts=args.prompt, views=specs)
-    write_json(out / "anagram.json", {"backend": den.name, "prompts": args.prompt, "views": specs,
-                                      "guidance_scale": args.guidance_scale, "seed": args.seed, "num_images": n})
-    print(f"wrote {out}/anagram.png and anagram.gif")
+    pipe = load_pipeline(AnagramPipeline, args)
+    up = _upsampler(args, pipe)
+    steps = len(pipe.check_steps(args.steps))
+    with progress_bar(steps, "anagram") as cb, progress_bar(args.stage2_steps, "stage II") as cb2:
+        run_anagram(pipe, args.out, args.prompt, views=args.view, num_inference_steps=args.steps,
+                    guidance_scale=args.guidance_scale, num_images=args.num_images or 4, frames=args.frames,
+                    seed=args.seed, save_array=args.save_array, callback=cb, upsampler=up,
+                    stage2_steps=args.stage2_steps, stage2_callback=cb2)
+    print(f"wrote {args.out}/anagram.png and anagram.gif")
     return 0
 
 
 def cmd_hybrid(args) -> int:
-    from fundiff.engine.decompositions import get_decomposition
-    from fundiff.engine.illusions import anchor_hook, hybrid_predict
-    from fundiff.engine.loops import iterative_denoise
-    from fundiff.figures import image_grid
-    from fundiff.images import save_npz
-    from fundiff.io import ensure_writable_dir, write_json
+    from fundiff.pipelines import HybridPipeline
+    from fundiff.studies.illusions import run_hybrid
 
-    den = load_backend(args)
-    _check_upsample(args, den)
-    dec = get_decomposition(args.kind, den.image_size, den.channels)
-    n = args.num_images or 4
-    predict = hybrid_predict(den, args.prompt, dec, batch=n, guidance_scale=args.guidance_scale)
-    g = torch.Generator().manual_seed(args.seed)
-    hook = None
-    if args.reference:
-        hook = anchor_hook(den, dec, _load_image(den, args.reference), g)
-    ts = _timesteps(den, args.steps)
-    out = ensure_writable_dir(args.out)
-    size = den.image_size
-    x = torch.randn(n, den.channels, size, size, generator=g).to(den.device, den.dtype)
-    if hook is not None:
-        x = hook(x, ts[0])
-    with progress_bar(len(ts), "hybrid") as cb:
-        img = iterative_denoise(den.schedule, predict, x, ts, threshold=den.threshold,
-                                generator=g, after_step=hook, callback=cb).image.float().cpu()
-    parts = dec.components(img)
-    rows = [[_unit(img[k])] + [_unit(p[k]) for p in parts] for k in range(n)]  # high bands show around grey
-    image_grid(rows, out / "hybrid.png", col_labels=["image"] + [f"{name}: {p!r}" for name, p in zip(dec.names, args.prompt)],
-               cell=1.8, title=f"{args.kind} image, CFG {args.guidance_scale:g}")
-    if args.upsample:
-        big = _stage2_illusion(args, den, img, lambda s2: hybrid_predict(
-            s2, args.prompt, get_decomposition(args.kind, s2.image_size, s2.channels), batch=n,
-            guidance_scale=args.guidance_scale), g)
-        parts = get_decomposition(args.kind, big.shape[-1], big.shape[1]).components(big)
-        image_grid([[_unit(big[k])] + [_unit(p[k]) for p in parts] for k in range(n)], out / "hybrid_256.png",
-                   col_labels=["image"] + list(dec.names), cell=3.0)
-    if args.save_array:
-        save_npz(out / "hybrid.npz", _unit(img), prompts=args.prompt)
-    write_json(out / "hybrid.json", {"backend": den.name, "kind": args.kind, "prompts": args.prompt,
-                                     "components": list(dec.names), "reference": args.reference,
-                                     "guidance_scale": args.guidance_scale, "seed": args.seed, "num_images": n})
-    print(f"wrote {out}/hybrid.png")
+    pipe = load_pipeline(HybridPipeline, args)
+    up = _upsampler(args, pipe)
+    steps = len(pipe.check_steps(args.steps))
+    with progress_bar(steps, "hybrid") as cb, progress_bar(args.stage2_steps, "stage II") as cb2:
+        run_hybrid(pipe, args.out, args.prompt, kind=args.kind, reference=args.reference, reference_name=args.reference,
+                   num_inference_steps=args.steps, guidance_scale=args.guidance_scale, num_images=args.num_images or 4,
+                   seed=args.seed, save_array=args.save_array, callback=cb, upsampler=up,
+                   stage2_steps=args.stage2_steps, stage2_callback=cb2)
+    print(f"wrote {args.out}/hybrid.png")
     return 0

@@ -7,47 +7,26 @@ the numbers into ``--out DIR``.
 
 from __future__ import annotations
 
-import argparse
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from fundiff.commands.arguments import add_backend_args, nonneg_float, positive_float, positive_int
 from fundiff.errors import FundiffError
 
 
-def add_backend_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model")
-    g.add_argument("--model", default="mnist",
-                   help="'mnist' (the embedded flow model, offline; default), 'deepfloyd', or a fundiff flow model file")
-    g.add_argument("--weights", metavar="DIR", default=None,
-                   help="DeepFloyd IF stage I folder (a local copy of DeepFloyd/IF-I-XL-v1.0); default: the Hugging Face cache")
-    g.add_argument("--embeddings", metavar="FILE.pth", default=None,
-                   help="prompt-embedding cache written by fundiff embed (DeepFloyd; '' is the null prompt)")
-    g.add_argument("--text-encoder", action="store_true",
-                   help="DeepFloyd: load the T5 encoder from --weights for prompts missing from --embeddings")
-    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default auto)")
-    g.add_argument("--dtype", default=None, choices=["fp16", "bf16", "fp32"], help="DeepFloyd weights dtype (default fp16 on GPU, fp32 on CPU)")
-    g.add_argument("--cpu-offload", action="store_true", help="DeepFloyd: keep the UNet in CPU memory, move it to the GPU only to run")
-    g.add_argument("--download", action="store_true", help="DeepFloyd: let huggingface_hub download missing weights (gated; needs a token)")
-    g.add_argument("--threshold", choices=["auto", "dynamic", "static", "none"], default="auto",
-                   help="thresholding of x0-hat: auto (default: the backend's, DeepFloyd dynamic as IF's config asks, "
-                        "ratio 0.95, max 1.5; MNIST static, clipped to [-1, 1]), dynamic, static, or none")
-    g.add_argument("--no-threshold", dest="threshold", action="store_const", const="none",
-                   help="the study's plain x0 formula (same as --threshold none)")
-    g.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same images")
+def load_pipeline(cls, args):
+    """``cls`` over the model the backend flags name, with ``--threshold``."""
+    return cls.from_pretrained(args.model, threshold=args.threshold, weights=args.weights, embeddings=args.embeddings,
+                               device=args.device, dtype=args.dtype, cpu_offload=args.cpu_offload,
+                               text_encoder=args.text_encoder, download=args.download)
 
 
 def load_backend(args):
-    from fundiff.engine.backends import load_denoiser
-    from fundiff.engine.schedule import choose_threshold
+    """The denoiser alone (the studies of the loop itself: forward, denoise)."""
+    from fundiff.pipelines import DiffusionPipeline
 
-    device = None if args.device == "auto" else args.device
-    if device is None and args.model != "deepfloyd":
-        device = "cpu"
-    den = load_denoiser(args.model, weights=args.weights, embeddings=args.embeddings, device=device, dtype=args.dtype,
-                        cpu_offload=args.cpu_offload, text_encoder=args.text_encoder, download=args.download)
-    den.threshold = choose_threshold(args.threshold, den.threshold)
-    return den
+    return load_pipeline(DiffusionPipeline, args)
 
 
 def _image(args, den):
@@ -81,8 +60,7 @@ def _check_out(path: Path, suffix: str) -> None:
         raise FundiffError(f"{path} should end in {suffix}")
 
 
-def register(sub, number_types) -> None:
-    positive_int, nonneg_float, positive_float = number_types
+def register(sub) -> None:
     steps_help = "num_inference_steps, one or more (diffusers spacing); default: the study's strided list 990, 960, ..., 0"
 
     p = sub.add_parser("forward", help="Part A 1.1: noise an image to timesteps t (forward process)",
@@ -159,7 +137,7 @@ def register(sub, number_types) -> None:
 def cmd_forward(args) -> int:
     from fundiff.studies.part_a import run_forward
 
-    den = load_backend(args)
+    den = load_backend(args).denoiser
     res = run_forward(den, _image(args, den), args.out, timesteps=args.t, seed=args.seed, save_array=args.save_array)
     print(f"wrote {args.out}/forward.png; PSNR of the noisy images: "
           + ", ".join(f"t={t}: {v:.1f} dB" for t, v in res["psnr_noisy_db"].items()))
@@ -169,11 +147,12 @@ def cmd_forward(args) -> int:
 def cmd_denoise(args) -> int:
     from fundiff.studies.part_a import DenoiseConfig, run_denoise
 
-    den = load_backend(args)
+    pipe = load_backend(args)
+    den = pipe.denoiser
     image = _image(args, den)
     config = DenoiseConfig(timesteps=args.t, prompt=args.prompt, i_start=args.i_start, stride=args.stride,
                            blur_kernel=args.blur_kernel, blur_sigma=args.blur_sigma, guidance_scale=args.guidance_scale,
-                           threshold=args.threshold != "none", show_every=args.show_every, seed=args.seed,
+                           threshold=pipe.threshold, show_every=args.show_every, seed=args.seed,
                            extra={"image": args.image or "default"})
     total = max(0, len(den.schedule.strided_timesteps(stride=args.stride)) - args.i_start)
     with progress_bar(total, "iterative denoising") as cb:
@@ -186,9 +165,11 @@ def cmd_denoise(args) -> int:
 
 
 def cmd_generate(args) -> int:
+    from fundiff.pipelines import Text2ImagePipeline, UpsamplePipeline
     from fundiff.studies.part_a import GenerateConfig, run_generate
 
-    den = load_backend(args)
+    pipe = load_pipeline(Text2ImagePipeline, args)
+    den = pipe.denoiser
     prompts = args.prompt if args.prompt is not None else [den.default_prompt]
     classify = None
     if den.name == "mnist":
@@ -199,36 +180,29 @@ def cmd_generate(args) -> int:
         raise FundiffError("--upsample needs --model deepfloyd (stage II is DeepFloyd IF's 256 px model)")
     steps = args.steps or [None]
     config = GenerateConfig(prompts=prompts, num_images=args.num_images, guidance_scale=args.guidance_scale,
-                            steps=steps, threshold=args.threshold != "none", seed=args.seed)
-    total = sum(len(den.schedule.strided_timesteps()) if s is None else s for s in steps)
+                            steps=steps, seed=args.seed)
+    total = sum(len(pipe.check_steps(s)) for s in steps)
     with progress_bar(total, "sampling") as cb:
-        res = run_generate(den, args.out, config, save_array=args.save_array or args.upsample, progress=cb,
+        res = run_generate(pipe, args.out, config, save_array=args.save_array or args.upsample, progress=cb,
                            classify=classify)
     for r in res["runs"]:
         acc = f", accuracy {r['accuracy']:.3f}" if "accuracy" in r else ""
         print(f"{r['num_inference_steps']} steps: {r['seconds']:.1f} s ({r['model_evaluations_per_image']} UNet "
               f"evaluations per image){acc}")
     if args.upsample:
-        _upsample_npz(args, den, args.out / "generate.npz", prompts, args.out / "upsampled.png")
+        import numpy as np
+        import torch
+
+        from fundiff.images import save_grid
+
+        data = np.load(args.out / "generate.npz")
+        stage2 = UpsamplePipeline.from_pipe(pipe, stage2_weights=args.stage2_weights, cpu_offload=args.cpu_offload,
+                                            download=args.download)
+        up = stage2(torch.from_numpy(data["images"]), [str(p) for p in data["prompts"]],
+                    generator=torch.Generator().manual_seed(args.seed), output_type="pt")
+        save_grid(up.images, args.out / "upsampled.png", nrow=args.num_images, scale=1)
     print(f"wrote {args.out}/generate.png")
     return 0
-
-
-def _upsample_npz(args, den, npz: Path, prompts, out_png: Path) -> None:
-    import numpy as np
-    import torch
-
-    from fundiff.engine.deepfloyd import load_stage2, upsample
-    from fundiff.images import save_grid
-
-    data = np.load(npz)
-    images = torch.from_numpy(data["images"]) * 2 - 1
-    stage2 = load_stage2(args.stage2_weights, den.embeddings, device=den.device, dtype=den.dtype,
-                         cpu_offload=args.cpu_offload, download=args.download)
-    per = [str(p) for p in data["prompts"]]
-    g = torch.Generator().manual_seed(args.seed)
-    up = upsample(stage2, images.to(den.device, den.dtype), per, generator=g)
-    save_grid(((up.float().cpu() + 1) / 2).clamp(0, 1), out_png, nrow=args.num_images, scale=1)
 
 
 def cmd_embed(args) -> int:
@@ -248,8 +222,9 @@ def cmd_embed(args) -> int:
     prompts = list(dict.fromkeys([""] + prompts))
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}.get(args.dtype) or (
-        torch.float16 if device.type == "cuda" else torch.float32)
+    from fundiff.engine.backends import torch_dtype
+
+    dtype = torch_dtype(args.dtype) or (torch.float16 if device.type == "cuda" else torch.float32)
     cache = PromptEmbeddings.load(args.out) if args.out.exists() else PromptEmbeddings({}, str(args.out))
     todo = [p for p in prompts if p not in cache]
     if todo:
@@ -263,19 +238,18 @@ def cmd_embed(args) -> int:
 def cmd_upsample(args) -> int:
     import torch
 
-    from fundiff.engine.deepfloyd import load_stage2, upsample
-    from fundiff.engine.inputs import load_image
     from fundiff.images import save_grid
+    from fundiff.pipelines import UpsamplePipeline
 
     _check_out(args.out, ".png")
-    den = load_backend(args)
-    image = load_image(args.image, den.image_size, 3)
-    stage2 = load_stage2(args.stage2_weights, den.embeddings, device=den.device, dtype=den.dtype,
-                         cpu_offload=args.cpu_offload, download=args.download)
+    pipe = UpsamplePipeline.from_pretrained(args.stage2_weights, threshold=args.threshold, embeddings=args.embeddings,
+                                            weights=args.weights, text_encoder=args.text_encoder or not args.embeddings,
+                                            device=args.device, dtype=args.dtype, cpu_offload=args.cpu_offload,
+                                            download=args.download)
     with progress_bar(args.steps, "stage II") as cb:
-        up = upsample(stage2, image.to(den.device, den.dtype), [args.prompt], num_inference_steps=args.steps,
-                      guidance_scale=args.guidance_scale, noise_level=args.noise_level,
-                      generator=torch.Generator().manual_seed(args.seed), threshold=args.threshold != "none", callback=cb)
-    save_grid(((up.float().cpu() + 1) / 2).clamp(0, 1), args.out, scale=1, pad=0)
-    print(f"wrote {args.out} ({up.shape[-1]} px)")
+        up = pipe(args.image, args.prompt, num_inference_steps=args.steps, guidance_scale=args.guidance_scale,
+                  noise_level=args.noise_level, generator=torch.Generator().manual_seed(args.seed), output_type="pt",
+                  callback=cb)
+    save_grid(up.images, args.out, scale=1, pad=0)
+    print(f"wrote {args.out} ({up.images.shape[-1]} px)")
     return 0

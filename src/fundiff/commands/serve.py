@@ -10,7 +10,7 @@ import ipaddress
 import socket
 import sys
 
-from fundiff.commands.part_a import add_backend_args
+from fundiff.commands.arguments import add_backend_args, positive_int
 from fundiff.errors import FundiffError
 
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
@@ -42,8 +42,7 @@ def check_port(host: str, port: int) -> None:
                                "it? Choose another --port") from None
 
 
-def register(sub, number_types) -> None:
-    positive_int, _nonneg_float, _positive_float = number_types
+def register(sub) -> None:
 
     def port(text: str) -> int:
         value = positive_int(text)

@@ -15,7 +15,7 @@ import torch
 from fundiff.errors import FundiffError
 from fundiff.generate import EMBEDDED, Generator, evaluations_per_image, generate_batches, load_generator
 from fundiff.pipelines.base import (MAX_IMAGES_PER_CALL, Callback, DiffusionPipeline, PipelineOutput, check_common,
-                                    check_count, check_scale, convert_images)
+                                    check_count, convert_images)
 from fundiff.prompts import parse_digit_prompt
 
 BATCH_SIZE = 500
@@ -58,7 +58,11 @@ class SamplePipeline:
         steps = num_inference_steps or gen.default_steps
         if not isinstance(steps, int) or isinstance(steps, bool):
             raise FundiffError(f"num_inference_steps must be a whole number, got {steps!r}")
-        validate_sampling(gen, sampler, steps, check_scale(guidance_scale, hi=50.0))
+        try:
+            scale = float(guidance_scale)
+        except (TypeError, ValueError):
+            raise FundiffError(f"--guidance-scale must be a number, got {guidance_scale!r}") from None
+        validate_sampling(gen, sampler, steps, scale)
         per = check_count(num_images_per_prompt, "num_images_per_prompt", 1, 10**9)
         check_common(output_type, generator, callback)
         if prompt is None:

@@ -20,18 +20,14 @@ import torch
 from fundiff.engine.blur import gaussian_blur
 from fundiff.engine.denoiser import Conditioned, Denoiser
 from fundiff.engine.loops import forward, iterative_denoise
-from fundiff.engine.schedule import describe_threshold
-from fundiff.errors import FundiffError
+from fundiff.engine.schedule import BACKEND_DEFAULT, describe_threshold, resolve_threshold
 from fundiff.figures import image_grid
 from fundiff.images import psnr, save_grid, save_npz
 from fundiff.io import ensure_writable_dir, write_json
+from fundiff.pipelines.base import to_unit as unit
+from fundiff.pipelines.text2image import Text2ImagePipeline
 
 STUDY_TIMESTEPS = (250, 500, 750)
-
-
-def unit(x: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] -> [0, 1], clamped, on the CPU in float32."""
-    return ((x.detach().float().cpu() + 1) / 2).clamp(0, 1)
 
 
 def _psnr(x: torch.Tensor, ref: torch.Tensor) -> float:
@@ -68,7 +64,7 @@ class DenoiseConfig:
     blur_kernel: int = 5
     blur_sigma: float = 2.0
     guidance_scale: float = 1.0        # 1.3 and 1.4 use no guidance
-    threshold: bool = True
+    threshold: Any = BACKEND_DEFAULT   # a Threshold, None (the plain formula) or the denoiser's own
     show_every: int = 5
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -84,7 +80,7 @@ def run_denoise(den: Denoiser, image: torch.Tensor, out: str | os.PathLike, conf
     den.schedule.check_i_start(strided, config.i_start)
     prompt = den.default_prompt if config.prompt is None else config.prompt
     predict = Conditioned.from_prompts(den, [prompt], config.guidance_scale)
-    threshold = den.threshold if config.threshold else None
+    threshold = resolve_threshold(config.threshold, den)
     g = torch.Generator().manual_seed(config.seed)
     x0 = image.to(den.device, den.dtype)
 
@@ -144,7 +140,6 @@ class GenerateConfig:
     num_images: int = 5
     guidance_scale: float = 7.0
     steps: Sequence[int | None] = (None,)   # None: the study's strided list 990, 960, ..., 0
-    threshold: bool = True
     seed: int = 0
 
 
@@ -177,7 +172,7 @@ def _generate_figure(config: GenerateConfig, rows: list[list[torch.Tensor]], lab
 
 
 @torch.no_grad()
-def run_generate(den: Denoiser, out: str | os.PathLike, config: GenerateConfig, save_array: bool = False,
+def run_generate(pipe: Text2ImagePipeline, out: str | os.PathLike, config: GenerateConfig, save_array: bool = False,
                  progress: Callable[[int, int, torch.Tensor], None] | None = None,
                  classify: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, Any]:
     """Sampling from pure noise (1.5 without guidance, 1.6 with), once per step count, timed.
@@ -185,40 +180,39 @@ def run_generate(den: Denoiser, out: str | os.PathLike, config: GenerateConfig, 
     The same seed gives the same initial noise for every step count, so the rows differ only in steps.
     ``classify`` (MNIST: the shipped classifier) adds the fraction of images read as their prompt.
     """
-    out = ensure_writable_dir(out)
-    if config.num_images < 1:
-        raise FundiffError("--num-images must be at least 1")
+    den = pipe.denoiser
     prompts = [p for p in config.prompts for _ in range(config.num_images)]
-    predict = Conditioned.from_prompts(den, prompts, config.guidance_scale)
-    threshold = den.threshold if config.threshold else None
+    for steps in config.steps:   # every input checked before the output folder exists
+        pipe.check_inputs(list(config.prompts), None, steps, config.guidance_scale, config.num_images, "pt", None, progress)
+    out = ensure_writable_dir(out)
     size = den.image_size
     runs, rows, labels, arrays = [], [], [], []
     for steps in config.steps:
-        ts = den.schedule.strided_timesteps() if steps is None else den.schedule.inference_timesteps(steps)
         g = torch.Generator().manual_seed(config.seed)
-        x = torch.randn(len(prompts), den.channels, size, size, generator=g).to(den.device, den.dtype)
         if den.device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        res = iterative_denoise(den.schedule, predict, x, ts, threshold=threshold, generator=g, callback=progress)
+        res = pipe(list(config.prompts), num_inference_steps=steps, guidance_scale=config.guidance_scale,
+                   num_images_per_prompt=config.num_images, generator=g, output_type="pt", callback=progress)
         if den.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
-        images = unit(res.image)
-        run = {"num_inference_steps": len(ts), "timesteps": "strided 990..0 by 30" if steps is None else "leading",
+        images = res.images
+        n_steps = res.record["num_inference_steps"]
+        run = {"num_inference_steps": n_steps, "timesteps": res.record["timesteps"],
                "seconds": round(seconds, 3), "seconds_per_image": round(seconds / len(prompts), 4),
-               "model_evaluations_per_image": len(ts) * predict.evaluations_per_step}
+               "model_evaluations_per_image": res.record["model_evaluations_per_image"]}
         if classify is not None and all(p.strip() for p in config.prompts):
             wanted = den.encode(prompts).cpu()
             run["accuracy"] = float((classify(images).argmax(1) == wanted).float().mean())
         runs.append(run)
         rows.append(list(images))
-        labels.append(f"{len(ts)} steps\n{seconds:.1f} s")
+        labels.append(f"{n_steps} steps\n{seconds:.1f} s")
         arrays.append(images)
-        save_grid(images, out / f"samples_{len(ts)}steps.png", nrow=config.num_images, scale=max(1, 128 // size))
+        save_grid(images, out / f"samples_{n_steps}steps.png", nrow=config.num_images, scale=max(1, 128 // size))
     _generate_figure(config, rows, labels, out / "generate.png")
     results = {"backend": den.name, "prompts": list(config.prompts), "num_images": config.num_images,
-               "guidance_scale": config.guidance_scale, "thresholding": describe_threshold(threshold),
+               "guidance_scale": config.guidance_scale, "thresholding": res.record["thresholding"],
                "seed": config.seed, "runs": runs}
     if save_array:
         save_npz(out / "generate.npz", torch.cat(arrays), prompts=prompts * len(arrays),

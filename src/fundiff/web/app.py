@@ -128,16 +128,14 @@ def _prompt(den, text: str | None) -> str:
     return den.default_prompt if text is None else str(text).strip()
 
 
-def _timesteps(den, steps: Any) -> list[int]:
-    return den.schedule.inference_timesteps(_int(steps, "steps", 1, MAX_STEPS))
-
-
 def _generator(seed: Any) -> torch.Generator:
     return torch.Generator().manual_seed(_int(seed, "seed", 0, 2**63 - 1, default=0))
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
-    return ((x.detach().float().cpu() + 1) / 2).clamp(0, 1)
+    from fundiff.pipelines.base import to_unit
+
+    return to_unit(x)
 
 
 def _scale(size: int) -> int:
@@ -188,11 +186,6 @@ def _scratch_file(stem: str, suffix: str) -> Path:
         except OSError:
             pass
     return folder / f"{stem}-{uuid.uuid4().hex}{suffix}"
-
-
-def _noise(den, n: int, g: torch.Generator) -> torch.Tensor:
-    size = den.image_size
-    return torch.randn(n, den.channels, size, size, generator=g).to(den.device, den.dtype)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -304,21 +297,26 @@ def canvas_mask(editor: Any) -> np.ndarray | None:
 # The jobs: plain functions of a denoiser and the form's values
 
 
+def _pipe(cls, den):
+    """The pipeline ``cls`` over ``den``: a loaded pipeline (shares its model and thresholding) or a denoiser."""
+    from fundiff.pipelines import DiffusionPipeline
+
+    return cls.from_pipe(den) if isinstance(den, DiffusionPipeline) else cls(den)
+
+
 @user_errors
 def run_generate(den, prompt: str, steps: Any = DEFAULT_STEPS, guidance_scale: Any = 7.0, seed: Any = 0,
                  num_images: Any = 4, progress=None) -> Image.Image:
     """Images from a prompt (reference 1.5-1.6): pure noise through the loop with CFG; a grid."""
-    from fundiff.engine.denoiser import Conditioned
-    from fundiff.engine.loops import iterative_denoise
+    from fundiff.pipelines import Text2ImagePipeline
 
-    n = _int(num_images, "number of images", 1, MAX_IMAGES)
-    ts = _timesteps(den, steps)
-    predict = Conditioned.from_prompts(den, [_prompt(den, prompt)] * n, _float(guidance_scale, "guidance scale", 0, 100))
-    g = _generator(seed)
-    x = _noise(den, n, g)
-    res = iterative_denoise(den.schedule, predict, x, ts, threshold=den.threshold, generator=g,
-                            callback=_progress(progress, len(ts), "sampling"))
-    return to_picture(_unit(res.image))
+    pipe = _pipe(Text2ImagePipeline, den)
+    n_steps = _int(steps, "steps", 1, MAX_STEPS)
+    out = pipe(_prompt(pipe.denoiser, prompt), num_inference_steps=n_steps,
+               guidance_scale=_float(guidance_scale, "guidance scale", 0, 100),
+               num_images_per_prompt=_int(num_images, "number of images", 1, MAX_IMAGES), generator=_generator(seed),
+               output_type="pt", callback=_progress(progress, n_steps, "sampling"))
+    return to_picture(out.images)
 
 
 @user_errors
@@ -328,21 +326,20 @@ def run_sdedit(den, editor: Any, prompt: str, strength: Any = 0.6, steps: Any = 
 
     Returns the grid (the model's view of the input first, then the results) and a caption.
     """
-    from fundiff.engine.denoiser import Conditioned
-    from fundiff.engine.editing import sdedit
-    from fundiff.engine.inputs import load_image
     from fundiff.engine.schedule import Schedule
+    from fundiff.pipelines import SDEditPipeline
 
     picture = canvas_image(editor)
+    pipe = _pipe(SDEditPipeline, den)
     n = _int(num_images, "number of images", 1, MAX_IMAGES)
-    ts = _timesteps(den, steps)
+    n_steps = _int(steps, "steps", 1, MAX_STEPS)
+    ts = pipe.check_steps(n_steps)
     i_start = Schedule.i_start_for_strength(len(ts), _float(strength, "strength", 0.01, 1.0))
-    image = load_image(picture, den.image_size, den.channels).to(den.device, den.dtype)
-    prompt = _prompt(den, prompt)
-    predict = Conditioned.from_prompts(den, [prompt] * n, _float(guidance_scale, "guidance scale", 0, 100))
-    res = sdedit(den, predict, image.expand(n, -1, -1, -1), ts, i_start, generator=_generator(seed),
-                 callback=_progress(progress, len(ts) - i_start, "SDEdit"))
-    grid = to_picture(torch.cat([_unit(image), _unit(res.image)]), nrow=n + 1)
+    prompt = _prompt(pipe.denoiser, prompt)
+    out = pipe(prompt, picture, i_start=i_start, num_inference_steps=n_steps,
+               guidance_scale=_float(guidance_scale, "guidance scale", 0, 100), num_images_per_prompt=n,
+               generator=_generator(seed), output_type="pt", callback=_progress(progress, len(ts) - i_start, "SDEdit"))
+    grid = to_picture(torch.cat([_unit(out.extras["input"]), out.images]), nrow=n + 1)
     caption = (f"input (as the model sees it), then {n} result(s): noised to t = {ts[i_start]} "
                f"(i_start {i_start} of {len(ts)} steps) and denoised toward {prompt!r}")
     return grid, caption
@@ -357,36 +354,33 @@ def run_inpaint(den, editor: Any, rect: str | None, prompt: str, steps: Any = DE
     The mask comes from the strokes painted on the editor; with none, from ``rect`` ('r0:r1,c0:c1' in
     64-px coordinates).  Returns the grid (input, mask, results) and a caption.
     """
-    from fundiff.engine.denoiser import Conditioned
-    from fundiff.engine.editing import inpaint
-    from fundiff.engine.inputs import load_image, load_mask, parse_rect, rect_mask
+    from fundiff.engine.inputs import load_mask
+    from fundiff.pipelines import InpaintPipeline
 
     background = editor.get("background") if isinstance(editor, dict) else editor
     if _rgba(background) is None:
         raise FundiffError("no image to inpaint: upload one first")
     picture = canvas_image(_rgba(background))
     painted = canvas_mask(editor)
-    size = den.image_size
+    pipe = _pipe(InpaintPipeline, den)
+    size = pipe.image_size
     if painted is not None:
         mask = load_mask(painted.astype(np.uint8) * 255, size)
         source = "painted"
     elif rect and str(rect).strip():
-        rows, cols = parse_rect(str(rect))
-        mask = rect_mask(size, rows, cols, reference_size=64)
+        mask = pipe.rect_mask(str(rect))
         source = f"rectangle {str(rect).strip()}"
     else:
         raise FundiffError("no mask: paint over the part of the image to regenerate, or give a rectangle")
     n = _int(num_images, "number of images", 1, MAX_IMAGES)
-    ts = _timesteps(den, steps)
-    image = load_image(picture, size, den.channels).to(den.device, den.dtype)
-    mask = mask.to(den.device, den.dtype)
-    prompt = _prompt(den, prompt)
-    predict = Conditioned.from_prompts(den, [prompt] * n, _float(guidance_scale, "guidance scale", 0, 100))
-    res = inpaint(den, predict, image.expand(n, -1, -1, -1), mask, ts, generator=_generator(seed),
-                  callback=_progress(progress, len(ts), "inpainting"))
-    shown_mask = mask.float().cpu().expand(1, den.channels, -1, -1)
-    grid = to_picture(torch.cat([_unit(image), shown_mask, _unit(res.image)]), nrow=n + 2)
-    caption = (f"input, mask ({source}; white = regenerated, {100 * float(mask.float().mean()):.0f}% of the image), "
+    n_steps = _int(steps, "steps", 1, MAX_STEPS)
+    prompt = _prompt(pipe.denoiser, prompt)
+    out = pipe(prompt, picture, mask, num_inference_steps=n_steps,
+               guidance_scale=_float(guidance_scale, "guidance scale", 0, 100), num_images_per_prompt=n,
+               generator=_generator(seed), output_type="pt", callback=_progress(progress, n_steps, "inpainting"))
+    shown_mask = out.extras["mask"].expand(1, pipe.denoiser.channels, -1, -1)
+    grid = to_picture(torch.cat([_unit(out.extras["input"]), shown_mask, out.images]), nrow=n + 2)
+    caption = (f"input, mask ({source}; white = regenerated, {100 * out.record['mask_fraction']:.0f}% of the image), "
                f"then {n} result(s) toward {prompt!r}")
     return grid, caption
 
@@ -400,28 +394,22 @@ def run_anagram(den, prompt1: str, prompt2: str, view: str = "flip", steps: Any 
     Returns the image, the image under the view, and the path of the GIF animation between them.
     """
     from fundiff.engine.animation import save_animation, view_frames
-    from fundiff.engine.illusions import anagram_predict
-    from fundiff.engine.loops import iterative_denoise
-    from fundiff.engine.views import get_view
+    from fundiff.pipelines import AnagramPipeline
 
     if not view or str(view).strip().split(":")[0] in ("identity", "permute"):
         raise FundiffError(f"choose a view that changes the image: {', '.join(ANAGRAM_VIEWS)}")
-    views = [get_view("identity"), get_view(str(view))]
-    size = den.image_size
-    for v in views:  # shape checks before any work
-        v.view(torch.zeros(1, den.channels, size, size))
-    prompts = [_prompt(den, prompt1), _prompt(den, prompt2)]
+    pipe = _pipe(AnagramPipeline, den)
+    prompts = [_prompt(pipe.denoiser, prompt1), _prompt(pipe.denoiser, prompt2)]
     n_frames = _int(frames, "frames", 2, 120, default=ANIMATION_FRAMES)
-    ts = _timesteps(den, steps)
-    predict = anagram_predict(den, prompts, views, batch=1,
-                              guidance_scale=_float(guidance_scale, "guidance scale", 0, 100))
-    g = _generator(seed)
-    img = iterative_denoise(den.schedule, predict, _noise(den, 1, g), ts, threshold=den.threshold, generator=g,
-                            callback=_progress(progress, len(ts), "anagram")).image.float().cpu()
-    unit = _unit(img[0])
-    viewed = _unit(views[1].view(img)[0])
+    n_steps = _int(steps, "steps", 1, MAX_STEPS)
+    out = pipe(prompts, ["identity", str(view)], num_inference_steps=n_steps,
+               guidance_scale=_float(guidance_scale, "guidance scale", 0, 100), num_images_per_prompt=1,
+               generator=_generator(seed), output_type="pt", callback=_progress(progress, n_steps, "anagram"))
+    flip = out.extras["views"][1]
+    unit = out.images[0]
+    viewed = _unit(flip.view(out.samples)[0])
     path = Path(out_dir) / "anagram.gif" if out_dir is not None else _scratch_file("anagram", ".gif")
-    gif = save_animation(view_frames(unit, views[1], n_frames), path)
+    gif = save_animation(view_frames(unit, flip, n_frames), path)
     return to_picture(unit[None]), to_picture(viewed[None]), str(gif)
 
 
@@ -432,21 +420,18 @@ def run_hybrid(den, kind: str, prompt1: str, prompt2: str, prompt3: str | None =
 
     Returns the image and a list of (component picture, caption).
     """
-    from fundiff.engine.decompositions import get_decomposition
-    from fundiff.engine.illusions import hybrid_predict
-    from fundiff.engine.loops import iterative_denoise
+    from fundiff.pipelines import HybridPipeline
 
-    dec = get_decomposition(str(kind), den.image_size, den.channels)
-    given = [prompt1, prompt2, prompt3]
-    prompts = [_prompt(den, p) for p in given[:len(dec)]]
-    ts = _timesteps(den, steps)
-    predict = hybrid_predict(den, prompts, dec, batch=1, guidance_scale=_float(guidance_scale, "guidance scale", 0, 100))
-    g = _generator(seed)
-    img = iterative_denoise(den.schedule, predict, _noise(den, 1, g), ts, threshold=den.threshold, generator=g,
-                            callback=_progress(progress, len(ts), "hybrid")).image.float().cpu()
-    parts = dec.components(img)
-    gallery = [(to_picture(_unit(p)), f"{name}: {prompt!r}") for p, name, prompt in zip(parts, dec.names, prompts)]
-    return to_picture(_unit(img)), gallery
+    pipe = _pipe(HybridPipeline, den)
+    dec = pipe.decomposition(str(kind))
+    prompts = [_prompt(pipe.denoiser, p) for p in [prompt1, prompt2, prompt3][:len(dec)]]
+    n_steps = _int(steps, "steps", 1, MAX_STEPS)
+    out = pipe(prompts, str(kind), num_inference_steps=n_steps,
+               guidance_scale=_float(guidance_scale, "guidance scale", 0, 100), num_images_per_prompt=1,
+               generator=_generator(seed), output_type="pt", callback=_progress(progress, n_steps, "hybrid"))
+    gallery = [(to_picture(_unit(p)), f"{name}: {prompt!r}")
+               for p, name, prompt in zip(out.extras["components"], dec.names, prompts)]
+    return to_picture(out.images), gallery
 
 
 # --------------------------------------------------------------------------------------------------
@@ -525,10 +510,11 @@ def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_
         if backend_kwargs.get("device") in (None, "auto"):
             backend_kwargs["device"] = None if model == "deepfloyd" else "cpu"
         denoiser = load_denoiser(model, **backend_kwargs)
-    from fundiff.engine.schedule import choose_threshold
+    from fundiff.pipelines import DiffusionPipeline
 
+    # one loaded model and its thresholding, shared by every tab's pipeline (the denoiser is not mutated)
+    base = DiffusionPipeline(denoiser, threshold={True: "auto", False: "none"}.get(threshold, threshold))
     den = denoiser
-    den.threshold = choose_threshold({True: "auto", False: "none"}.get(threshold, threshold), den.threshold)
     if concurrency < 1 or max_queue < 1:
         raise FundiffError("concurrency and max_queue must be at least 1")
     mnist = den.name == "mnist"
@@ -536,19 +522,19 @@ def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_
     default_prompt = "7" if mnist else "a high quality photo"
 
     def generate_job(prompt, steps, guidance, seed, n, progress=gr.Progress()):
-        return run_generate(den, prompt, steps, guidance, seed, n, progress=progress)
+        return run_generate(base, prompt, steps, guidance, seed, n, progress=progress)
 
     def sdedit_job(editor, prompt, strength, steps, guidance, seed, n, progress=gr.Progress()):
-        return run_sdedit(den, editor, prompt, strength, steps, guidance, seed, n, progress=progress)
+        return run_sdedit(base, editor, prompt, strength, steps, guidance, seed, n, progress=progress)
 
     def inpaint_job(editor, rect, prompt, steps, guidance, seed, n, progress=gr.Progress()):
-        return run_inpaint(den, editor, rect, prompt, steps, guidance, seed, n, progress=progress)
+        return run_inpaint(base, editor, rect, prompt, steps, guidance, seed, n, progress=progress)
 
     def anagram_job(p1, p2, view, steps, guidance, seed, progress=gr.Progress()):
-        return run_anagram(den, p1, p2, view, steps, guidance, seed, progress=progress)
+        return run_anagram(base, p1, p2, view, steps, guidance, seed, progress=progress)
 
     def hybrid_job(kind, p1, p2, p3, steps, guidance, seed, progress=gr.Progress()):
-        return run_hybrid(den, kind, p1, p2, p3, steps, guidance, seed, progress=progress)
+        return run_hybrid(base, kind, p1, p2, p3, steps, guidance, seed, progress=progress)
 
     def to_canvas(path):  # the upload box is emptied, ready for the next file
         return (upload_to_canvas(den, path) if path else gr.skip()), None

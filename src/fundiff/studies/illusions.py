@@ -1,0 +1,92 @@
+"""Part A 1.8-1.9 as runs that write figures and records: visual anagrams (with their animation) and hybrids.
+
+Each run calls its pipeline (:mod:`fundiff.pipelines.illusions`), optionally stage II
+(:class:`~fundiff.pipelines.upsample.UpsamplePipeline`) with the same views or components, and lays
+out the figure; ``fundiff anagram`` / ``fundiff hybrid`` and the report call these.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Sequence
+
+import torch
+
+from fundiff.engine.animation import crossfade_frame, ease_in_out, save_animation, view_frames
+from fundiff.figures import image_grid
+from fundiff.images import save_npz
+from fundiff.io import ensure_writable_dir, write_json
+from fundiff.pipelines.base import to_unit
+from fundiff.pipelines.illusions import AnagramPipeline, HybridPipeline
+
+
+def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence[str], *,
+                views: Sequence[str] | None = None, num_inference_steps: int | None = None,
+                guidance_scale: float = 7.0, num_images: int = 4, frames: int = 24, seed: int = 0,
+                save_array: bool = False, callback: Callable | None = None, upsampler: Any = None,
+                stage2_steps: int = 50, stage2_callback: Callable | None = None) -> dict[str, Any]:
+    """anagram.png (each image under every view), anagram.gif (view 1 -> view 2), anagram.json."""
+    prompts = list(prompts)
+    _, objs, _ = pipe.check_inputs(prompts, views, None, num_inference_steps, guidance_scale, num_images, "pt",
+                                   None, callback)
+    specs = list(views) if views is not None else ["identity", "flip"]
+    out = ensure_writable_dir(out)
+    g = torch.Generator().manual_seed(seed)
+    res = pipe(prompts, views=specs, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+               num_images_per_prompt=num_images, generator=g, output_type="pt", callback=callback)
+    img = res.samples
+    rows = [[to_unit(v.view(img[k:k + 1])[0]) for v in objs] for k in range(num_images)]
+    labels = [f"{s}\n{p!r}" for s, p in zip(specs, prompts)]
+    image_grid(rows, out / "anagram.png", col_labels=labels, cell=1.8)
+    if len(objs) >= 2:  # the transition from the picture under view 1 to the picture under view 2
+        if objs[0].name == "identity":
+            movie = view_frames(to_unit(img[0]), objs[1], frames)
+        else:
+            a, b = rows[0][0], rows[0][1]
+            movie = [crossfade_frame(a, b, ease_in_out(k / (frames - 1))) for k in range(frames)]
+        save_animation(movie, out / "anagram.gif")
+    if upsampler is not None:
+        big = upsampler(res, prompts, views=objs, num_inference_steps=stage2_steps, guidance_scale=guidance_scale,
+                        generator=g, output_type="pt", callback=stage2_callback).samples
+        image_grid([[to_unit(v.view(big[k:k + 1])[0]) for v in objs] for k in range(num_images)],
+                   out / "anagram_256.png", col_labels=labels, cell=3.0)
+    if save_array:
+        save_npz(out / "anagram.npz", res.images, prompts=prompts, views=specs)
+    record = {"backend": pipe.denoiser.name, "prompts": prompts, "views": specs, "guidance_scale": guidance_scale,
+              "seed": seed, "num_images": num_images}
+    write_json(out / "anagram.json", record)
+    return record
+
+
+def run_hybrid(pipe: HybridPipeline, out: str | os.PathLike, prompts: Sequence[str], *, kind: str = "hybrid",
+               reference: Any = None, reference_name: str | None = None, num_inference_steps: int | None = None,
+               guidance_scale: float = 7.0, num_images: int = 4, seed: int = 0, save_array: bool = False,
+               callback: Callable | None = None, upsampler: Any = None, stage2_steps: int = 50,
+               stage2_callback: Callable | None = None) -> dict[str, Any]:
+    """hybrid.png (each image and its components) and hybrid.json."""
+    prompts = list(prompts)
+    _, dec, _, _ = pipe.check_inputs(prompts, kind, reference, None, num_inference_steps, guidance_scale, num_images,
+                                     "pt", None, callback)
+    out = ensure_writable_dir(out)
+    g = torch.Generator().manual_seed(seed)
+    res = pipe(prompts, kind, reference=reference, num_inference_steps=num_inference_steps,
+               guidance_scale=guidance_scale, num_images_per_prompt=num_images, generator=g, output_type="pt",
+               callback=callback)
+    parts = res.extras["components"]
+    rows = [[res.images[k]] + [to_unit(p[k]) for p in parts] for k in range(num_images)]  # high bands around grey
+    image_grid(rows, out / "hybrid.png", col_labels=["image"] + [f"{name}: {p!r}" for name, p in zip(dec.names, prompts)],
+               cell=1.8, title=f"{kind} image, CFG {guidance_scale:g}")
+    if upsampler is not None:
+        big = upsampler(res, prompts, kind=kind, num_inference_steps=stage2_steps, guidance_scale=guidance_scale,
+                        generator=g, output_type="pt", callback=stage2_callback).samples
+        from fundiff.engine.decompositions import get_decomposition
+
+        bands = get_decomposition(kind, big.shape[-1], big.shape[1]).components(big)
+        image_grid([[to_unit(big[k])] + [to_unit(p[k]) for p in bands] for k in range(num_images)],
+                   out / "hybrid_256.png", col_labels=["image"] + list(dec.names), cell=3.0)
+    if save_array:
+        save_npz(out / "hybrid.npz", res.images, prompts=prompts)
+    record = {"backend": pipe.denoiser.name, "kind": kind, "prompts": prompts, "components": list(dec.names),
+              "reference": reference_name, "guidance_scale": guidance_scale, "seed": seed, "num_images": num_images}
+    write_json(out / "hybrid.json", record)
+    return record
