@@ -26,10 +26,9 @@ def leaves(x, path=""):
 def main(a: str, b: str) -> int:
     la = dict(leaves(json.load(open(a))["sections"]))
     lb = dict(leaves(json.load(open(b))["sections"]))
-    diff = [(k, la.get(k), lb.get(k)) for k in sorted(set(la) | set(lb)) if la.get(k) != lb.get(k)]
+    diff = [(k, la.get(k), lb.get(k)) for k in sorted(set(la) | set(lb)) if la.get(k) != lb.get(k)
+            and not ("claims" in k and isinstance(la.get(k), str) and " s " in la.get(k))]  # claims quoting a timing
     for k, x, y in diff:
-        if "claims" in k and isinstance(x, str) and " s " in x:
-            continue  # a claim that quotes a timing
         print(f"{k}: {x!r} != {y!r}")
     print(f"{len(la)} numbers compared, {len(diff)} differ")
     return 1 if diff else 0
