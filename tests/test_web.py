@@ -75,14 +75,16 @@ def test_build_app_has_the_tabs_and_a_bounded_in_order_queue(den):
     assert demo.config["analytics_enabled"] is False
 
 
-def test_build_app_applies_the_threshold_choice():
+def test_build_app_applies_the_threshold_choice_without_mutating_the_denoiser():
     from fundiff.engine.mnist import MnistDenoiser
     from fundiff.engine.schedule import Threshold
 
+    d = MnistDenoiser.load()
     for choice, expected in ((True, Threshold.static()), ("dynamic", Threshold()), (False, None), ("none", None)):
-        d = MnistDenoiser.load()
-        web.build_app(denoiser=d, threshold=choice)
-        assert d.threshold == expected, choice
+        app = web.build_app(denoiser=d, threshold=choice)
+        assert app.fundiff_pipeline.threshold == expected, choice
+        assert app.fundiff_pipeline.denoiser is d
+        assert d.threshold == Threshold.static(), choice   # the model's own setting is left alone
 
 
 def test_generate_gives_an_enlarged_grid_of_the_prompted_digit(den):

@@ -689,6 +689,7 @@ def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_
                 h_button.click(hybrid_job, [h_kind, h_p1, h_p2, h_p3, h_steps, h_guidance, h_seed],
                                [h_img, h_parts], api_name="hybrid", **job)
     demo.queue(default_concurrency_limit=concurrency, max_size=max_queue)
+    demo.fundiff_pipeline = base   # the shared model and its thresholding (for tests and embedding apps)
     return demo
 
 
