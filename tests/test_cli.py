@@ -4,7 +4,7 @@ import gzip
 
 import pytest
 
-from conftest import assert_one_line_error
+from helpers import assert_one_line_error
 
 SUBCOMMANDS = [[], ["data"], ["train"], ["train", "denoiser"], ["study"], ["study", "denoiser"]]
 

@@ -32,7 +32,7 @@ from fundiff.recipes import build_objective, get_recipe
 from fundiff.training import TrainConfig, train
 from fundiff.training import distributed
 
-from conftest import assert_one_line_error, run_cli
+from helpers import assert_one_line_error, run_cli
 
 pytestmark = pytest.mark.skipif(
     not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),

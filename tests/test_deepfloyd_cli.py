@@ -11,7 +11,7 @@ import torch
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
-from conftest import assert_one_line_error  # noqa: E402
+from helpers import assert_one_line_error  # noqa: E402
 from deepfloyd_tiny import save_pipeline  # noqa: E402
 
 PROMPT = "a rocket ship"

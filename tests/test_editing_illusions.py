@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from conftest import assert_one_line_error
+from helpers import assert_one_line_error
 from fundiff.engine.decompositions import get_decomposition
 from fundiff.engine.denoiser import Conditioned, Prediction
 from fundiff.engine.editing import check_mask, inpaint, repaint_schedule, sdedit

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from conftest import assert_one_line_error
+from helpers import assert_one_line_error
 from fundiff.engine.denoiser import Conditioned, Prediction
 from fundiff.engine.loops import forward, iterative_denoise, one_step_denoise
 from fundiff.engine.mnist import MnistDenoiser

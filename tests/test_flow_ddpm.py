@@ -16,7 +16,7 @@ from fundiff.prompts import parse_digit_prompt
 from fundiff.samplers import ddpm_timesteps, sample_ddpm, sample_flow
 from fundiff.training.rng import BatchRandom, generator
 
-from conftest import assert_one_line_error
+from helpers import assert_one_line_error
 
 M, S = 0.3, 0.2  # 1-D Gaussian "data" N(M, S^2) with closed-form velocity and noise predictions
 
@@ -167,7 +167,7 @@ def test_unknown_prompts(prompt):
 
 @pytest.fixture(scope="module")
 def tiny_flow(tmp_path_factory):
-    from conftest import run_cli
+    from helpers import run_cli
 
     out = tmp_path_factory.mktemp("flow") / "run"
     proc = run_cli("train", "flow", "--out", out, "--num-hiddens", "4", "--num-train", "256", "--batch-size", "32",

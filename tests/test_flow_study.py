@@ -24,7 +24,7 @@ def test_flow_study_writes_the_deliverables(tmp_path, cli):
 
 
 def test_show_epochs_beyond_training_is_refused(tmp_path, cli):
-    from conftest import assert_one_line_error
+    from helpers import assert_one_line_error
 
     proc = cli("study", "flow", "--out", tmp_path / "s", "--epochs", "2", "--show-epochs", "5", "--device", "cpu")
     assert_one_line_error(proc, "--show-epochs")

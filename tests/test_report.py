@@ -64,7 +64,7 @@ def test_claims_quote_the_measured_numbers(report):
 
 
 def test_a_failing_step_is_one_line(cli, tmp_path):
-    from conftest import assert_one_line_error
+    from helpers import assert_one_line_error
 
     proc = cli("report", "--model", "deepfloyd", "--weights", tmp_path / "nope", "--out", tmp_path / "r")
     assert_one_line_error(proc, "does not exist")

@@ -19,7 +19,7 @@ from fundiff.objectives import DenoiseObjective
 from fundiff.training import TrainConfig, load_model, save_model, train
 from fundiff.training.checkpoint import CheckpointStore
 
-from conftest import assert_one_line_error
+from helpers import assert_one_line_error
 
 TINY = dict(epochs=2, batch_size=32, lr=1e-3, num_train=128, device="cpu", progress=False)
 
@@ -135,7 +135,7 @@ def _wait_for_checkpoint(run_dir, proc, predicate, timeout=120):
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    from conftest import run_cli
+    from helpers import run_cli
 
     out = tmp_path_factory.mktemp("full") / "run"
     proc = run_cli(*CLI_TRAIN, "--out", out)

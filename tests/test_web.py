@@ -29,7 +29,7 @@ from PIL import Image
 
 gr = pytest.importorskip("gradio", reason="the web UI needs gradio: pip install 'fundiff[web]'")
 
-from conftest import assert_one_line_error  # noqa: E402
+from helpers import assert_one_line_error  # noqa: E402
 
 from fundiff.web import app as web  # noqa: E402
 

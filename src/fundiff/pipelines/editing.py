@@ -34,7 +34,7 @@ class SDEditPipeline(DiffusionPipeline):
                      num_inference_steps: int | None, guidance_scale: float, num_images_per_prompt: int,
                      output_type: str, generator: Any, callback: Any) -> tuple[list[str], list[int], list[int], torch.Tensor]:
         prompts = self.prompt_or_default(prompt)
-        per = check_count(num_images_per_prompt, "num_images_per_prompt")
+        per = check_count(num_images_per_prompt, "num_images_per_prompt", 1, 10**9)
         ts = self.check_steps(num_inference_steps)
         if strength is not None and i_start is not None:
             raise FundiffError("give strength or i_start, not both")
@@ -112,7 +112,7 @@ class InpaintPipeline(DiffusionPipeline):
         from fundiff.engine.editing import check_mask
 
         prompts = self.prompt_or_default(prompt)
-        per = check_count(num_images_per_prompt, "num_images_per_prompt")
+        per = check_count(num_images_per_prompt, "num_images_per_prompt", 1, 10**9)
         if per * len(prompts) > MAX_IMAGES_PER_CALL:
             raise FundiffError(f"more than {MAX_IMAGES_PER_CALL} images in one call: split the request")
         check_count(jump_length, "jump_length", 1, 1000)

@@ -28,7 +28,7 @@ class Text2ImagePipeline(DiffusionPipeline):
                      guidance_scale: float, num_images_per_prompt: int, output_type: str, generator: Any,
                      callback: Any) -> tuple[list[str], list[int]]:
         prompts = self.prompt_or_default(prompt)
-        per = check_count(num_images_per_prompt, "num_images_per_prompt")
+        per = check_count(num_images_per_prompt, "num_images_per_prompt", 1, 10**9)
         if per * len(prompts) > MAX_IMAGES_PER_CALL:
             raise FundiffError(f"{per * len(prompts)} images in one call is more than {MAX_IMAGES_PER_CALL}: "
                                "split the request into several calls")

@@ -1,0 +1,194 @@
+"""The Python API: every pipeline gives exactly the images of its command, validates its inputs up front
+with one-line errors, shares loaded models, converts outputs, and runs any number of images in batches."""
+
+import numpy as np
+import pytest
+import torch
+
+import fundiff
+from fundiff.cli import main
+from fundiff.errors import FundiffError
+
+
+@pytest.fixture(scope="module")
+def t2i():
+    return fundiff.Text2ImagePipeline.from_pretrained("mnist")
+
+
+def cli_array(tmp_path, *argv, name):
+    """Run a fundiff command in-process with --save-array and return its images (float32 in [0, 1])."""
+    assert main([*argv, "--out", str(tmp_path / "o"), "--save-array"]) == 0
+    return np.load(tmp_path / "o" / name)["images"]
+
+
+def test_readme_anagram_example_equals_the_command(t2i, tmp_path):
+    pipe = fundiff.AnagramPipeline.from_pretrained("mnist")
+    out = pipe(prompt=["6", "9"], views=["identity", "flip"], num_images_per_prompt=4,
+               generator=torch.Generator().manual_seed(0))
+    out.images[0].save(tmp_path / "anagram.png")
+    cli = cli_array(tmp_path, "anagram", "--prompt", "6", "--prompt", "9", "--view", "identity", "--view", "flip",
+                    "--num-images", "4", "--seed", "0", "--steps", "10", name="anagram.npz")
+    # the README's call uses the study's 34 strided steps; the same call at 10 steps against the command at 10:
+    short = pipe(prompt=["6", "9"], views=["identity", "flip"], num_images_per_prompt=4, num_inference_steps=10,
+                 generator=torch.Generator().manual_seed(0), output_type="pt")
+    np.testing.assert_array_equal(short.images.numpy(), cli)
+    assert len(out.images) == 4 and out.images[0].size == (28, 28) and out.images[0].mode == "L"
+    assert out.record["views"] == ["identity", "flip"] and out.record["thresholding"] == "static"
+
+
+def test_readme_example_at_its_defaults_equals_the_command(tmp_path):
+    pipe = fundiff.AnagramPipeline.from_pretrained("mnist")
+    out = pipe(prompt=["6", "9"], views=["identity", "flip"], num_images_per_prompt=4,
+               generator=torch.Generator().manual_seed(0))
+    cli = cli_array(tmp_path, "anagram", "--prompt", "6", "--prompt", "9", "--view", "identity", "--view", "flip",
+                    "--num-images", "4", "--seed", "0", name="anagram.npz")
+    pil = np.stack([np.asarray(im) for im in out.images])
+    np.testing.assert_array_equal(pil, (cli[:, 0] * 255).round().astype(np.uint8))
+
+
+def test_text2image_equals_generate(t2i, tmp_path):
+    out = t2i(["3", "seven"], num_images_per_prompt=2, num_inference_steps=6, guidance_scale=7.0,
+              generator=torch.Generator().manual_seed(4), output_type="np")
+    cli = cli_array(tmp_path, "generate", "--prompt", "3", "--prompt", "seven", "--num-images", "2", "--steps", "6",
+                    "--seed", "4", name="generate.npz")
+    assert out.images.shape == (4, 28, 28, 1)
+    np.testing.assert_array_equal(out.images.transpose(0, 3, 1, 2), cli)
+    assert out.record["model_evaluations_per_image"] == 12 and out.record["num_inference_steps"] == 6
+
+
+def test_sdedit_equals_edit(t2i, tmp_path):
+    pipe = fundiff.SDEditPipeline.from_pipe(t2i)
+    assert pipe.denoiser is t2i.denoiser
+    out = pipe("8", "digit-3", i_start=[3, 10], num_inference_steps=20, num_images_per_prompt=2,
+               generator=torch.Generator().manual_seed(1), output_type="pt")
+    cli = cli_array(tmp_path, "edit", "--image", "digit-3", "--prompt", "8", "--i-start", "3", "10", "--steps", "20",
+                    "--num-images", "2", "--seed", "1", name="sdedit.npz")
+    np.testing.assert_array_equal(out.images.numpy(), cli)
+    assert out.record["i_start"] == [3, 10] and out.record["t_start"] == [800, 450]
+    strength = pipe("8", "digit-3", strength=0.5, num_inference_steps=20, generator=torch.Generator().manual_seed(1))
+    assert strength.record["i_start"] == [10]
+
+
+def test_inpaint_equals_inpaint(t2i, tmp_path):
+    pipe = fundiff.InpaintPipeline.from_pipe(t2i)
+    mask = pipe.rect_mask("30:64,0:64")
+    out = pipe("", "digit-7", mask, num_inference_steps=8, jump_length=2, jump_n_sample=2,
+               generator=torch.Generator().manual_seed(2), output_type="pt")
+    cli = cli_array(tmp_path, "inpaint", "--image", "digit-7", "--prompt", "", "--rect", "30:64,0:64", "--steps", "8",
+                    "--jump-length", "2", "--jump-n-sample", "2", "--seed", "2", name="inpaint.npz")
+    np.testing.assert_array_equal(out.images.numpy(), cli)
+    kept = out.extras["mask"][0, 0] == 0
+    np.testing.assert_allclose(out.images[:, 0][:, kept], fundiff.pipelines.base.to_unit(out.extras["input"])[0, 0][kept]
+                               .expand(3, -1), atol=1e-6)   # the kept region is the input exactly
+
+
+def test_hybrid_equals_hybrid(t2i, tmp_path):
+    pipe = fundiff.HybridPipeline.from_pipe(t2i)
+    out = pipe(["1", "7"], "hybrid", num_inference_steps=8, num_images_per_prompt=2,
+               generator=torch.Generator().manual_seed(3), output_type="pt")
+    cli = cli_array(tmp_path, "hybrid", "--prompt", "1", "--prompt", "7", "--steps", "8", "--num-images", "2",
+                    "--seed", "3", name="hybrid.npz")
+    np.testing.assert_array_equal(out.images.numpy(), cli)
+    low, high = out.extras["components"]
+    torch.testing.assert_close(low + high, out.samples, atol=1e-5, rtol=0)
+
+
+def test_sample_pipeline_equals_sample_and_streams(tmp_path):
+    pipe = fundiff.SamplePipeline.from_pretrained("mnist", device="cpu")
+    out = pipe(["3", "7"], num_images_per_prompt=3, generator=torch.Generator().manual_seed(5), output_type="pt")
+    assert main(["sample", "--prompt", "3", "--prompt", "7", "--num-images", "3", "--seed", "5", "--device", "cpu",
+                 "--out", str(tmp_path / "s.png"), "--save-array", str(tmp_path / "s.npz")]) == 0
+    data = np.load(tmp_path / "s.npz")
+    np.testing.assert_array_equal(out.images.numpy(), data["images"])
+    assert data["labels"].tolist() == [3, 3, 3, 7, 7, 7]
+    # batch by batch: the same images, whatever the batch size
+    parts = [x for x, _ in pipe.batches(["3", "7"], num_images_per_prompt=3, batch_size=4,
+                                        generator=torch.Generator().manual_seed(5))]
+    assert [len(p) for p in parts] == [4, 2]
+    np.testing.assert_array_equal(torch.cat(parts).numpy(), out.images.numpy())
+    assert out.record["model_evaluations_per_image"] == 28
+
+
+def test_from_pipe_shares_the_model_both_ways(t2i):
+    sample = fundiff.SamplePipeline.from_pipe(t2i)
+    assert sample.model is t2i.denoiser.generator
+    back = fundiff.AnagramPipeline.from_pipe(sample)
+    assert back.denoiser.generator is t2i.denoiser.generator
+    assert fundiff.HybridPipeline.from_pipe(t2i, threshold="none").threshold is None
+    assert t2i.threshold is not None
+
+
+def test_defaults_equal_the_commands(t2i):
+    """Defaults that differ from the CLI would make notebook results differ silently."""
+    import inspect
+
+    def default(cls, name):
+        return inspect.signature(cls.__call__).parameters[name].default
+
+    assert default(fundiff.Text2ImagePipeline, "num_images_per_prompt") == 5
+    assert default(fundiff.Text2ImagePipeline, "guidance_scale") == 7.0
+    assert default(fundiff.AnagramPipeline, "num_images_per_prompt") == 4
+    assert default(fundiff.InpaintPipeline, "num_images_per_prompt") == 3
+    assert default(fundiff.SamplePipeline, "guidance_scale") == 5.0
+    assert t2i.threshold == t2i.denoiser.threshold   # "auto": the backend's own (static for MNIST)
+
+
+@pytest.mark.parametrize("call,fragment", [
+    (lambda p: p("7", output_type="jpeg"), "output_type"),
+    (lambda p: p(7), "prompt must be a string"),
+    (lambda p: p([]), "empty list"),
+    (lambda p: p("a cat"), "cat"),
+    (lambda p: p("7", num_images_per_prompt=0), "num_images_per_prompt"),
+    (lambda p: p("7", num_images_per_prompt=10**6), "split the request"),
+    (lambda p: p("7", guidance_scale=float("nan")), "guidance_scale"),
+    (lambda p: p("7", num_inference_steps=5000), "num_inference_steps"),
+    (lambda p: p("7", generator=0), "torch.Generator"),
+    (lambda p: p("7", negative_prompt=3), "negative_prompt"),
+    (lambda p: fundiff.AnagramPipeline.from_pipe(p)(["6", "9", "1"]), "one view per prompt"),
+    (lambda p: fundiff.AnagramPipeline.from_pipe(p)("6"), "list of prompts"),
+    (lambda p: fundiff.AnagramPipeline.from_pipe(p)(["6", "9"], ["identity", "spin"]), "spin"),
+    (lambda p: fundiff.HybridPipeline.from_pipe(p)(["1", "7"], "triple"), "3 components"),
+    (lambda p: fundiff.HybridPipeline.from_pipe(p)(["1", "7"], "color"), "3 colour channels"),
+    (lambda p: fundiff.SDEditPipeline.from_pipe(p)("7", "digit-3", i_start=99), "i_start=99"),
+    (lambda p: fundiff.SDEditPipeline.from_pipe(p)("7", "digit-3", i_start=1, strength=0.5), "not both"),
+    (lambda p: fundiff.SDEditPipeline.from_pipe(p)("7", "no-such-sample"), "no-such-sample"),
+    (lambda p: fundiff.InpaintPipeline.from_pipe(p)("7", "digit-3", torch.zeros(1, 1, 28, 28)), "empty"),
+    (lambda p: fundiff.SamplePipeline.from_pipe(p)("7", sampler="ddim"), "--sampler"),
+    (lambda p: fundiff.SamplePipeline.from_pipe(p)("7", num_images_per_prompt=10**6), "pipe.batches"),
+    (lambda p: fundiff.Text2ImagePipeline.from_pretrained("/no/such/model"), "/no/such/model"),
+    (lambda p: fundiff.Text2ImagePipeline.from_pretrained("mnist", weigths="x"), "unknown load option"),
+    (lambda p: fundiff.Text2ImagePipeline.from_pretrained("mnist", threshold="maybe"), "threshold"),
+])
+def test_bad_input_is_one_line_before_any_work(t2i, call, fragment, monkeypatch):
+    from fundiff.engine.mnist import MnistDenoiser
+
+    monkeypatch.setattr(MnistDenoiser, "predict", lambda *a, **k: pytest.fail("the model ran"))
+    with pytest.raises(FundiffError) as info:
+        call(t2i)
+    message = str(info.value)
+    assert fragment in message and "\n" not in message, message
+
+
+def test_output_types_and_callback(t2i):
+    steps = []
+    pil = t2i("2", num_images_per_prompt=2, num_inference_steps=3, generator=torch.Generator().manual_seed(0),
+              callback=lambda i, t, x: steps.append((i, t, tuple(x.shape))))
+    pt = t2i("2", num_images_per_prompt=2, num_inference_steps=3, generator=torch.Generator().manual_seed(0),
+             output_type="pt")
+    assert steps == [(0, 666, (2, 1, 28, 28)), (1, 333, (2, 1, 28, 28)), (2, 0, (2, 1, 28, 28))]
+    assert pt.images.shape == (2, 1, 28, 28) and 0 <= pt.images.min() and pt.images.max() <= 1
+    np.testing.assert_array_equal(np.asarray(pil.images[1]), (pt.images[1, 0].numpy() * 255).round().astype(np.uint8))
+    assert pt.samples.shape == (2, 1, 28, 28)
+
+
+def test_batches_keep_shapes_and_seeds(t2i):
+    a = t2i("5", num_images_per_prompt=5, num_inference_steps=4, generator=torch.Generator().manual_seed(9),
+            output_type="pt", batch_size=2)
+    b = t2i("5", num_images_per_prompt=5, num_inference_steps=4, generator=torch.Generator().manual_seed(9),
+            output_type="pt", batch_size=2)
+    assert a.images.shape == (5, 1, 28, 28)
+    torch.testing.assert_close(a.images, b.images, rtol=0, atol=0)
+    # the first batch is the first two images of an unbatched call of two
+    c = t2i("5", num_images_per_prompt=2, num_inference_steps=4, generator=torch.Generator().manual_seed(9),
+            output_type="pt")
+    torch.testing.assert_close(a.images[:2], c.images, rtol=0, atol=0)
