@@ -24,7 +24,7 @@ from fundiff.classifier import load_classifier
 from fundiff.engine.decompositions import get_decomposition
 from fundiff.engine.illusions import anagram_predict, hybrid_predict
 from fundiff.engine.loops import iterative_denoise
-from fundiff.engine.mnist import MnistDenoiser
+from fundiff.backends.mnist import MnistDenoiser
 from fundiff.engine.schedule import THRESHOLD_CHOICES, choose_threshold, describe_threshold
 from fundiff.engine.views import get_view
 

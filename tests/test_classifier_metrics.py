@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from fundiff.classifier import CLASSIFIER_DEFAULTS, SHIPPED_CLASSIFIER, load_classifier, train_classifier
+from fundiff.classifier import SHIPPED_CLASSIFIER, load_classifier
+from fundiff.classifier_training import CLASSIFIER_DEFAULTS, train_classifier
 from fundiff.data import to_float
 from fundiff.metrics import (
     class_accuracy,

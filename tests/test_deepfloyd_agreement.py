@@ -17,10 +17,10 @@ pytest.importorskip("transformers")
 from deepfloyd_tiny import (image_noising_scheduler, random_embeds, stage1_scheduler, stage1_unet,  # noqa: E402
                             stage2_unet)
 
-from fundiff.engine.deepfloyd import (DeepFloydDenoiser, DeepFloydStageII, threshold_from_config,  # noqa: E402
+from fundiff.backends.deepfloyd import (DeepFloydDenoiser, DeepFloydStageII, threshold_from_config,  # noqa: E402
                                       upsample)
 from fundiff.engine.denoiser import Conditioned, Prediction  # noqa: E402
-from fundiff.engine.embeddings import PromptEmbeddings  # noqa: E402
+from fundiff.backends.embeddings import PromptEmbeddings  # noqa: E402
 from fundiff.engine.loops import denoise_step, forward, iterative_denoise  # noqa: E402
 from fundiff.engine.schedule import Schedule  # noqa: E402
 

@@ -13,7 +13,7 @@ from fundiff.engine.denoiser import Conditioned, Prediction
 from fundiff.engine.editing import check_mask, inpaint, repaint_schedule, sdedit
 from fundiff.engine.illusions import anagram_predict, hybrid_predict
 from fundiff.engine.loops import iterative_denoise, randn
-from fundiff.engine.mnist import MnistDenoiser
+from fundiff.backends.mnist import MnistDenoiser
 from fundiff.engine.views import get_view
 from fundiff.errors import FundiffError
 from fundiff.images import psnr

@@ -10,10 +10,10 @@ import torch
 from helpers import assert_one_line_error
 from fundiff.engine.denoiser import Conditioned, Prediction
 from fundiff.engine.loops import forward, iterative_denoise, one_step_denoise
-from fundiff.engine.mnist import MnistDenoiser
+from fundiff.backends.mnist import MnistDenoiser
 from fundiff.engine.schedule import Schedule, Threshold
 from fundiff.errors import FundiffError
-from fundiff.objectives.conditioning import call_model
+from fundiff.nn.conditioning import call_model
 
 
 @pytest.fixture(scope="module")

@@ -160,7 +160,7 @@ def test_defaults_equal_the_commands(t2i):
     (lambda p: fundiff.Text2ImagePipeline.from_pretrained("mnist", threshold="maybe"), "threshold"),
 ])
 def test_bad_input_is_one_line_before_any_work(t2i, call, fragment, monkeypatch):
-    from fundiff.engine.mnist import MnistDenoiser
+    from fundiff.backends.mnist import MnistDenoiser
 
     monkeypatch.setattr(MnistDenoiser, "predict", lambda *a, **k: pytest.fail("the model ran"))
     with pytest.raises(FundiffError) as info:

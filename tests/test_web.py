@@ -42,7 +42,7 @@ CELL = 28 * SCALE                  # one enlarged MNIST image
 
 @pytest.fixture(scope="module")
 def den():
-    from fundiff.engine.backends import load_denoiser
+    from fundiff.backends import load_denoiser
 
     return load_denoiser("mnist", device="cpu")
 
@@ -76,7 +76,7 @@ def test_build_app_has_the_tabs_and_a_bounded_in_order_queue(den):
 
 
 def test_build_app_applies_the_threshold_choice_without_mutating_the_denoiser():
-    from fundiff.engine.mnist import MnistDenoiser
+    from fundiff.backends.mnist import MnistDenoiser
     from fundiff.engine.schedule import Threshold
 
     d = MnistDenoiser.load()
@@ -198,7 +198,7 @@ def test_an_rgb_text_model_works_too(tmp_path):
     pytest.importorskip("diffusers")
     from deepfloyd_tiny import save_pipeline
 
-    from fundiff.engine.backends import load_denoiser
+    from fundiff.backends import load_denoiser
 
     save_pipeline(tmp_path / "IF-I-XL-v1.0", stage=1)
     rgb = load_denoiser("deepfloyd", weights=str(tmp_path), text_encoder=True, device="cpu", dtype="fp32")

@@ -253,7 +253,7 @@ def cmd_train_denoiser(args) -> int:
 
 
 def cmd_train_classifier(args) -> int:
-    from fundiff.classifier import CLASSIFIER_DEFAULTS, train_classifier
+    from fundiff.classifier_training import CLASSIFIER_DEFAULTS, train_classifier
 
     config = dataclasses.replace(
         CLASSIFIER_DEFAULTS,

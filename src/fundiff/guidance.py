@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from fundiff.objectives.conditioning import call_model
+from fundiff.nn.conditioning import call_model
 
 Prediction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x, model_time) -> prediction
 

@@ -8,7 +8,7 @@ writes its figure(s), a JSON record and, with ``--save-array``, the raw images.
 from __future__ import annotations
 
 from fundiff.commands.arguments import add_generation_args, add_upsample_args, positive_float, positive_int
-from fundiff.commands.part_a import load_pipeline, progress_bar
+from fundiff.commands.common import load_pipeline, progress_bar
 from fundiff.engine.decompositions import decomposition_names
 from fundiff.errors import FundiffError
 

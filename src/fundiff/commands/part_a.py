@@ -7,57 +7,13 @@ the numbers into ``--out DIR``.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from fundiff.commands.arguments import add_backend_args, nonneg_float, positive_float, positive_int
+from fundiff.commands.common import check_out as _check_out
+from fundiff.commands.common import image_of as _image
+from fundiff.commands.common import load_backend, load_pipeline, progress_bar
 from fundiff.errors import FundiffError
-
-
-def load_pipeline(cls, args):
-    """``cls`` over the model the backend flags name, with ``--threshold``."""
-    return cls.from_pretrained(args.model, threshold=args.threshold, weights=args.weights, embeddings=args.embeddings,
-                               device=args.device, dtype=args.dtype, cpu_offload=args.cpu_offload,
-                               text_encoder=args.text_encoder, download=args.download)
-
-
-def load_backend(args):
-    """The denoiser alone (the studies of the loop itself: forward, denoise)."""
-    from fundiff.pipelines import DiffusionPipeline
-
-    return load_pipeline(DiffusionPipeline, args)
-
-
-def _image(args, den):
-    from fundiff.engine.inputs import default_image, load_image
-
-    return load_image(args.image or default_image(den.channels), den.image_size, den.channels)
-
-
-@contextmanager
-def progress_bar(total: int, desc: str) -> Iterator:
-    """A step callback drawing a tqdm bar, opened on the first step (so input errors print alone) and
-    only on a terminal (no bar noise in logs)."""
-    from tqdm import tqdm
-
-    bars: list = []
-
-    def step(i, t, x) -> None:
-        if not bars:
-            bars.append(tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True, disable=None))
-        bars[0].update(1)
-
-    try:
-        yield step
-    finally:
-        for bar in bars:
-            bar.close()
-
-
-def _check_out(path: Path, suffix: str) -> None:
-    if path.suffix.lower() != suffix:
-        raise FundiffError(f"{path} should end in {suffix}")
 
 
 def register(sub) -> None:
@@ -208,8 +164,8 @@ def cmd_generate(args) -> int:
 def cmd_embed(args) -> int:
     import torch
 
-    from fundiff.engine.deepfloyd import STAGE_1_REPO, resolve_weights, text_encoder_from
-    from fundiff.engine.embeddings import PromptEmbeddings
+    from fundiff.backends.deepfloyd import STAGE_1_REPO, resolve_weights, text_encoder_from
+    from fundiff.backends.embeddings import PromptEmbeddings
 
     prompts = list(args.prompt)
     if args.prompts_file is not None:
@@ -222,7 +178,7 @@ def cmd_embed(args) -> int:
     prompts = list(dict.fromkeys([""] + prompts))
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
-    from fundiff.engine.backends import torch_dtype
+    from fundiff.backends import torch_dtype
 
     dtype = torch_dtype(args.dtype) or (torch.float16 if device.type == "cuda" else torch.float32)
     cache = PromptEmbeddings.load(args.out) if args.out.exists() else PromptEmbeddings({}, str(args.out))

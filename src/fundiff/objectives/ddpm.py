@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from fundiff.errors import FundiffError
-from fundiff.objectives.conditioning import call_model, condition_dropout
+from fundiff.nn.conditioning import call_model, condition_dropout
 from fundiff.paths import DDPMSchedule
 from fundiff.training.rng import BatchRandom
 

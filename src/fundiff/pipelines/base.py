@@ -73,8 +73,8 @@ def load_denoiser(name_or_path: str | os.PathLike = "mnist", *, weights: str | o
                   cpu_offload: bool = False, text_encoder: bool = False, download: bool = False) -> Denoiser:
     """The denoiser ``name_or_path`` names: "mnist" (embedded, offline), a fundiff flow model (file or run folder),
     "deepfloyd" (IF stage I from ``weights`` or the Hugging Face cache) or a DeepFloyd IF stage I folder."""
-    from fundiff.engine.backends import DEEPFLOYD
-    from fundiff.engine.backends import load_denoiser as load
+    from fundiff.backends import DEEPFLOYD
+    from fundiff.backends import load_denoiser as load
 
     name = str(name_or_path)
     if name != DEEPFLOYD and Path(name).is_dir() and (Path(name) / "model_index.json").is_file():
@@ -155,7 +155,7 @@ class DiffusionPipeline:
         """A pipeline of this class over ``pipe``'s already loaded model (and thresholding, unless given)."""
         model = getattr(pipe, "model", None)
         if not isinstance(pipe, DiffusionPipeline) and model is not None and hasattr(model, "is_flow"):
-            from fundiff.engine.mnist import MnistDenoiser   # a SamplePipeline's flow model as a Part A denoiser
+            from fundiff.backends.mnist import MnistDenoiser   # a SamplePipeline's flow model as a Part A denoiser
 
             return cls(MnistDenoiser(model), threshold=options.pop("threshold", "auto"), **options)
         if not isinstance(pipe, DiffusionPipeline):

@@ -34,9 +34,9 @@ class UpsamplePipeline(DiffusionPipeline):
         Prompts come from ``embeddings`` (a .pth cache written by ``fundiff embed``) and, with
         ``text_encoder``, from T5 in the stage I folder ``weights``.  Only the stage II UNet is loaded.
         """
-        from fundiff.engine.backends import torch_dtype
-        from fundiff.engine.deepfloyd import STAGE_1_REPO, load_stage2, resolve_weights, text_encoder_from
-        from fundiff.engine.embeddings import PromptEmbeddings
+        from fundiff.backends import torch_dtype
+        from fundiff.backends.deepfloyd import STAGE_1_REPO, load_stage2, resolve_weights, text_encoder_from
+        from fundiff.backends.embeddings import PromptEmbeddings
 
         dev = torch.device(device if device not in (None, "auto") else ("cuda" if torch.cuda.is_available() else "cpu"))
         dt = torch_dtype(dtype) or (torch.float16 if dev.type == "cuda" else torch.float32)
@@ -56,7 +56,7 @@ class UpsamplePipeline(DiffusionPipeline):
 
         Stage II keeps IF's own thresholding unless the stage I pipeline runs without any.
         """
-        from fundiff.engine.deepfloyd import DeepFloydDenoiser, DeepFloydStageII, load_stage2
+        from fundiff.backends.deepfloyd import DeepFloydDenoiser, DeepFloydStageII, load_stage2
 
         den = pipe.denoiser
         if isinstance(den, DeepFloydStageII):
@@ -105,7 +105,7 @@ class UpsamplePipeline(DiffusionPipeline):
                  kind: str | None = None, num_inference_steps: int = 50, guidance_scale: float = 4.0,
                  noise_level: int = 250, generator: torch.Generator | None = None, output_type: str = "pil",
                  callback: Callback | None = None) -> PipelineOutput:
-        from fundiff.engine.deepfloyd import upsample
+        from fundiff.backends.deepfloyd import upsample
 
         x, prompts = self.check_inputs(image, prompt, views, kind, num_inference_steps, guidance_scale, noise_level,
                                        output_type, generator, callback)

@@ -497,7 +497,7 @@ def _editor_brush(den, mask: bool) -> gr.Brush:
 def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_queue: int = 16,
               threshold: bool | str = True, seed: int = 0, **backend_kwargs) -> gr.Blocks:
     """The gradio app over one denoiser, loaded once here (``model`` and ``backend_kwargs`` as for
-    :func:`fundiff.engine.backends.load_denoiser`, or an already loaded ``denoiser``).
+    :func:`fundiff.backends.load_denoiser`, or an already loaded ``denoiser``).
 
     The queue runs ``concurrency`` jobs at a time (default 1: in order) with at most ``max_queue`` waiting.
     ``threshold`` is a ``--threshold`` choice (auto, dynamic, static, none; True = auto, False = none: the
@@ -505,7 +505,7 @@ def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_
     seed the forms start with.
     """
     if denoiser is None:
-        from fundiff.engine.backends import load_denoiser
+        from fundiff.backends import load_denoiser
 
         if backend_kwargs.get("device") in (None, "auto"):
             backend_kwargs["device"] = None if model == "deepfloyd" else "cpu"

@@ -23,7 +23,7 @@ from fundiff.engine.denoiser import Denoiser, Prediction
 from fundiff.engine.schedule import Schedule, Threshold
 from fundiff.errors import FundiffError
 from fundiff.generate import EMBEDDED, Generator, load_generator
-from fundiff.objectives.conditioning import call_model
+from fundiff.nn.conditioning import call_model
 from fundiff.prompts import parse_digit_prompt
 
 UNCONDITIONAL = -1

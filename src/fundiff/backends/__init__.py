@@ -1,4 +1,4 @@
-"""Choosing a backend: ``--model mnist`` (the embedded flow model, offline default), ``--model deepfloyd
+"""The models behind the denoiser interface, and choosing one: ``--model mnist`` (the embedded flow model, offline default), ``--model deepfloyd
 --weights PATH``, or a path to a fundiff flow model."""
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ def load_denoiser(
 ) -> Denoiser:
     """The denoiser named by ``model``; DeepFloyd options are ignored by MNIST models and vice versa."""
     if model == DEEPFLOYD:
-        from fundiff.engine.deepfloyd import load_deepfloyd
+        from fundiff.backends.deepfloyd import load_deepfloyd
 
         return load_deepfloyd(weights, embeddings=embeddings, device=device, dtype=torch_dtype(dtype),
                               cpu_offload=cpu_offload, text_encoder=text_encoder, download=download)
-    from fundiff.engine.mnist import MnistDenoiser
+    from fundiff.backends.mnist import MnistDenoiser
 
     if model != EMBEDDED and not Path(model).exists():
         raise FundiffError(f"--model must be 'mnist', 'deepfloyd' or a fundiff flow model file/folder; {model!r} is none")

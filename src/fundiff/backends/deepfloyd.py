@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from fundiff.engine.denoiser import Conditioned, Denoiser, Prediction
-from fundiff.engine.embeddings import PromptEmbeddings
+from fundiff.backends.embeddings import PromptEmbeddings
 from fundiff.engine.loops import iterative_denoise, randn
 from fundiff.engine.schedule import BACKEND_DEFAULT, Schedule, Threshold, resolve_threshold
 from fundiff.errors import FundiffError
