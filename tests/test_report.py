@@ -8,6 +8,8 @@ from html.parser import HTMLParser
 
 import pytest
 
+pytestmark = pytest.mark.slow   # the whole report, --quick (about a minute)
+
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):

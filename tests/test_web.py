@@ -215,6 +215,7 @@ def test_an_rgb_text_model_works_too(tmp_path):
     assert [caption.split(":")[0] for _, caption in parts] == ["grey", "colour"]
 
 
+@pytest.mark.slow
 def test_jobs_from_several_users_run_one_at_a_time_in_order(den, monkeypatch):
     """Three clients submit at once: each gets its image, and the jobs never overlap."""
     from gradio_client import Client
@@ -246,6 +247,7 @@ def test_jobs_from_several_users_run_one_at_a_time_in_order(den, monkeypatch):
     assert all(a_end <= b_start for (_, a_end, _), (b_start, _, _) in zip(spans, spans[1:])), spans
 
 
+@pytest.mark.slow
 def test_serve_command_line(cli):
     from fundiff.commands.serve import is_loopback
 
@@ -394,6 +396,7 @@ def _fetched_image(page, selector: str) -> Image.Image:
     return Image.open(io.BytesIO(response.body()))
 
 
+@pytest.mark.slow
 def test_browser_generate(page, server):
     page.get_by_role("tab", name="Generate").click()
     page.locator("#gen-prompt textarea").fill("7")
@@ -406,6 +409,7 @@ def test_browser_generate(page, server):
     assert server["proc"].poll() is None
 
 
+@pytest.mark.slow
 def test_browser_bad_upload_shows_a_message(page, server, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("this is a text file renamed .png")
@@ -418,6 +422,7 @@ def test_browser_bad_upload_shows_a_message(page, server, tmp_path):
     assert server["proc"].poll() is None
 
 
+@pytest.mark.slow
 def test_browser_sdedit_of_a_digit_drawn_on_the_canvas(page, server):
     page.get_by_role("tab", name="SDEdit").click()
     canvas = page.locator("#sdedit-canvas canvas").first

