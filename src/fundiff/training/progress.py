@@ -30,7 +30,7 @@ class TrainingProgress:
         self.stream = stream if stream is not None else sys.stderr
         self.total, self.desc, self.every_s = total, desc, every_s
         self.enabled = enabled
-        in_notebook = "ipykernel" in sys.modules  # tqdm.auto draws a widget there
+        in_notebook = _in_notebook_kernel()  # tqdm.auto draws a widget there
         self.interactive = enabled and (in_notebook or bool(getattr(self.stream, "isatty", lambda: False)()))
         self.started = self.last_line = time.monotonic()
         self.first_step = initial
@@ -57,3 +57,10 @@ class TrainingProgress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def _in_notebook_kernel() -> bool:
+    """Whether this process is a running Jupyter kernel (not merely one that imported ipykernel, as nbclient does)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and getattr(shell, "kernel", None) is not None
