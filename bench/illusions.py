@@ -21,12 +21,9 @@ from pathlib import Path
 import torch
 
 from fundiff.classifier import load_classifier
-from fundiff.engine.decompositions import get_decomposition
-from fundiff.engine.illusions import anagram_predict, hybrid_predict
-from fundiff.engine.loops import iterative_denoise
-from fundiff.backends.mnist import MnistDenoiser
-from fundiff.engine.schedule import THRESHOLD_CHOICES, choose_threshold, describe_threshold
+from fundiff.engine.schedule import THRESHOLD_CHOICES, describe_threshold
 from fundiff.engine.views import get_view
+from fundiff.pipelines import AnagramPipeline, HybridPipeline
 
 ANAGRAMS = {
     "flip": [("6", "9"), ("9", "6"), ("1", "1"), ("3", "8"), ("2", "5"), ("0", "8")],
@@ -48,34 +45,33 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "illusions.json")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    den = MnistDenoiser.load()
-    den.threshold = choose_threshold(args.threshold, den.threshold)
+    anagram = AnagramPipeline.from_pretrained("mnist", threshold=args.threshold)
+    hybrid = HybridPipeline.from_pipe(anagram)
     clf = load_classifier()
-    ts = den.schedule.strided_timesteps()
     n = args.seeds
 
     def read(img: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return clf(((img.clamp(-1, 1) + 1) / 2)).argmax(1)
 
-    def sample(predict, seed: int) -> torch.Tensor:
-        g = torch.Generator().manual_seed(10_000 + seed)
-        return iterative_denoise(den.schedule, predict, noise(n, seed), ts, threshold=den.threshold, generator=g).image
+    def sample(pipe, *call, **kwargs) -> torch.Tensor:
+        """n images: image k starts from seed k's noise; the steps draw from one generator (seed 10000)."""
+        return pipe(*call, latents=noise(n, 0), num_images_per_prompt=n, guidance_scale=args.guidance_scale,
+                    generator=torch.Generator().manual_seed(10_000), output_type="pt", batch_size=n, **kwargs).samples
 
     rows, start = [], time.time()
     for view_name, pairs in ANAGRAMS.items():
         view = get_view(view_name)
         for a, b in pairs:
-            img = sample(anagram_predict(den, [a, b], [get_view("identity"), view], batch=n,
-                                         guidance_scale=args.guidance_scale), 0)
+            img = sample(anagram, [a, b], ["identity", view_name])
             ok_a, ok_b = read(img) == int(a), read(view.view(img)) == int(b)
             rows.append({"kind": "anagram", "view": view_name, "A": a, "B": b, "n": n,
                          "A_rate": ok_a.float().mean().item(), "B_rate": ok_b.float().mean().item(),
                          "both_rate": (ok_a & ok_b).float().mean().item()})
             print(json.dumps(rows[-1]), flush=True)
-    dec = get_decomposition("hybrid", 28, 1)
+    dec = hybrid.decomposition("hybrid")
     for a, b in HYBRIDS:
-        img = sample(hybrid_predict(den, [a, b], dec, batch=n, guidance_scale=args.guidance_scale), 0)
+        img = sample(hybrid, [a, b], "hybrid")
         low, high = dec.components(img)
         close = high.clamp(min=0)
         close = close / close.flatten(1).amax(1).clamp(min=1e-6).view(-1, 1, 1, 1) * 2 - 1
@@ -85,7 +81,7 @@ def main() -> None:
                      "whole_image_reads_A": (read(img) == int(a)).float().mean().item()})
         print(json.dumps(rows[-1]), flush=True)
     summary = {"command": "python bench/illusions.py " + f"--seeds {n} --guidance-scale {args.guidance_scale:g}"
-                          f" --threshold {args.threshold}", "threshold": describe_threshold(den.threshold),
+                          f" --threshold {args.threshold}", "threshold": describe_threshold(anagram.threshold),
                "model": "embedded MNIST flow (fundiff/assets/mnist_flow.safetensors)", "timesteps": "990..0 by 30",
                "guidance_scale": args.guidance_scale, "seconds": round(time.time() - start, 1), "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)

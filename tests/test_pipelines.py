@@ -192,3 +192,14 @@ def test_batches_keep_shapes_and_seeds(t2i):
     c = t2i("5", num_images_per_prompt=2, num_inference_steps=4, generator=torch.Generator().manual_seed(9),
             output_type="pt")
     torch.testing.assert_close(a.images[:2], c.images, rtol=0, atol=0)
+
+
+def test_latents_are_the_starting_noise(t2i):
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(2, 1, 28, 28, generator=g)
+    given = t2i("4", num_images_per_prompt=2, num_inference_steps=4, latents=x, generator=g, output_type="pt")
+    drawn = t2i("4", num_images_per_prompt=2, num_inference_steps=4, generator=torch.Generator().manual_seed(11),
+                output_type="pt")
+    torch.testing.assert_close(given.images, drawn.images, rtol=0, atol=0)
+    with pytest.raises(FundiffError, match=r"latents must be a float tensor of shape \(2, 1, 28, 28\)"):
+        t2i("4", num_images_per_prompt=2, latents=torch.zeros(3, 1, 28, 28))

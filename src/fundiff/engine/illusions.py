@@ -19,23 +19,17 @@ from typing import Any, Sequence
 
 import torch
 
-from fundiff.engine.denoiser import Denoiser, Prediction, concat_conditions
+from fundiff.engine.denoiser import Conditioned, Denoiser, Prediction
 from fundiff.engine.loops import Predict, randn
 from fundiff.errors import FundiffError
 
 
 def _batched(den: Denoiser, prompts: Sequence[str], batch: int, guidance_scale: float, negative_prompt: str | None):
-    """Conditionings for len(prompts) groups of ``batch`` images, and a function running them as one call."""
-    neg = den.null_prompt if negative_prompt is None else negative_prompt
-    cond = concat_conditions([den.encode([p] * batch) for p in prompts])
-    uncond = den.encode([neg] * batch * len(prompts)) if guidance_scale != 1.0 else None
+    """len(prompts) groups of ``batch`` images as one guided call (the one CFG wrapper), split back per prompt."""
+    predict = Conditioned.from_prompts(den, [p for p in prompts for _ in range(batch)], guidance_scale, negative_prompt)
 
     def run(xs: torch.Tensor, t: int) -> list[Prediction]:
-        if guidance_scale == 1.0:
-            pred = den.predict(xs, t, cond)
-        else:
-            pred = den.predict_guided(xs, t, cond, uncond, guidance_scale)
-        return pred.chunk(len(prompts))
+        return predict(xs, t).chunk(len(prompts))
 
     return run
 

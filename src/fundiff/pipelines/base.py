@@ -184,6 +184,22 @@ class DiffusionPipeline:
             raise FundiffError(f"negative_prompt must be a string, got {type(negative_prompt).__name__}")
         self.denoiser.encode(list(dict.fromkeys(list(prompts) + ([negative_prompt] if negative_prompt else []))))
 
+    def initial(self, latents: torch.Tensor | None, part: slice, generator: torch.Generator | None) -> torch.Tensor:
+        """The starting x of one batch: the given ``latents`` rows, or fresh noise from ``generator``."""
+        if latents is None:
+            return self.noise(part.stop - part.start, generator)
+        return latents[part].to(self.denoiser.device, self.denoiser.dtype)
+
+    def check_latents(self, latents: Any, n: int) -> None:
+        """``latents`` (diffusers' name for the initial noise): None, or a (n, C, H, W) float tensor."""
+        if latents is None:
+            return
+        den, size = self.denoiser, self.denoiser.image_size
+        want = (n, den.channels, size, size)
+        if not isinstance(latents, torch.Tensor) or tuple(latents.shape) != want or not latents.is_floating_point():
+            got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
+            raise FundiffError(f"latents must be a float tensor of shape {want}, got {got}")
+
     def noise(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         """Initial noise (n, C, H, W), drawn on the CPU from ``generator`` (same seed, same numbers on any device)."""
         den, size = self.denoiser, self.denoiser.image_size

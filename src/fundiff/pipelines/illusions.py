@@ -67,16 +67,18 @@ class AnagramPipeline(_IllusionPipeline):
     def __call__(self, prompt: Sequence[str], views: Sequence[str | View] | None = None, *,
                  negative_prompt: str | None = None, num_inference_steps: int | None = None, guidance_scale: float = 7.0,
                  num_images_per_prompt: int = 4, generator: torch.Generator | None = None, output_type: str = "pil",
-                 callback: Callback | None = None, batch_size: int | None = None) -> PipelineOutput:
-        """``num_images_per_prompt`` anagrams (defaults: ``fundiff anagram``'s)."""
+                 callback: Callback | None = None, batch_size: int | None = None,
+                 latents: torch.Tensor | None = None) -> PipelineOutput:
+        """``num_images_per_prompt`` anagrams (defaults: ``fundiff anagram``'s); ``latents``: the starting noise."""
         prompts, objs, ts = self.check_inputs(prompt, views, negative_prompt, num_inference_steps, guidance_scale,
                                               num_images_per_prompt, output_type, generator, callback)
+        self.check_latents(latents, num_images_per_prompt)
         outs = []
         for part in self.batches(num_images_per_prompt, batch_size):
             n = part.stop - part.start
             predict = anagram_predict(self.denoiser, prompts, objs, batch=n, guidance_scale=guidance_scale,
                                       negative_prompt=negative_prompt)
-            outs.append(iterative_denoise(self.denoiser.schedule, predict, self.noise(n, generator), ts,
+            outs.append(iterative_denoise(self.denoiser.schedule, predict, self.initial(latents, part, generator), ts,
                                           threshold=self.threshold, generator=generator, callback=callback).image)
         specs = views if views is not None else ["identity", "flip"]
         record = self.record(prompts=prompts, views=[s if isinstance(s, str) else s.name for s in specs],
@@ -112,17 +114,20 @@ class HybridPipeline(_IllusionPipeline):
     def __call__(self, prompt: Sequence[str], kind: str = "hybrid", *, reference: Any = None,
                  negative_prompt: str | None = None, num_inference_steps: int | None = None, guidance_scale: float = 7.0,
                  num_images_per_prompt: int = 4, generator: torch.Generator | None = None, output_type: str = "pil",
-                 callback: Callback | None = None, batch_size: int | None = None) -> PipelineOutput:
-        """``num_images_per_prompt`` hybrids; ``out.extras["components"]`` holds each image's components in [-1, 1]."""
+                 callback: Callback | None = None, batch_size: int | None = None,
+                 latents: torch.Tensor | None = None) -> PipelineOutput:
+        """``num_images_per_prompt`` hybrids; ``out.extras["components"]`` holds each image's components in [-1, 1];
+        ``latents``: the starting noise."""
         prompts, dec, ts, ref = self.check_inputs(prompt, kind, reference, negative_prompt, num_inference_steps,
                                                   guidance_scale, num_images_per_prompt, output_type, generator, callback)
+        self.check_latents(latents, num_images_per_prompt)
         outs = []
         for part in self.batches(num_images_per_prompt, batch_size):
             n = part.stop - part.start
             predict = hybrid_predict(self.denoiser, prompts, dec, batch=n, guidance_scale=guidance_scale,
                                      negative_prompt=negative_prompt)
             hook = anchor_hook(self.denoiser, dec, ref, generator) if ref is not None else None
-            x = self.noise(n, generator)
+            x = self.initial(latents, part, generator)
             if hook is not None:
                 x = hook(x, ts[0])
             outs.append(iterative_denoise(self.denoiser.schedule, predict, x, ts, threshold=self.threshold,

@@ -41,15 +41,18 @@ class Text2ImagePipeline(DiffusionPipeline):
     def __call__(self, prompt: str | Sequence[str] | None = None, *, negative_prompt: str | None = None,
                  num_inference_steps: int | None = None, guidance_scale: float = 7.0, num_images_per_prompt: int = 5,
                  generator: torch.Generator | None = None, output_type: str = "pil", callback: Callback | None = None,
-                 batch_size: int | None = None) -> PipelineOutput:
-        """``num_images_per_prompt`` images for each prompt, prompt by prompt (defaults: ``fundiff generate``'s)."""
+                 batch_size: int | None = None, latents: torch.Tensor | None = None) -> PipelineOutput:
+        """``num_images_per_prompt`` images for each prompt, prompt by prompt (defaults: ``fundiff generate``'s).
+
+        ``latents``: the starting noise (N, C, H, W) instead of a draw from ``generator``."""
         prompts, ts = self.check_inputs(prompt, negative_prompt, num_inference_steps, guidance_scale,
                                         num_images_per_prompt, output_type, generator, callback)
         every = [p for p in prompts for _ in range(num_images_per_prompt)]
+        self.check_latents(latents, len(every))
         outs, calls = [], 0
         for part in self.batches(len(every), batch_size):
             predict = Conditioned.from_prompts(self.denoiser, every[part], guidance_scale, negative_prompt)
-            res = iterative_denoise(self.denoiser.schedule, predict, self.noise(len(every[part]), generator), ts,
+            res = iterative_denoise(self.denoiser.schedule, predict, self.initial(latents, part, generator), ts,
                                     threshold=self.threshold, generator=generator, callback=callback)
             outs.append(res.image)
             calls = len(ts) * (1 if guidance_scale == 1.0 else 2)
