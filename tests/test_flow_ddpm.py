@@ -11,7 +11,8 @@ from fundiff.errors import FundiffError
 from fundiff.guidance import conditional_prediction
 from fundiff.nn import ClassConditionalUNet, TimeConditionalUNet
 from fundiff.objectives import DDPMObjective, FlowMatchingObjective
-from fundiff.paths import DDPMSchedule, x0_eps_from_velocity, x0_from_eps
+from fundiff.engine.schedule import Schedule
+from fundiff.paths import x0_eps_from_velocity, x0_from_eps
 from fundiff.prompts import parse_digit_prompt
 from fundiff.samplers import ddpm_timesteps, sample_ddpm, sample_flow
 from fundiff.training.rng import BatchRandom, generator
@@ -57,7 +58,7 @@ def gaussian_eps(schedule):
 
 
 def test_ddim_is_the_exact_probability_flow_and_ddpm_has_the_data_statistics():
-    sched = DDPMSchedule()
+    sched = Schedule.linear()
     ab_T = sched.alphas_cumprod[-1]
     xT = torch.randn(4000, 1, 1, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     out, _ = sample_ddpm(gaussian_eps(sched), xT.clone(), 300, sched, "ddim")
@@ -73,7 +74,7 @@ def test_ddim_is_the_exact_probability_flow_and_ddpm_has_the_data_statistics():
 
 
 def test_ddpm_timesteps_and_range():
-    sched = DDPMSchedule()
+    sched = Schedule.linear()
     assert ddpm_timesteps(300, sched) == list(range(299, -1, -1))
     ts = ddpm_timesteps(10, sched)
     assert ts[0] == 299 and ts[-1] == 0 and len(ts) == 10
@@ -82,10 +83,10 @@ def test_ddpm_timesteps_and_range():
 
 
 def test_schedule_matches_the_study():
-    sched = DDPMSchedule()
+    sched = Schedule.linear()
     betas = sched.betas
     assert len(betas) == 300 and betas[0].item() == pytest.approx(1e-4) and betas[-1].item() == pytest.approx(0.02)
-    torch.testing.assert_close(sched.alphas_cumprod, torch.cumprod(1 - torch.linspace(1e-4, 0.02, 300, dtype=torch.float64), 0))
+    torch.testing.assert_close(sched.alphas_cumprod_f64, torch.cumprod(1 - torch.linspace(1e-4, 0.02, 300, dtype=torch.float64), 0))
 
 
 def test_path_estimates_invert_the_path():

@@ -22,7 +22,7 @@ from fundiff.errors import CheckpointError, FundiffError
 from fundiff.guidance import conditional_prediction
 from fundiff.nn.fuse import fold_batchnorm
 from fundiff.training import speed
-from fundiff.paths import DDPMSchedule
+from fundiff.engine.schedule import Schedule
 from fundiff.samplers import DDPM_SAMPLERS, EVALS_PER_STEP, FLOW_SAMPLERS, sample_ddpm, sample_flow
 from fundiff.training.checkpoint import load_model, read_metadata
 
@@ -157,7 +157,7 @@ def generate_batches(
         if gen.is_flow:
             x, traj = sample_flow(predict, x, steps, sampler, keep_trajectory, callback)
         else:
-            schedule = DDPMSchedule(gen.objective["num_steps"], gen.objective["beta1"], gen.objective["beta2"])
+            schedule = Schedule.linear(gen.objective["num_steps"], gen.objective["beta1"], gen.objective["beta2"])
             step_gen = torch.Generator(device=device).manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
             x, traj = sample_ddpm(predict, x, steps, schedule, sampler, step_gen, keep_trajectory, callback)
         images = x.clamp(0, 1).cpu()

@@ -22,7 +22,7 @@ from typing import Any
 from fundiff.errors import FundiffError
 from fundiff.nn import ClassConditionalUNet, TimeConditionalUNet
 from fundiff.objectives import DDPMObjective, FlowMatchingObjective
-from fundiff.paths import DDPMSchedule
+from fundiff.engine.schedule import Schedule
 from fundiff.training import TrainConfig
 
 
@@ -62,7 +62,7 @@ def build_objective(objective: str, options: dict[str, Any]):
     if objective == "flow":
         return FlowMatchingObjective(**options)
     schedule_keys = {"num_steps", "beta1", "beta2"}
-    schedule = DDPMSchedule(**{k: v for k, v in options.items() if k in schedule_keys})
+    schedule = Schedule.linear(**{k: v for k, v in options.items() if k in schedule_keys})
     return DDPMObjective(schedule, **{k: v for k, v in options.items() if k not in schedule_keys})
 
 

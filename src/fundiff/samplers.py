@@ -23,7 +23,8 @@ from typing import Callable
 import torch
 
 from fundiff.errors import FundiffError
-from fundiff.paths import DDPMSchedule
+from fundiff.engine.schedule import Schedule
+from fundiff.paths import x0_from_eps
 
 FLOW_SAMPLERS = ("euler", "midpoint", "heun")
 DDPM_SAMPLERS = ("ddpm", "ddim")
@@ -64,7 +65,7 @@ def sample_flow(
     return x, trajectory
 
 
-def ddpm_timesteps(num_steps: int, schedule: DDPMSchedule) -> list[int]:
+def ddpm_timesteps(num_steps: int, schedule: Schedule) -> list[int]:
     """Strided steps from T-1 down to 0 (all T when num_steps == T)."""
     T = schedule.num_steps
     if not 1 <= num_steps <= T:
@@ -75,31 +76,27 @@ def ddpm_timesteps(num_steps: int, schedule: DDPMSchedule) -> list[int]:
 
 @torch.no_grad()
 def sample_ddpm(
-    eps_model: Velocity, x: torch.Tensor, steps: int, schedule: DDPMSchedule, method: str = "ddpm",
+    eps_model: Velocity, x: torch.Tensor, steps: int, schedule: Schedule, method: str = "ddpm",
     generator: torch.Generator | None = None, keep_trajectory: bool = False,
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Reverse the DDPM chain over strided steps T-1 > ... > 0, ending at x0; ``callback(i, t, x)`` after each."""
     if method not in DDPM_SAMPLERS:
         raise FundiffError(f"unknown DDPM sampler {method!r}; choose one of {', '.join(DDPM_SAMPLERS)}")
-    ab = schedule.alphas_cumprod.to(x.device)
     ts = ddpm_timesteps(steps, schedule)
     trajectory = [x.cpu()] if keep_trajectory else []
     for i, t in enumerate(ts):
         t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-        ab_t = ab[t].float()
-        ab_prev = ab[t_prev].float() if t_prev >= 0 else torch.tensor(1.0, device=x.device)
+        ab_t = schedule.alpha_bar(t).to(x.device)
         eps = eps_model(x, _const_t(t / schedule.num_steps, x))
-        x0 = (x - (1 - ab_t).sqrt() * eps) / ab_t.sqrt()
+        x0 = x0_from_eps(x, ab_t.sqrt(), (1 - ab_t).sqrt(), eps)
         if method == "ddim":
-            x = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
-        else:
-            alpha = ab_t / ab_prev
-            beta = 1 - alpha
-            x = (ab_prev.sqrt() * beta / (1 - ab_t)) * x0 + (alpha.sqrt() * (1 - ab_prev) / (1 - ab_t)) * x
+            x = schedule.add_noise(x0, t_prev, eps)          # the same eps, at the next level
+        else:                                                  # Part A's posterior step, sigma^2 = beta
+            x = schedule.posterior_mean(x0, x, t, t_prev)
             if t_prev >= 0:
                 z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-                x = x + beta.sqrt() * z
+                x = x + schedule.beta(t, t_prev).sqrt().to(x) * z
         if keep_trajectory:
             trajectory.append(x.cpu())
         if callback:

@@ -26,6 +26,7 @@ from fundiff.backends.embeddings import PromptEmbeddings
 from fundiff.engine.loops import iterative_denoise, randn
 from fundiff.engine.schedule import BACKEND_DEFAULT, Schedule, Threshold, resolve_threshold
 from fundiff.errors import FundiffError
+from fundiff.paths import x0_from_eps
 
 STAGE_1_REPO = "DeepFloyd/IF-I-XL-v1.0"
 STAGE_2_REPO = "DeepFloyd/IF-II-L-v1.0"
@@ -93,7 +94,7 @@ class DeepFloydDenoiser(Denoiser):
         """Split the UNet's 6 channels into eps and variance; x0 = (x - s eps) / a."""
         eps, variance = out.to(x.dtype).split(x.shape[1], dim=1)
         ab = self.schedule.alpha_bar(t).to(x.device, x.dtype)
-        x0 = (x - (1 - ab) ** 0.5 * eps) / ab ** 0.5
+        x0 = x0_from_eps(x, ab ** 0.5, (1 - ab) ** 0.5, eps)
         return Prediction(x0=x0, eps=eps, variance=variance)
 
 

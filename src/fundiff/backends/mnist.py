@@ -24,6 +24,7 @@ from fundiff.engine.schedule import Schedule, Threshold
 from fundiff.errors import FundiffError
 from fundiff.generate import EMBEDDED, Generator, load_generator
 from fundiff.nn.conditioning import call_model
+from fundiff.paths import FLOW_PATH
 from fundiff.prompts import parse_digit_prompt
 
 UNCONDITIONAL = -1
@@ -80,5 +81,5 @@ class MnistDenoiser(Denoiser):
         else:
             keep = (cond >= 0).to(x.dtype)
             u = call_model(self.model, y, tau_col, cond.clamp(min=0), keep)
-        y0 = y + (1 - tau) * u
-        return Prediction(x0=2 * y0 - 1, eps=y - tau * u)
+        y0, eps = FLOW_PATH.x0_eps_from_velocity(y, tau, u)
+        return Prediction(x0=2 * y0 - 1, eps=eps)

@@ -106,15 +106,43 @@ def resolve_threshold(threshold: Threshold | None | object, denoiser) -> Thresho
 
 
 class Schedule:
-    """alpha_bar over T discrete timesteps, and the coefficients the loops need."""
+    """alpha_bar over T discrete timesteps, and the coefficients the loops need.
 
-    def __init__(self, alphas_cumprod: torch.Tensor):
+    One class for both of the study's schedules: DeepFloyd IF's cosine one (:meth:`squaredcos`, T = 1000)
+    and the 2024 study's DDPM one (:meth:`linear`, T = 300, betas linear from 1e-4 to 0.02).
+    """
+
+    def __init__(self, alphas_cumprod: torch.Tensor, config: dict | None = None):
+        self.alphas_cumprod_f64 = alphas_cumprod.detach().double().cpu()
         self.alphas_cumprod = alphas_cumprod.detach().float().cpu()
         self.num_train_timesteps = len(self.alphas_cumprod)
+        self._config = dict(config or {"path": "alphas_cumprod", "num_steps": self.num_train_timesteps})
 
     @classmethod
     def squaredcos(cls, num_steps: int = NUM_TRAIN_TIMESTEPS) -> "Schedule":
-        return cls(squaredcos_alphas_cumprod(num_steps))
+        return cls(squaredcos_alphas_cumprod(num_steps), {"path": "squaredcos_cap_v2", "num_steps": num_steps})
+
+    @classmethod
+    def linear(cls, num_steps: int = 300, beta1: float = 1e-4, beta2: float = 0.02) -> "Schedule":
+        """The 2024 study's DDPM schedule: betas linear in [beta1, beta2], alpha_bar = cumprod(1 - beta) (float64)."""
+        betas = torch.linspace(beta1, beta2, num_steps, dtype=torch.float64)
+        sched = cls(torch.cumprod(1 - betas, dim=0), {"path": "ddpm", "num_steps": num_steps, "beta1": beta1,
+                                                       "beta2": beta2})
+        sched.betas = betas
+        return sched
+
+    @property
+    def num_steps(self) -> int:
+        return self.num_train_timesteps
+
+    def config(self) -> dict:
+        """What rebuilds this schedule (recorded with a trained model)."""
+        return dict(self._config)
+
+    def coefficients_at(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a_t, s_t) for a tensor of integer timesteps (training), from the float64 alpha_bar, as float32."""
+        ab = self.alphas_cumprod_f64.to(t.device)[t.long()]
+        return ab.sqrt().float(), (1 - ab).sqrt().float()
 
     # -- noise levels --------------------------------------------------------------------------
     def alpha_bar(self, t: int) -> torch.Tensor:
@@ -174,6 +202,10 @@ class Schedule:
         c_x0 = (ab_prev.sqrt() * beta) / (1 - ab_t)
         c_xt = alpha.sqrt() * (1 - ab_prev) / (1 - ab_t)
         return c_x0.to(x.device, x.dtype) * x0 + c_xt.to(x.device, x.dtype) * x
+
+    def beta(self, t: int, t_prev: int) -> torch.Tensor:
+        """beta of the step t -> t_prev: 1 - alpha_bar_t / alpha_bar_t' (the study's DDPM variance sigma^2 = beta)."""
+        return 1 - self.alpha_bar(t) / self.alpha_bar(t_prev)
 
     def log_variance(self, t: int, t_prev: int, predicted_variance: torch.Tensor | None) -> torch.Tensor:
         """log sigma^2 of the step t -> t_prev: learned range between log beta~ and log beta, or log beta~."""

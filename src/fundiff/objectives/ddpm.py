@@ -4,7 +4,7 @@
     x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps
     L = E || eps_theta(x_t, t / T [, c]) - eps ||^2
 
-with T = 300 and betas linear from 1e-4 to 0.02 (:class:`fundiff.paths.DDPMSchedule`); the UNet sees
+with T = 300 and betas linear from 1e-4 to 0.02 (:meth:`fundiff.engine.schedule.Schedule.linear`); the UNet sees
 t / T in [0, 1).  Classes are dropped with probability ``p_uncond`` as for flows.
 """
 
@@ -18,17 +18,17 @@ from torch.nn import functional as F
 
 from fundiff.errors import FundiffError
 from fundiff.nn.conditioning import call_model, condition_dropout
-from fundiff.paths import DDPMSchedule
+from fundiff.engine.schedule import Schedule
 from fundiff.training.rng import BatchRandom
 
 
 class DDPMObjective:
     """MSE between the predicted and the true noise at a uniformly drawn step t."""
 
-    def __init__(self, schedule: DDPMSchedule | None = None, p_uncond: float = 0.1):
+    def __init__(self, schedule: Schedule | None = None, p_uncond: float = 0.1):
         if not 0 <= p_uncond < 1:
             raise FundiffError(f"--p-uncond must be in [0, 1), got {p_uncond}")
-        self.schedule = schedule or DDPMSchedule()
+        self.schedule = schedule or Schedule.linear()
         self.p_uncond = p_uncond
         self.name = "DDPM"
 
@@ -37,7 +37,7 @@ class DDPMObjective:
         eps = rand.randn(x0.shape, device, x0.dtype)
         t = rand.randint(self.schedule.num_steps, n, device)
         keep = condition_dropout(n, self.p_uncond, rand, device)
-        a, s = self.schedule.coefficients(t)
+        a, s = self.schedule.coefficients_at(t)
         xt = a.view(-1, 1, 1, 1) * x0 + s.view(-1, 1, 1, 1) * eps
         return F.mse_loss(call_model(model, xt, t.float() / self.schedule.num_steps, labels, keep), eps)
 

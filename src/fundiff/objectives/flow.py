@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 from fundiff.errors import FundiffError
 from fundiff.nn.conditioning import call_model, condition_dropout
+from fundiff.paths import FLOW_PATH
 from fundiff.training.rng import BatchRandom
 
 TIME_SAMPLING = ("uniform", "logit-normal")
@@ -52,9 +53,8 @@ class FlowMatchingObjective:
         eps = rand.randn(x1.shape, device, x1.dtype)
         t = sample_time(n, rand, device, self.time_sampling, self.logit_mean, self.logit_std)
         keep = condition_dropout(n, self.p_uncond, rand, device)
-        tc = t.view(-1, 1, 1, 1)
-        xt = (1 - tc) * eps + tc * x1
-        return F.mse_loss(call_model(model, xt, t, labels, keep), x1 - eps)
+        xt, target = FLOW_PATH.sample(x1, eps, t)
+        return F.mse_loss(call_model(model, xt, t, labels, keep), target)
 
     def config(self) -> dict[str, Any]:
         cfg = {"name": "flow", "p_uncond": self.p_uncond, "time_sampling": self.time_sampling}
