@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -110,3 +111,28 @@ def test_deepfloyd_errors_are_one_line(cli, folders, embeds, tmp_path, case):
         proc = cli("generate", "--model", "deepfloyd", "--weights", folders[0], "--embeddings", tmp_path / "bad.pth",
                    "--out", tmp_path / "o")
         assert_one_line_error(proc, "bad.pth")
+
+
+def test_pipelines_over_deepfloyd_stage1_then_stage2(folders, embeds, tmp_path):
+    """The Python API on IF: a folder name loads stage I; UpsamplePipeline.from_pipe loads only stage II and takes
+    a stage I output; the upsample command gives the same pixels as the pipeline."""
+    import fundiff
+    from fundiff.cli import main
+
+    t2i = fundiff.Text2ImagePipeline.from_pretrained(str(folders[0]), embeddings=str(embeds), device="cpu")
+    assert t2i.denoiser.name == "deepfloyd" and t2i.threshold is not None   # IF's dynamic thresholding
+    small = t2i(PROMPT, num_images_per_prompt=2, num_inference_steps=3, generator=torch.Generator().manual_seed(0))
+    assert len(small.images) == 2 and small.images[0].size == (16, 16) and small.images[0].mode == "RGB"
+    up = fundiff.UpsamplePipeline.from_pipe(t2i, stage2_weights=folders[1])
+    big = up(small, PROMPT, num_inference_steps=3, generator=torch.Generator().manual_seed(1), output_type="pt")
+    assert big.images.shape == (2, 3, 32, 32) and up.denoiser.bound is None   # the low-res input is not kept
+    small.images[0].save(tmp_path / "small.png")
+    alone = fundiff.UpsamplePipeline.from_pretrained(str(folders[1]), embeddings=str(embeds), device="cpu")
+    ref = alone(str(tmp_path / "small.png"), PROMPT, num_inference_steps=3, generator=torch.Generator().manual_seed(1),
+                output_type="np")
+    assert main(["upsample", "--stage2-weights", str(folders[1]), "--embeddings", str(embeds), "--image",
+                 str(tmp_path / "small.png"), "--prompt", PROMPT, "--steps", "3", "--seed", "1", "--device", "cpu",
+                 "--out", str(tmp_path / "up.png")]) == 0
+    from PIL import Image
+
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "up.png")), (ref.images[0] * 255).round().astype(np.uint8))

@@ -13,6 +13,7 @@ Stage II is the same loop on a UNet that also sees the bilinearly upsampled 64 p
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from pathlib import Path
@@ -99,7 +100,14 @@ class DeepFloydDenoiser(Denoiser):
 
 
 class DeepFloydStageII(DeepFloydDenoiser):
-    """IF stage II: denoises 256 px images conditioned on an upsampled, noised 64 px image."""
+    """IF stage II: denoises 256 px images conditioned on an upsampled, noised 64 px image.
+
+    The low-resolution image travels with the conditioning, never as state of the model: a stage II
+    conditioning is the tuple (text embeddings, low-res image, noise level), one row per image.
+    :meth:`bind` gives a stage II denoiser for one low-res batch (a new object sharing the UNet) whose
+    :meth:`encode` returns such tuples; :meth:`view_condition` passes a view on to the low-res image
+    (anagrams at 256 px: view i applies to the whole 6-channel input).
+    """
 
     name = "deepfloyd-stage-2"
 
@@ -108,32 +116,41 @@ class DeepFloydStageII(DeepFloydDenoiser):
         super().__init__(unet, scheduler, embeddings, execution_device)
         self.channels = int(unet.config.in_channels) // 2
         self.image_noising_scheduler = image_noising_scheduler
-        self.low_res: torch.Tensor | None = None
-        self.views: list | None = None
-        self.noise_level: int = 250
+        self.bound: tuple[torch.Tensor, int] | None = None   # (low-res images, noise level) of a bound copy
 
-    def set_views(self, views: list | None) -> None:
-        """Anagrams at 256 px: view i applies to the whole 6-channel input, so the low-resolution
-        conditioning of the i-th batch group is seen through view i too (None: no views)."""
-        self.views = views
-
-    def condition_on(self, image: torch.Tensor, noise_level: int, generator: torch.Generator | None) -> None:
-        """Upsample ``image`` (N, 3, h, w) in [-1, 1] bilinearly (align_corners) and noise it to ``noise_level``."""
+    def low_res_condition(self, image: torch.Tensor, noise_level: int, generator: torch.Generator | None) -> torch.Tensor:
+        """``image`` (N, 3, h, w) in [-1, 1] upsampled bilinearly (align_corners) and noised to ``noise_level``."""
         size = self.image_size
         up = F.interpolate(image.to(self.device, self.dtype), (size, size), mode="bilinear", align_corners=True)
         noise = randn(up.shape, generator, up)
         level = torch.tensor([noise_level] * up.shape[0], device=up.device)
-        self.low_res = self.image_noising_scheduler.add_noise(up, noise, timesteps=level)
-        self.noise_level = int(noise_level)
+        return self.image_noising_scheduler.add_noise(up, noise, timesteps=level)
+
+    def bind(self, low_res: torch.Tensor, noise_level: int) -> "DeepFloydStageII":
+        """A stage II denoiser whose prompts are conditioned on ``low_res`` (this one is left as it is)."""
+        bound = copy.copy(self)
+        bound.bound = (low_res, int(noise_level))
+        return bound
+
+    def encode(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.bound is None:
+            raise FundiffError("stage II needs its low-resolution input: use stage2.bind(low_res, noise_level)")
+        low, level = self.bound
+        embeds = super().encode(prompts)
+        if embeds.shape[0] % low.shape[0]:
+            raise FundiffError(f"{embeds.shape[0]} prompts for {low.shape[0]} low-resolution images")
+        rows = low.repeat(embeds.shape[0] // low.shape[0], 1, 1, 1)
+        return embeds, rows, torch.full((embeds.shape[0],), level, device=self.device)
+
+    @staticmethod
+    def view_condition(cond: tuple, view: Any) -> tuple:
+        embeds, low, level = cond
+        return embeds, view.view(low), level
 
     @torch.no_grad()
-    def predict(self, x: torch.Tensor, t: int, cond: torch.Tensor) -> Prediction:
-        if self.low_res is None:
-            raise RuntimeError("stage II needs condition_on(image) first")
-        low = self.low_res if self.views is None else torch.cat([v.view(self.low_res) for v in self.views])
-        low = low.repeat(x.shape[0] // low.shape[0], 1, 1, 1)
-        level = torch.full((x.shape[0],), self.noise_level, device=self.device)
-        out = self._unet(torch.cat([x.to(low), low], dim=1), t, cond, class_labels=level)
+    def predict(self, x: torch.Tensor, t: int, cond: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> Prediction:
+        embeds, low, level = cond
+        out = self._unet(torch.cat([x.to(low), low], dim=1), t, embeds, class_labels=level)
         return self._prediction(x, t, out)
 
 
@@ -142,22 +159,21 @@ def upsample(stage2: DeepFloydStageII, image: torch.Tensor, prompts: Sequence[st
              num_inference_steps: int = 50, guidance_scale: float = 4.0, noise_level: int = 250,
              generator: torch.Generator | None = None, threshold: Threshold | None | object = BACKEND_DEFAULT,
              callback: Callable[[int, int, torch.Tensor], None] | None = None,
-             predict: Callable | None = None) -> torch.Tensor:
+             predict: Callable[[DeepFloydStageII], Callable] | None = None) -> torch.Tensor:
     """Stage II super-resolution of 64 px images (N, 3, 64, 64) in [-1, 1] to 256 px, with fundiff's loop.
 
     Defaults are ``IFSuperResolutionPipeline``'s; the random draws come in the same order (initial
     noise, then the low-resolution image's noise, then one draw per step), so a shared seed gives the
-    same result as the pipeline.  ``predict`` replaces the plain prompt prediction (anagrams and
-    hybrids at 256 px: their views and components are defined at every size).
+    same result as the pipeline.  ``predict(bound_stage2)`` builds the prediction over the stage II model
+    bound to this low-res input (anagrams and hybrids at 256 px: their views and components are defined
+    at every size); by default the plain prompt prediction with CFG.
     """
     n, size = image.shape[0], stage2.image_size
     x = randn((n, stage2.channels, size, size), generator, torch.empty(0, device=stage2.device, dtype=stage2.dtype))
-    stage2.condition_on(image, noise_level, generator)
-    if predict is None:  # an illusion passes its own composed prediction over stage2
-        stage2.set_views(None)
-        predict = Conditioned.from_prompts(stage2, prompts, guidance_scale)
+    bound = stage2.bind(stage2.low_res_condition(image, noise_level, generator), noise_level)
+    step = predict(bound) if predict is not None else Conditioned.from_prompts(bound, prompts, guidance_scale)
     ts = stage2.schedule.inference_timesteps(num_inference_steps)
-    return iterative_denoise(stage2.schedule, predict, x, ts, threshold=resolve_threshold(threshold, stage2),
+    return iterative_denoise(stage2.schedule, step, x, ts, threshold=resolve_threshold(threshold, stage2),
                              generator=generator, callback=callback).image
 
 

@@ -88,6 +88,12 @@ class Denoiser(ABC):
     def dtype(self) -> torch.dtype:
         return torch.float32
 
+    @staticmethod
+    def view_condition(cond: Any, view: Any) -> Any:
+        """The conditioning of images seen through ``view`` (anagrams); most conditionings (text, labels) do
+        not depend on the image, so they are returned as they are."""
+        return cond
+
     @abstractmethod
     def encode(self, prompts: Sequence[str]) -> Any:
         """The conditioning for each prompt, batched along dim 0 ("" is the null prompt)."""

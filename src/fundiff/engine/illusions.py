@@ -19,14 +19,28 @@ from typing import Any, Sequence
 
 import torch
 
-from fundiff.engine.denoiser import Conditioned, Denoiser, Prediction
+from fundiff.engine.denoiser import Conditioned, Denoiser, Prediction, concat_conditions
 from fundiff.engine.loops import Predict, randn
 from fundiff.errors import FundiffError
 
 
-def _batched(den: Denoiser, prompts: Sequence[str], batch: int, guidance_scale: float, negative_prompt: str | None):
-    """len(prompts) groups of ``batch`` images as one guided call (the one CFG wrapper), split back per prompt."""
-    predict = Conditioned.from_prompts(den, [p for p in prompts for _ in range(batch)], guidance_scale, negative_prompt)
+def _batched(den: Denoiser, prompts: Sequence[str], batch: int, guidance_scale: float, negative_prompt: str | None,
+             views: Sequence[Any] | None = None):
+    """len(prompts) groups of ``batch`` images as one guided call (the one CFG wrapper), split back per prompt.
+
+    With ``views``, group i's conditioning is seen through view i (``Denoiser.view_condition``: stage II's
+    low-resolution input is viewed like the image; text and labels are unchanged).
+    """
+    neg = den.null_prompt if negative_prompt is None else negative_prompt
+
+    def groups(texts: Sequence[str]):
+        conds = [den.encode([p] * batch) for p in texts]
+        if views is not None:
+            conds = [den.view_condition(c, v) for c, v in zip(conds, views)]
+        return concat_conditions(conds)
+
+    predict = Conditioned(den, groups(prompts), groups([neg] * len(prompts)) if guidance_scale != 1.0 else None,
+                          guidance_scale)
 
     def run(xs: torch.Tensor, t: int) -> list[Prediction]:
         return predict(xs, t).chunk(len(prompts))
@@ -39,10 +53,7 @@ def anagram_predict(den: Denoiser, prompts: Sequence[str], views: Sequence[Any],
     """The averaged, view-mapped prediction of a visual anagram (N prompts, N views)."""
     if len(prompts) != len(views):
         raise FundiffError(f"a visual anagram needs one view per prompt: {len(prompts)} prompts, {len(views)} views")
-    run = _batched(den, prompts, batch, guidance_scale, negative_prompt)
-
-    if hasattr(den, "set_views"):  # stage II: the low-resolution conditioning goes through the views too
-        den.set_views(list(views))
+    run = _batched(den, prompts, batch, guidance_scale, negative_prompt, views=list(views))
 
     def predict(x: torch.Tensor, t: int) -> Prediction:
         preds = run(torch.cat([v.view(x) for v in views]), t)
@@ -59,8 +70,6 @@ def hybrid_predict(den: Denoiser, prompts: Sequence[str], decomposition: Any, ba
         raise FundiffError(f"this decomposition has {len(decomposition)} components "
                            f"({', '.join(decomposition.names)}) but {len(prompts)} prompts were given")
     run = _batched(den, prompts, batch, guidance_scale, negative_prompt)
-    if hasattr(den, "set_views"):
-        den.set_views(None)
 
     def predict(x: torch.Tensor, t: int) -> Prediction:
         preds = run(torch.cat([x] * len(prompts)), t)

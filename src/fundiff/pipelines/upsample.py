@@ -97,7 +97,7 @@ class UpsamplePipeline(DiffusionPipeline):
         check_count(noise_level, "noise_level", 0, 999)
         check_scale(guidance_scale)
         check_common(output_type, generator, callback)
-        self.check_encodable(prompts, None)
+        self.denoiser.embeddings(list(dict.fromkeys(prompts + [""])))   # every prompt (and CFG's '') has an embedding
         return x, prompts
 
     @torch.no_grad()
@@ -112,10 +112,11 @@ class UpsamplePipeline(DiffusionPipeline):
         n, s2 = x.shape[0], self.denoiser
         predict = None
         if views is not None:
-            predict = anagram_predict(s2, prompts, [get_view(v) for v in views], batch=n, guidance_scale=guidance_scale)
+            objs = [get_view(v) for v in views]
+            predict = lambda bound: anagram_predict(bound, prompts, objs, batch=n, guidance_scale=guidance_scale)  # noqa: E731
         elif kind is not None:
             dec = get_decomposition(kind, s2.image_size, s2.channels)
-            predict = hybrid_predict(s2, prompts, dec, batch=n, guidance_scale=guidance_scale)
+            predict = lambda bound: hybrid_predict(bound, prompts, dec, batch=n, guidance_scale=guidance_scale)  # noqa: E731
         per_image = prompts * n if len(prompts) == 1 and predict is None else prompts
         up = upsample(s2, x, per_image, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
                       noise_level=noise_level, generator=generator, threshold=self.threshold, callback=callback,
