@@ -233,7 +233,10 @@ def test_evaluate_command(tiny_flow, tmp_path, cli):
     assert [r["guidance_scale"] for r in res["per_guidance_scale"]] == [1.0, 5.0]
     assert [r["nfe_per_image"] for r in res["per_guidance_scale"]] == [4, 8]
     assert res["num_images"] == 30 and res["fid_floor"] > 0
-    assert 0 <= res["accuracy_at_gamma5"] <= 1
+    per = {r["guidance_scale"]: r for r in res["per_guidance_scale"]}
+    assert res["accuracy_at_gamma5"] == per[5.0]["accuracy"]
+    assert per[5.0]["accuracy"] * 30 == pytest.approx(round(per[5.0]["accuracy"] * 30))   # a count out of 30 images
+    assert all(r["fid"] > res["fid_floor"] for r in per.values())   # a 4-wide, 1-epoch model is far from real digits
 
 
 def test_ddpm_training_and_sampling(tmp_path, cli):
