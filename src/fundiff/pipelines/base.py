@@ -213,6 +213,24 @@ class DiffusionPipeline:
         source = default_image(den.channels) if image is None else image
         return load_image(source, den.image_size, channels or den.channels).to(den.device, den.dtype)
 
+    def denoise_batches(self, n: int, batch_size: int | None, timesteps: list[int], make_predict: Callable,
+                        latents: torch.Tensor | None, generator: torch.Generator | None, callback: Callback | None,
+                        make_hook: Callable | None = None) -> torch.Tensor:
+        """The strided loop from pure noise over ``n`` images, batch by batch: ``make_predict(part)`` builds each
+        batch's prediction, ``make_hook()`` its after-step hook (applied to the start too), if any."""
+        from fundiff.engine.loops import iterative_denoise
+
+        outs = []
+        for part in self.batches(n, batch_size):
+            hook = make_hook() if make_hook is not None else None
+            x = self.initial(latents, part, generator)
+            if hook is not None:
+                x = hook(x, timesteps[0])
+            outs.append(iterative_denoise(self.denoiser.schedule, make_predict(part), x, timesteps,
+                                          threshold=self.threshold, generator=generator, after_step=hook,
+                                          callback=callback).image)
+        return torch.cat(outs)
+
     def record(self, **extra: Any) -> dict[str, Any]:
         return {"backend": self.denoiser.name, "thresholding": describe_threshold(self.threshold), **extra}
 

@@ -15,7 +15,6 @@ import torch
 
 from fundiff.engine.decompositions import get_decomposition
 from fundiff.engine.illusions import anagram_predict, anchor_hook, hybrid_predict
-from fundiff.engine.loops import iterative_denoise
 from fundiff.engine.views import View, get_view
 from fundiff.errors import FundiffError
 from fundiff.pipelines.base import Callback, DiffusionPipeline, PipelineOutput, check_common, check_count, check_scale
@@ -73,18 +72,15 @@ class AnagramPipeline(_IllusionPipeline):
         prompts, objs, ts = self.check_inputs(prompt, views, negative_prompt, num_inference_steps, guidance_scale,
                                               num_images_per_prompt, output_type, generator, callback)
         self.check_latents(latents, num_images_per_prompt)
-        outs = []
-        for part in self.batches(num_images_per_prompt, batch_size):
-            n = part.stop - part.start
-            predict = anagram_predict(self.denoiser, prompts, objs, batch=n, guidance_scale=guidance_scale,
-                                      negative_prompt=negative_prompt)
-            outs.append(iterative_denoise(self.denoiser.schedule, predict, self.initial(latents, part, generator), ts,
-                                          threshold=self.threshold, generator=generator, callback=callback).image)
+        samples = self.denoise_batches(
+            num_images_per_prompt, batch_size, ts, lambda part: anagram_predict(
+                self.denoiser, prompts, objs, batch=part.stop - part.start, guidance_scale=guidance_scale,
+                negative_prompt=negative_prompt), latents, generator, callback)
         specs = views if views is not None else ["identity", "flip"]
         record = self.record(prompts=prompts, views=[s if isinstance(s, str) else s.name for s in specs],
                              guidance_scale=guidance_scale, num_images=num_images_per_prompt,
                              num_inference_steps=len(ts))
-        out = self.output(torch.cat(outs), output_type, record)
+        out = self.output(samples, output_type, record)
         out.extras["views"] = objs
         return out
 
@@ -121,19 +117,13 @@ class HybridPipeline(_IllusionPipeline):
         prompts, dec, ts, ref = self.check_inputs(prompt, kind, reference, negative_prompt, num_inference_steps,
                                                   guidance_scale, num_images_per_prompt, output_type, generator, callback)
         self.check_latents(latents, num_images_per_prompt)
-        outs = []
-        for part in self.batches(num_images_per_prompt, batch_size):
-            n = part.stop - part.start
-            predict = hybrid_predict(self.denoiser, prompts, dec, batch=n, guidance_scale=guidance_scale,
-                                     negative_prompt=negative_prompt)
-            hook = anchor_hook(self.denoiser, dec, ref, generator) if ref is not None else None
-            x = self.initial(latents, part, generator)
-            if hook is not None:
-                x = hook(x, ts[0])
-            outs.append(iterative_denoise(self.denoiser.schedule, predict, x, ts, threshold=self.threshold,
-                                          generator=generator, after_step=hook, callback=callback).image)
+        samples = self.denoise_batches(
+            num_images_per_prompt, batch_size, ts, lambda part: hybrid_predict(
+                self.denoiser, prompts, dec, batch=part.stop - part.start, guidance_scale=guidance_scale,
+                negative_prompt=negative_prompt), latents, generator, callback,
+            make_hook=(lambda: anchor_hook(self.denoiser, dec, ref, generator)) if ref is not None else None)
         record = self.record(kind=kind, prompts=prompts, components=list(dec.names), guidance_scale=guidance_scale,
                              num_images=num_images_per_prompt, num_inference_steps=len(ts))
-        out = self.output(torch.cat(outs), output_type, record)
+        out = self.output(samples, output_type, record)
         out.extras.update(decomposition=dec, components=[c.float().cpu() for c in dec.components(out.samples)])
         return out

@@ -11,7 +11,6 @@ from typing import Any, Sequence
 import torch
 
 from fundiff.engine.denoiser import Conditioned
-from fundiff.engine.loops import iterative_denoise
 from fundiff.errors import FundiffError
 from fundiff.pipelines.base import (MAX_IMAGES_PER_CALL, Callback, DiffusionPipeline, PipelineOutput, check_common,
                                     check_count, check_scale)
@@ -49,14 +48,11 @@ class Text2ImagePipeline(DiffusionPipeline):
                                         num_images_per_prompt, output_type, generator, callback)
         every = [p for p in prompts for _ in range(num_images_per_prompt)]
         self.check_latents(latents, len(every))
-        outs, calls = [], 0
-        for part in self.batches(len(every), batch_size):
-            predict = Conditioned.from_prompts(self.denoiser, every[part], guidance_scale, negative_prompt)
-            res = iterative_denoise(self.denoiser.schedule, predict, self.initial(latents, part, generator), ts,
-                                    threshold=self.threshold, generator=generator, callback=callback)
-            outs.append(res.image)
-            calls = len(ts) * (1 if guidance_scale == 1.0 else 2)
+        samples = self.denoise_batches(
+            len(every), batch_size, ts, lambda part: Conditioned.from_prompts(
+                self.denoiser, every[part], guidance_scale, negative_prompt), latents, generator, callback)
+        calls = len(ts) * (1 if guidance_scale == 1.0 else 2)
         record = self.record(prompts=prompts, negative_prompt=negative_prompt, num_images=num_images_per_prompt,
                              guidance_scale=guidance_scale, num_inference_steps=len(ts),
                              timesteps=timesteps_label(num_inference_steps), model_evaluations_per_image=calls)
-        return self.output(torch.cat(outs), output_type, record)
+        return self.output(samples, output_type, record)
