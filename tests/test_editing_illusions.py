@@ -141,6 +141,7 @@ def test_illusion_errors(den):
 
 # -- CLI -------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_edit_inpaint_anagram_hybrid_commands(cli, tmp_path):
     runs = {
         "edit": ["edit", "--image", "mnist-test:3", "--prompt", "8", "--i-start", "2", "6", "--steps", "10"],

@@ -146,6 +146,7 @@ def test_prediction_linear_maps():
 # -- CLI -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_generate_cli_on_mnist_reads_back_as_the_prompt(cli, tmp_path):
     proc = cli("generate", "--prompt", "2", "--prompt", "seven", "--num-images", "4", "--steps", "12",
                "--guidance-scale", "5", "--out", tmp_path / "g", "--save-array")
@@ -163,6 +164,7 @@ def test_generate_cli_on_mnist_reads_back_as_the_prompt(cli, tmp_path):
     assert (np.load(tmp_path / "g2" / "generate.npz")["images"] == arr["images"]).all()
 
 
+@pytest.mark.slow
 def test_generate_figure_is_a_column_per_prompt(cli, tmp_path):
     from PIL import Image
 
@@ -178,6 +180,7 @@ def test_generate_figure_is_a_column_per_prompt(cli, tmp_path):
     assert len(list((tmp_path / "two").glob("samples_*steps.png"))) == 2  # every sample is there
 
 
+@pytest.mark.slow
 def test_threshold_choice_on_the_command_line(cli, tmp_path):
     import numpy as np
 
@@ -215,6 +218,7 @@ def test_part_a_bad_input_is_one_line(cli, tmp_path, args, fragments):
         assert f in proc.stderr
 
 
+@pytest.mark.slow
 def test_forward_and_denoise_cli_write_the_figures(cli, tmp_path):
     proc = cli("forward", "--out", tmp_path / "f", "--save-array")
     assert proc.returncode == 0, proc.stderr

@@ -225,6 +225,7 @@ def test_sample_refuses_other_architectures(tmp_path, cli):
     assert_one_line_error(cli("sample", "--model", tmp_path / "junk.safetensors"), "not a readable safetensors")
 
 
+@pytest.mark.slow
 def test_evaluate_command(tiny_flow, tmp_path, cli):
     proc = cli("evaluate", "--model", tiny_flow, "--num-per-class", "3", "--steps", "2", "--guidance-scale", "1",
                "--guidance-scale", "5", "--device", "cpu", "--json", tmp_path / "e.json")
@@ -239,6 +240,7 @@ def test_evaluate_command(tiny_flow, tmp_path, cli):
     assert all(r["fid"] > res["fid_floor"] for r in per.values())   # a 4-wide, 1-epoch model is far from real digits
 
 
+@pytest.mark.slow
 def test_ddpm_training_and_sampling(tmp_path, cli):
     out = tmp_path / "ddpm"
     proc = cli("train", "ddpm", "--out", out, "--conditioning", "time", "--num-hiddens", "4", "--num-train", "128",
@@ -267,6 +269,7 @@ def blown_up_model(run_dir, dest):
     save_file(tensors, str(dest), metadata=meta)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command,output", [
     (["evaluate", "--num-per-class", "2", "--guidance-scale", "1", "--json"], "e.json"),
     (["sample", "--prompt", "3", "--num-images", "2", "--out"], "s.png"),

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 
+@pytest.mark.slow
 def test_flow_study_writes_the_deliverables(tmp_path, cli):
     out = tmp_path / "study"
     proc = cli("study", "flow", "--out", out, "--num-hiddens", "4", "--num-train", "128", "--batch-size", "32",

@@ -62,6 +62,7 @@ def test_pairwise_mse_and_psnr():
     assert psnr(a + 0.1, a).item() == pytest.approx(20.0, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_pure_noise_denoiser_collapses_to_the_mean(mnist, tmp_path):
     """Trained on z = eps, the outputs converge on the training mean image and stop depending on z."""
     config = OneStepStudyConfig(num_hiddens=4, batch_size=64, lr=1e-2, epochs=6, num_train=512,

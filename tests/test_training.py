@@ -143,6 +143,7 @@ def uninterrupted(tmp_path_factory):
     return out / "model.safetensors"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("interval", ["0.2", "0"], ids=["mid-epoch-checkpoints", "epoch-checkpoints-only"])
 def test_sigkill_mid_epoch_then_resume_gives_identical_weights(tmp_path, cli, uninterrupted, interval):
     out = tmp_path / "run"
@@ -163,6 +164,7 @@ def test_sigkill_mid_epoch_then_resume_gives_identical_weights(tmp_path, cli, un
     assert not list(out.rglob(".tmp-*"))
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_and_resume_finishes_identically(tmp_path, cli, uninterrupted):
     out = tmp_path / "run"
     proc = _popen([*CLI_TRAIN, "--out", str(out), "--checkpoint-interval", "0"])
@@ -179,6 +181,7 @@ def test_ctrl_c_saves_and_resume_finishes_identically(tmp_path, cli, uninterrupt
     assert_same_weights(out / "model.safetensors", uninterrupted)
 
 
+@pytest.mark.slow
 def test_rerun_without_resume_is_refused(tmp_path, cli, uninterrupted):
     out = uninterrupted.parent
     proc = cli(*CLI_TRAIN, "--out", out)
@@ -187,6 +190,7 @@ def test_rerun_without_resume_is_refused(tmp_path, cli, uninterrupted):
     assert_one_line_error(proc, "train.lr")
 
 
+@pytest.mark.slow
 def test_compiled_training_follows_the_eager_run(mnist, tmp_path):
     """--compile changes the kernels, not the math: the loss curve matches the eager run closely."""
     eager = tiny_run(mnist, tmp_path / "eager", epochs=1)
@@ -280,6 +284,7 @@ def test_progress_on_a_terminal_is_a_bar():
     assert "\r" in out and "4/4" in out and "loss=0.2500" in out
 
 
+@pytest.mark.slow
 def test_training_command_logs_lines_when_not_on_a_terminal(tmp_path, cli):
     args = [a for a in CLI_TRAIN if a != "--no-progress"]
     proc = cli(*args, "--out", tmp_path / "run")
