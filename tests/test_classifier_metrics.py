@@ -120,6 +120,7 @@ def _shift(images: torch.Tensor, pixels: int) -> torch.Tensor:
     return F.pad(images, (pixels, 0, pixels, 0))[:, :, :28, :28]
 
 
+@pytest.mark.slow
 def test_real_data_floor_is_below_clearly_wrong_images(mnist):
     n = 500
     floor = real_data_floor(mnist, n)

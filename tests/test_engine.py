@@ -115,6 +115,7 @@ def test_denoising_gets_closer_to_a_real_digit(den, mnist):
     assert q(it) > q(x) + 3
 
 
+@pytest.mark.slow
 def test_static_thresholding_keeps_mnist_backgrounds_black(den):
     """MNIST's pixels sit at -1 and 1, so IF's dynamic thresholding (s = q95(|x0|) > 1, x0 / s) lifts the
     background at every step; the MNIST backend clips x0-hat to [-1, 1] instead."""

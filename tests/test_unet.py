@@ -156,6 +156,7 @@ def test_batchnorm_folding_keeps_the_function():
         torch.testing.assert_close(folded(*a), m(*a), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_inference_in_slices_keeps_the_function():
     """No-grad eval-mode CPU calls run in slices of the batch (activations under 24 MB); same outputs."""
     from fundiff.nn import ClassConditionalUNet, TimeConditionalUNet, UnconditionalUNet
