@@ -13,12 +13,11 @@ from fundiff.engine.inputs import (
     from_unit,
     load_image,
     load_mask,
-    parse_rect,
-    rect_mask,
     sample_names,
     sample_path,
     to_unit,
 )
+from fundiff.engine.masks import parse_rect, rect_mask
 from fundiff.errors import DataError, FundiffError
 
 

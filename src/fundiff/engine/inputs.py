@@ -18,7 +18,7 @@ A source is, tried in this order:
 - ``mnist-test:N`` / ``mnist-train:N``: digit N of that MNIST split (:func:`fundiff.data.load_mnist`);
 - the name of a bundled sample (:func:`sample_names`), e.g. ``"astronaut"`` or ``"digit-7"``.
 
-Masks (:func:`load_mask`, :func:`rect_mask`) are (1, 1, size, size) float32 holding exactly 0.0
+Masks (:func:`load_mask`; rectangles in :mod:`fundiff.engine.masks`) are (1, 1, size, size) float32 holding exactly 0.0
 and 1.0: white (1) is the region to generate, black (0) the region to keep.  A mask file goes
 through the same resize and crop as an image, so a mask drawn over a photo lines up with it.
 
@@ -47,8 +47,6 @@ __all__ = [
     "from_unit",
     "load_image",
     "load_mask",
-    "parse_rect",
-    "rect_mask",
     "sample_names",
     "sample_path",
     "to_unit",
@@ -66,7 +64,6 @@ _SAMPLE_SUFFIXES = (".png", ".jpg")
 _FLOAT_TOLERANCE = 1e-3  # float inputs may overshoot [0, 1] by this much (then are clamped)
 _NPZ_INDEX = re.compile(r"^(?P<path>.+\.npz):(?P<index>[^:/\\]*)$", re.IGNORECASE)
 _MNIST = re.compile(r"^mnist-(?P<split>test|train):(?P<index>.*)$")
-_RECT = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*$")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -107,51 +104,6 @@ def load_mask(source: ImageSource, size: int, invert: bool = False) -> torch.Ten
     if invert:
         mask = 1.0 - mask
     return mask.reshape(1, 1, size, size).contiguous()
-
-
-def rect_mask(
-    size: int,
-    rows: tuple[int, int],
-    cols: tuple[int, int],
-    reference_size: int | None = None,
-) -> torch.Tensor:
-    """(1, 1, size, size) float32: ones in rows [r0, r1) and cols [c0, c1), zeros elsewhere.
-
-    With ``reference_size`` the coordinates are in that resolution and scale by
-    ``size / reference_size``, r0 and c0 rounding down, r1 and c1 up: exact for integer factors
-    (64 -> 256), and covering the whole scaled area otherwise (64 -> 28).
-    The study's Campanile mask is ``rect_mask(64, (2, 20), (24, 42))``.
-    """
-    _check_size(size)
-    ref = size if reference_size is None else reference_size
-    if isinstance(ref, bool) or not isinstance(ref, int) or ref < 1:
-        raise FundiffError(f"rectangle reference size must be a whole number >= 1, got {reference_size}")
-    bounds = []
-    for what, pair in (("rows", rows), ("cols", cols)):
-        try:
-            a, b = (int(v) for v in pair)
-        except (TypeError, ValueError):
-            raise FundiffError(f"rectangle {what} must be two whole numbers (start, stop), got {pair!r}") from None
-        if a >= b:
-            raise FundiffError(f"empty rectangle: {what} {a}:{b} (the start must be below the stop)")
-        if a < 0 or b > ref:
-            raise FundiffError(
-                f"rectangle {what} {a}:{b} fall outside the {ref}x{ref} image (must be within 0:{ref})"
-            )
-        bounds.append((a * size // ref, -(-b * size // ref)))
-    (r0, r1), (c0, c1) = bounds
-    mask = torch.zeros(1, 1, size, size, dtype=torch.float32)
-    mask[..., r0:r1, c0:c1] = 1.0
-    return mask
-
-
-def parse_rect(text: str) -> tuple[tuple[int, int], tuple[int, int]]:
-    """``"2:20,24:42"`` (rows r0:r1, then cols c0:c1) -> ``((2, 20), (24, 42))``."""
-    match = _RECT.match(text) if isinstance(text, str) else None
-    if match is None:
-        raise FundiffError(f"bad rectangle {text!r}: expected ROW0:ROW1,COL0:COL1, e.g. 2:20,24:42")
-    r0, r1, c0, c1 = (int(g) for g in match.groups())
-    return (r0, r1), (c0, c1)
 
 
 def sample_names() -> list[str]:

@@ -88,7 +88,7 @@ class InpaintPipeline(DiffusionPipeline):
 
     def rect_mask(self, rect: str = STUDY_RECT, invert: bool = False) -> torch.Tensor:
         """A rectangle 'r0:r1,c0:c1' given in 64-px coordinates (scaled to the model's size) as a (1, 1, H, W) mask."""
-        from fundiff.engine.inputs import parse_rect, rect_mask
+        from fundiff.engine.masks import parse_rect, rect_mask
 
         rows, cols = parse_rect(rect)
         mask = rect_mask(self.image_size, rows, cols, reference_size=64)

@@ -312,7 +312,7 @@ class Report:
             s.numbers = res
             for recipe, r in res.items():
                 last = r["per_epoch"][-1]
-                s.claims.append(f"{recipe} recipe ({'ExponentialLR to 0.1x' if recipe == 'study' else 'constant lr, EMA of the weights'}): "
+                s.claims.append(f"{recipe} recipe ({'ExponentialLR, gamma = 0.1^(1/10) per epoch' if recipe == 'study' else 'constant lr 10x lower, EMA of the weights'}): "
                                 f"after epoch {last['epoch']} accuracy {last.get('accuracy', float('nan')):.0%}, classifier-FID "
                                 f"{last['classifier_fid']:.2f} (real-data floor {r['fid_floor']:.2f} at n = {r['eval_images']}); "
                                 f"{r['train_seconds']:.0f} s of training.")
