@@ -81,7 +81,7 @@ class SamplePipeline:
         elif any(c is None for c in classes):
             raise FundiffError("mix of class prompts and the empty prompt: sample them in separate calls")
         else:
-            labels = torch.tensor([c for c in classes for _ in range(per)])
+            labels = torch.tensor(classes).repeat_interleave(per)   # no Python list of N labels
         n = per * len(prompts)
         if limit is not None and n > limit:
             raise FundiffError(f"{n} images in one call is more than {limit}: use pipe.batches(...) to stream them")
