@@ -203,3 +203,18 @@ def test_latents_are_the_starting_noise(t2i):
     torch.testing.assert_close(given.images, drawn.images, rtol=0, atol=0)
     with pytest.raises(FundiffError, match=r"latents must be a float tensor of shape \(2, 1, 28, 28\)"):
         t2i("4", num_images_per_prompt=2, latents=torch.zeros(3, 1, 28, 28))
+
+
+def test_an_interrupted_streamed_npz_leaves_no_file_and_keeps_the_interrupt(tmp_path):
+    from fundiff.images import streamed_npz
+
+    with pytest.raises(KeyboardInterrupt):
+        with streamed_npz(tmp_path / "x.npz", (4, 1, 28, 28)) as npz:
+            npz.add(torch.zeros(2, 1, 28, 28))
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+    with streamed_npz(tmp_path / "y.npz", (2, 1, 2, 2)) as npz:   # and a finished one reads back
+        npz.add(torch.ones(2, 1, 2, 2))
+        npz.finish(labels=[3, 7])
+    data = np.load(tmp_path / "y.npz")
+    assert data["images"].shape == (2, 1, 2, 2) and data["labels"].tolist() == [3, 7]

@@ -38,9 +38,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fundiff: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        hint = ("rerun the same command to continue (finished trainings are reused)"
-                if getattr(args, "command", None) == "report" else
-                "the latest checkpoint is saved, rerun with --resume to continue")
+        command = getattr(args, "command", None)
+        if command == "report":
+            hint = "rerun the same command to continue (finished trainings are reused)"
+        elif command in ("train", "study"):
+            hint = "the latest checkpoint is saved, rerun with --resume to continue"
+        else:   # sampling and editing commands write their files only at the end, atomically
+            hint = "nothing was written"
         print(f"fundiff: interrupted; {hint}", file=sys.stderr)
         return 130
     except OSError as exc:

@@ -93,8 +93,17 @@ def streamed_npz(path: str | os.PathLike, shape: tuple[int, ...]) -> Iterator[Np
     """``with streamed_npz(p, (N, C, H, W)) as npz: npz.add(batch) ...; npz.finish(labels=...)``; atomic (a failure
     leaves no file), compressed, read back by ``np.load`` like :func:`save_npz`'s files."""
     with atomic_path(path) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-            yield NpzImages(zf, shape)
+        zf = zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True)
+        npz = NpzImages(zf, shape)
+        try:
+            yield npz
+        except BaseException:   # an error or Ctrl-C mid-stream: close quietly, atomic_path removes the temp file
+            with contextlib.suppress(Exception):
+                npz._fh.close()
+            with contextlib.suppress(Exception):
+                zf.close()
+            raise
+        zf.close()
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
