@@ -32,7 +32,16 @@ def load_denoiser(
     device: str | None = None, dtype: str | None = None, cpu_offload: bool = False, text_encoder: bool = False,
     download: bool = False,
 ) -> Denoiser:
-    """The denoiser named by ``model``; DeepFloyd options are ignored by MNIST models and vice versa."""
+    """The denoiser named by ``model``: "mnist" (embedded, offline), a fundiff flow model (file or run folder),
+    "deepfloyd" (IF stage I from ``weights`` or the Hugging Face cache) or a DeepFloyd IF stage I folder.
+
+    ``device`` None or "auto": the GPU for DeepFloyd when there is one, the CPU for MNIST models.  DeepFloyd
+    options are ignored by MNIST models and vice versa.
+    """
+    model = str(model)
+    if model != DEEPFLOYD and Path(model).is_dir() and (Path(model) / "model_index.json").is_file():
+        weights, model = model, DEEPFLOYD   # a diffusers folder (a local copy of DeepFloyd/IF-I-XL-v1.0)
+    device = None if device == "auto" else device
     if model == DEEPFLOYD:
         from fundiff.backends.deepfloyd import load_deepfloyd
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
+from fundiff.backends import load_denoiser
 from fundiff.engine.denoiser import Denoiser
 from fundiff.engine.schedule import THRESHOLD_CHOICES, Threshold, choose_threshold, describe_threshold
 from fundiff.errors import FundiffError
@@ -66,23 +66,6 @@ class PipelineOutput:
     record: dict[str, Any] = field(default_factory=dict)
     samples: torch.Tensor | None = None
     extras: dict[str, Any] = field(default_factory=dict)
-
-
-def load_denoiser(name_or_path: str | os.PathLike = "mnist", *, weights: str | os.PathLike | None = None,
-                  embeddings: str | os.PathLike | None = None, device: str | None = None, dtype: str | None = None,
-                  cpu_offload: bool = False, text_encoder: bool = False, download: bool = False) -> Denoiser:
-    """The denoiser ``name_or_path`` names: "mnist" (embedded, offline), a fundiff flow model (file or run folder),
-    "deepfloyd" (IF stage I from ``weights`` or the Hugging Face cache) or a DeepFloyd IF stage I folder."""
-    from fundiff.backends import DEEPFLOYD
-    from fundiff.backends import load_denoiser as load
-
-    name = str(name_or_path)
-    if name != DEEPFLOYD and Path(name).is_dir() and (Path(name) / "model_index.json").is_file():
-        weights, name = name, DEEPFLOYD   # a diffusers folder (a local copy of DeepFloyd/IF-I-XL-v1.0)
-    if device in (None, "auto") and name != DEEPFLOYD:
-        device = "cpu"
-    return load(name, weights=weights, embeddings=embeddings, device=None if device == "auto" else device,
-                dtype=dtype, cpu_offload=cpu_offload, text_encoder=text_encoder, download=download)
 
 
 def check_prompts(prompt: str | Sequence[str] | None, default: str, what: str = "prompt") -> list[str]:

@@ -72,8 +72,6 @@ def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_
     if denoiser is None:
         from fundiff.backends import load_denoiser
 
-        if backend_kwargs.get("device") in (None, "auto"):
-            backend_kwargs["device"] = None if model == "deepfloyd" else "cpu"
         denoiser = load_denoiser(model, **backend_kwargs)
     from fundiff.pipelines import DiffusionPipeline
 
