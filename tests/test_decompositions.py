@@ -76,7 +76,7 @@ def test_color_and_motion():
 
 def test_errors():
     assert decomposition_names() == ["hybrid", "triple", "color", "motion"]
-    with pytest.raises(FundiffError, match="unknown decomposition 'blend'; known: hybrid, triple, color, motion"):
+    with pytest.raises(FundiffError, match="unknown decomposition 'blend'; known decompositions: hybrid, triple, color, motion"):
         get_decomposition("blend", 64, 3)
     with pytest.raises(FundiffError, match="needs 3 colour channels, got 1"):
         get_decomposition("color", 28, 1)

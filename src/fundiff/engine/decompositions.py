@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from fundiff.engine.blur import filter2d, gaussian_blur, scale_kernel_size, scaled_blur
+from fundiff.engine.registry import Registry
 from fundiff.errors import FundiffError
 
 REFERENCE_SIZE = 64
@@ -129,22 +130,13 @@ class MotionHybrid(Decomposition):
         return [blurred, x - blurred]
 
 
-DECOMPOSITIONS: dict[str, type[Decomposition]] = {
-    "hybrid": Hybrid,
-    "triple": TripleHybrid,
-    "color": ColorHybrid,
-    "motion": MotionHybrid,
-}
-
-
-def decomposition_names() -> list[str]:
-    return list(DECOMPOSITIONS)
+DECOMPOSITIONS: Registry[Decomposition] = Registry("decomposition", Hybrid, TripleHybrid, ColorHybrid, MotionHybrid)
+decomposition_names = DECOMPOSITIONS.names
 
 
 def get_decomposition(name: str, size: int, channels: int) -> Decomposition:
     """The named decomposition with the study's constants scaled to ``size`` px, checked for ``channels``."""
-    if name not in DECOMPOSITIONS:
-        raise FundiffError(f"unknown decomposition {name!r}; known: {', '.join(DECOMPOSITIONS)}")
+    DECOMPOSITIONS.lookup(name)
     if size < 1:
         raise FundiffError(f"image size must be positive, got {size}")
     if name == "color" and channels != 3:

@@ -20,37 +20,37 @@ import torch
 from torch import nn
 
 
-class Conv(nn.Sequential):
+class ConvNormAct(nn.Sequential):
+    """``conv`` (kernel ``kernel_size``, stride ``stride``, padding 1) + BatchNorm + GELU: the spec's three conv blocks."""
+
+    conv: type[nn.Module] = nn.Conv2d
+    kernel_size = 3
+    stride = 1
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(
+            self.conv(in_channels, out_channels, kernel_size=self.kernel_size, stride=self.stride, padding=1),
+            nn.BatchNorm2d(out_channels),
+            nn.GELU(),
+        )
+
+
+class Conv(ConvNormAct):
     """Conv2d(3, 1, 1) + BatchNorm + GELU; keeps the spatial size."""
 
-    def __init__(self, in_channels: int, out_channels: int):
-        super().__init__(
-            nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=1, padding=1),
-            nn.BatchNorm2d(out_channels),
-            nn.GELU(),
-        )
 
-
-class DownConv(nn.Sequential):
+class DownConv(ConvNormAct):
     """Conv2d(3, 2, 1) + BatchNorm + GELU; halves the spatial size."""
 
-    def __init__(self, in_channels: int, out_channels: int):
-        super().__init__(
-            nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1),
-            nn.BatchNorm2d(out_channels),
-            nn.GELU(),
-        )
+    stride = 2
 
 
-class UpConv(nn.Sequential):
+class UpConv(ConvNormAct):
     """ConvTranspose2d(4, 2, 1) + BatchNorm + GELU; doubles the spatial size."""
 
-    def __init__(self, in_channels: int, out_channels: int):
-        super().__init__(
-            nn.ConvTranspose2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1),
-            nn.BatchNorm2d(out_channels),
-            nn.GELU(),
-        )
+    conv = nn.ConvTranspose2d
+    kernel_size = 4
+    stride = 2
 
 
 class Flatten(nn.Sequential):

@@ -89,6 +89,10 @@ class UnetBody(nn.Module):
         h = self.dec(torch.cat([e1, u2], dim=1))
         return self.out(h)
 
+    def config(self) -> dict[str, Any]:
+        """What rebuilds this model: its ``kind`` and constructor arguments (subclasses add theirs)."""
+        return {"kind": self.kind, "in_channels": self.in_channels, "num_hiddens": self.num_hiddens}
+
 
 @register
 class UnconditionalUNet(UnetBody):
@@ -100,9 +104,6 @@ class UnconditionalUNet(UnetBody):
         if (y := self.in_slices(self.forward, x)) is not None:
             return y
         return self.run(x)
-
-    def config(self) -> dict[str, Any]:
-        return {"kind": self.kind, "in_channels": self.in_channels, "num_hiddens": self.num_hiddens}
 
 
 def _time_column(t: torch.Tensor | float, n: int, like: torch.Tensor) -> torch.Tensor:
@@ -137,12 +138,7 @@ class TimeConditionalUNet(UnetBody):
         return self.run(x, lambda u: u + t1, lambda u: u + t2)
 
     def config(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "in_channels": self.in_channels,
-            "num_hiddens": self.num_hiddens,
-            "time_mode": self.time_mode,
-        }
+        return {**super().config(), "time_mode": self.time_mode}
 
 
 @register
@@ -180,9 +176,4 @@ class ClassConditionalUNet(UnetBody):
         return self.run(x, lambda u: c1 * u + t1, lambda u: c2 * u + t2)
 
     def config(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "in_channels": self.in_channels,
-            "num_hiddens": self.num_hiddens,
-            "num_classes": self.num_classes,
-        }
+        return {**super().config(), "num_classes": self.num_classes}

@@ -55,6 +55,7 @@ from fundiff.engine.views.pixel_permute import PixelPermuteView
 from fundiff.engine.views.inner_circle import InnerCircleView
 from fundiff.engine.views.jigsaw import JigsawView
 from fundiff.engine.views.permute import PermuteView
+from fundiff.engine.registry import Registry
 from fundiff.errors import FundiffError
 
 __all__ = ["REFERENCE_SIZE", "VIEWS", "FlipView", "IdentityView", "InnerCircleView", "JigsawView", "NegateView",
@@ -62,24 +63,9 @@ __all__ = ["REFERENCE_SIZE", "VIEWS", "FlipView", "IdentityView", "InnerCircleVi
            "RotateCWView", "SkewView", "View", "from_display", "get_view", "lift_permutation", "reference_grid",
            "to_display", "view_names"]
 
-VIEWS: dict[str, type[View]] = {
-    "identity": IdentityView,
-    "flip": FlipView,
-    "rotate_cw": RotateCWView,
-    "rotate_ccw": RotateCCWView,
-    "rotate_180": Rotate180View,
-    "negate": NegateView,
-    "skew": SkewView,
-    "patch_permute": PatchPermuteView,
-    "pixel_permute": PixelPermuteView,
-    "jigsaw": JigsawView,
-    "inner_circle": InnerCircleView,
-    "permute": PermuteView,
-}
-
-
-def view_names() -> list[str]:
-    return list(VIEWS)
+VIEWS: Registry[View] = Registry("view", IdentityView, FlipView, RotateCWView, RotateCCWView, Rotate180View, NegateView,
+                                 SkewView, PatchPermuteView, PixelPermuteView, JigsawView, InnerCircleView, PermuteView)
+view_names = VIEWS.names
 
 
 def get_view(spec: str | View) -> View:
@@ -89,9 +75,7 @@ def get_view(spec: str | View) -> View:
     text = str(spec).strip()
     name, sep, rest = text.partition(":")
     name = name.strip()
-    if name not in VIEWS:
-        raise FundiffError(f"unknown view {name!r}; known views: {', '.join(VIEWS)}")
-    cls = VIEWS[name]
+    cls = VIEWS.lookup(name)
     if cls is PermuteView:
         if not rest.strip():
             raise FundiffError("view permute needs a file: permute:PATH.npy")
