@@ -1,16 +1,18 @@
-"""Classifier-free guidance as a wrapper around a class-conditioned prediction.
+"""Classifier-free guidance, once for both stacks:
 
     pred = pred_uncond + gamma * (pred_cond - pred_uncond)
 
 (reference A.4 / B.4; the study uses gamma = 5 for MNIST and 7 for DeepFloyd IF).  gamma = 1 is the
-plain conditional model, gamma = 0 the unconditional one.  The conditional and the unconditional
-passes run as one batched model call of 2N images, so guidance costs one call per step, not two
-(each image still costs two evaluations, which is how fundiff counts NFE).
+plain conditional model, gamma = 0 the unconditional one.  :func:`guided_call` runs the unconditional
+and the conditional passes as one batched model call of 2N images (unconditional half first), so
+guidance costs one call per step, not two (each image still costs two evaluations, which is how
+fundiff counts NFE).  Part A's :class:`~fundiff.engine.denoiser.Conditioned` and Part B's
+:func:`conditional_prediction` are that function over a denoiser and over a raw class UNet.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -23,6 +25,16 @@ Prediction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x, model_t
 def guide(uncond: torch.Tensor, cond: torch.Tensor, guidance_scale: float) -> torch.Tensor:
     """uncond + gamma (cond - uncond)."""
     return uncond + guidance_scale * (cond - uncond)
+
+
+def guided_call(call: Callable[[torch.Tensor, Any], Any], x: torch.Tensor, cond: Any, uncond: Any,
+                guidance_scale: float, concat: Callable[[list], Any], combine: Callable[[Any, Any, float], Any] = guide):
+    """``call(x, cond)`` guided by ``uncond`` at ``guidance_scale``: one call on ``cat[x, x]`` and ``concat([uncond,
+    cond])``, split in halves (``.chunk(2)``) and combined as ``combine(u, c, gamma)`` (default u + gamma (c - u))."""
+    if guidance_scale == 1.0:
+        return call(x, cond)
+    u, c = call(torch.cat([x, x]), concat([uncond, cond])).chunk(2)
+    return combine(u, c, guidance_scale)
 
 
 def conditional_prediction(
@@ -42,8 +54,8 @@ def conditional_prediction(
     def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(n) if torch.as_tensor(t).ndim == 0 else t
-        keep = torch.cat([torch.ones(n, device=x.device), torch.zeros(n, device=x.device)])
-        both = call_model(model, torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, labels]), keep)
-        return guide(both[n:], both[:n], guidance_scale)
+        keep, drop = torch.ones(n, device=x.device), torch.zeros(n, device=x.device)   # the class kept / dropped
+        return guided_call(lambda x2, mask: call_model(model, x2, torch.cat([t, t]), torch.cat([labels, labels]), mask),
+                           x, keep, drop, guidance_scale, torch.cat)
 
     return guided, 2

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from fundiff.engine.schedule import Schedule, Threshold
-from fundiff.guidance import guide
+from fundiff.guidance import guide, guided_call
 
 
 @dataclass
@@ -39,6 +39,11 @@ class Prediction:
     def chunk(self, n: int) -> list["Prediction"]:
         parts = [t.chunk(n) if t is not None else [None] * n for t in (self.x0, self.eps, self.variance)]
         return [Prediction(*p) for p in zip(*parts)]
+
+    @staticmethod
+    def guide(u: "Prediction", c: "Prediction", guidance_scale: float) -> "Prediction":
+        """CFG of x0 and eps (the variance is the conditional pass's, as in diffusers' IF pipelines)."""
+        return Prediction(guide(u.x0, c.x0, guidance_scale), guide(u.eps, c.eps, guidance_scale), c.variance)
 
     @staticmethod
     def mean(preds: Sequence["Prediction"]) -> "Prediction":
@@ -104,11 +109,8 @@ class Denoiser(ABC):
 
     def predict_guided(self, x: torch.Tensor, t: int, cond: Any, uncond: Any, guidance_scale: float) -> Prediction:
         """Classifier-free guidance with the two passes in one call of 2N (unconditional half first)."""
-        if guidance_scale == 1.0:
-            return self.predict(x, t, cond)
-        both = self.predict(torch.cat([x, x]), t, concat_conditions([uncond, cond]))
-        u, c = both.chunk(2)
-        return Prediction(guide(u.x0, c.x0, guidance_scale), guide(u.eps, c.eps, guidance_scale), c.variance)
+        return guided_call(lambda x2, c: self.predict(x2, t, c), x, cond, uncond, guidance_scale, concat_conditions,
+                           Prediction.guide)
 
 
 @dataclass
