@@ -142,13 +142,8 @@ def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_
                             "denoised toward the prompt. More strength = more change.")
                 with gr.Row():
                     with gr.Column():
-                        s_canvas = gr.ImageEditor(
-                            value=_editor_value(_blank_canvas(den)), label="canvas", type="numpy", image_mode="RGBA",
-                            sources=(), brush=_editor_brush(den, mask=False), eraser=gr.Eraser(),
-                            transforms=(), layers=False, canvas_size=(CANVAS, CANVAS), fixed_canvas=True,
-                            height=CANVAS + 150, elem_id="sdedit-canvas")
-                        s_upload = gr.File(label="...or upload an image (PNG, JPEG)", file_types=["image"],
-                                           type="filepath", height=110, elem_id="sdedit-upload")
+                        s_canvas, s_upload = _editor_with_upload(den, "sdedit", _blank_canvas(den), "canvas",
+                                                                 "...or upload an image (PNG, JPEG)", mask=False)
                         s_prompt = gr.Textbox(value=default_prompt, label="prompt", info=helptext, elem_id="sdedit-prompt")
                         s_strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="strength",
                                                info="how far to noise the input (1 = all the way: ignores it)")
@@ -174,13 +169,8 @@ def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_
                             "is kept. Upload your own image below.")
                 with gr.Row():
                     with gr.Column():
-                        i_editor = gr.ImageEditor(
-                            value=_editor_value(_default_photo(den)), label="image: paint the mask",
-                            type="numpy", image_mode="RGBA", sources=(), brush=_editor_brush(den, mask=True),
-                            eraser=gr.Eraser(), transforms=(), layers=False, canvas_size=(CANVAS, CANVAS),
-                            fixed_canvas=True, height=CANVAS + 150, elem_id="inpaint-editor")
-                        i_upload = gr.File(label="upload an image (PNG, JPEG)", file_types=["image"], type="filepath",
-                                           height=110, elem_id="inpaint-upload")
+                        i_editor, i_upload = _editor_with_upload(den, "inpaint", _default_photo(den), "image: paint the mask",
+                                                                 "upload an image (PNG, JPEG)", mask=True)
                         i_rect = gr.Textbox(value="", label="...or a rectangle (used when nothing is painted)",
                                             placeholder="rows,cols in 64-px coordinates, e.g. 2:20,24:42",
                                             elem_id="inpaint-rect")
@@ -254,6 +244,16 @@ def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_
     demo.queue(default_concurrency_limit=concurrency, max_size=max_queue)
     demo.fundiff_pipeline = base   # the shared model and its thresholding (for tests and embedding apps)
     return demo
+
+
+def _editor_with_upload(den, tab: str, image, label: str, upload_label: str, mask: bool):
+    """A drawing canvas holding ``image`` (``mask``: the brush paints the mask) and an upload box under it."""
+    editor = gr.ImageEditor(value=_editor_value(image), label=label, type="numpy", image_mode="RGBA", sources=(),
+                            brush=_editor_brush(den, mask=mask), eraser=gr.Eraser(), transforms=(), layers=False,
+                            canvas_size=(CANVAS, CANVAS), fixed_canvas=True, height=CANVAS + 150,
+                            elem_id=f"{tab}-{'editor' if mask else 'canvas'}")
+    upload = gr.File(label=upload_label, file_types=["image"], type="filepath", height=110, elem_id=f"{tab}-upload")
+    return editor, upload
 
 
 def serve(host: str = "127.0.0.1", port: int = 7860, *, model: str = "mnist", max_queue: int = 16,
