@@ -20,3 +20,11 @@ def mnist():
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def den():
+    """The embedded MNIST model as a Part A denoiser (loaded once; nothing mutates a loaded denoiser)."""
+    from fundiff.backends.mnist import MnistDenoiser
+
+    return MnistDenoiser.load("mnist")

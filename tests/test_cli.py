@@ -1,6 +1,5 @@
 """The command line: --help everywhere, one-line errors with exit code 2, nothing half-written."""
 
-import gzip
 
 import pytest
 

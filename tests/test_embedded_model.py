@@ -4,7 +4,6 @@ import json
 from importlib import resources
 
 import numpy as np
-import pytest
 import torch
 
 from fundiff.generate import embedded_model_path, generate, load_generator

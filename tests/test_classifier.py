@@ -1,0 +1,76 @@
+"""fundiff.classifier and classifier_training: the shipped MNIST classifier, its training and loading."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from fundiff.classifier import SHIPPED_CLASSIFIER, load_classifier
+from fundiff.classifier_training import CLASSIFIER_DEFAULTS, train_classifier
+from fundiff.data import to_float
+from fundiff.errors import CheckpointError
+from fundiff.metrics import (
+    class_accuracy,
+    classifier_features,
+    classifier_predictions,
+)
+from fundiff.nn import MODEL_KINDS, MnistClassifier
+from fundiff.training import save_model
+
+
+def test_shipped_classifier_loads_and_is_accurate(mnist):
+    assert SHIPPED_CLASSIFIER.is_file()
+    model = load_classifier()
+    assert load_classifier() is model  # cached
+    assert isinstance(model, MnistClassifier)
+    assert model.config()["kind"] == "mnist-classifier" and MODEL_KINDS["mnist-classifier"] is MnistClassifier
+    assert not model.training
+    n_weights = sum(p.numel() for p in model.parameters())
+    assert n_weights * 4 < 1_000_000
+    images, labels = to_float(mnist.test_images[:2000]), mnist.test_labels[:2000]
+    preds, probs = classifier_predictions(images)
+    assert preds.dtype == torch.int64 and preds.shape == (2000,) and probs.shape == (2000, 10)
+    torch.testing.assert_close(probs.sum(1), torch.ones(2000))
+    assert class_accuracy(images, labels) >= 0.99
+    # uint8 input is accepted and gives the same predictions
+    assert torch.equal(classifier_predictions(mnist.test_images[:200])[0], preds[:200])
+    feats = classifier_features(images[:100])
+    assert feats.dtype == torch.float64 and feats.shape == (100, 128)
+
+
+def test_shuffled_labels_give_chance_accuracy(mnist):
+    images, labels = mnist.test_images[:2000], mnist.test_labels[:2000]
+    shuffled = labels[torch.randperm(2000, generator=torch.Generator().manual_seed(0))]
+    assert 0.07 < class_accuracy(images, shuffled) < 0.13
+    assert class_accuracy(images[:100][labels[:100] == 7], 7) > 0.9  # one int label for all
+
+
+def test_train_classifier_tiny_run_writes_record_and_loadable_model(mnist, tmp_path):
+    import dataclasses
+
+    config = dataclasses.replace(CLASSIFIER_DEFAULTS, num_train=256, epochs=1, progress=False, checkpoint_interval=0)
+    record = train_classifier(tmp_path, config, mnist)
+    saved = json.loads((tmp_path / "classifier.json").read_text())
+    assert saved["test_accuracy"] == record["test_accuracy"]
+    assert saved["test_images"] == 10000
+    assert saved["command"] == f"fundiff train classifier --out {tmp_path} --epochs 1 --num-train 256"
+    assert saved["train_seconds"] > 0 and saved["torch"] == torch.__version__
+    model = load_classifier(tmp_path / "model.safetensors")
+    assert isinstance(model, MnistClassifier)
+    # the record's accuracy is the loaded model's, counted by hand on all 10 000 test images
+    with torch.no_grad():
+        x = mnist.test_images.unsqueeze(1).float() / 255
+        by_hand = float((torch.cat([model(x[k:k + 1000]).argmax(1) for k in range(0, 10000, 1000)])
+                         == mnist.test_labels).double().mean())
+    assert record["test_accuracy"] == pytest.approx(by_hand, abs=1e-4)
+    assert class_accuracy(mnist.test_images, mnist.test_labels, classifier=model) == pytest.approx(by_hand, abs=1e-4)
+
+
+def test_load_classifier_refuses_other_model_kinds(tmp_path):
+    from fundiff.nn import UnconditionalUNet
+
+    path = save_model(tmp_path / "unet.safetensors", UnconditionalUNet(1, 4))
+    with pytest.raises(CheckpointError, match="mnist-classifier"):
+        load_classifier(path)

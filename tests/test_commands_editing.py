@@ -1,0 +1,46 @@
+"""fundiff.commands.editing: edit, inpaint, anagram and hybrid on the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import assert_one_line_error
+
+
+@pytest.mark.slow
+def test_edit_inpaint_anagram_hybrid_commands(cli, tmp_path):
+    runs = {
+        "edit": ["edit", "--image", "mnist-test:3", "--prompt", "8", "--i-start", "2", "6", "--steps", "10"],
+        "inpaint": ["inpaint", "--image", "mnist-test:1", "--rect", "0:32,32:64", "--prompt", "4", "--steps", "8",
+                    "--jump-length", "2", "--jump-n-sample", "2", "--num-images", "2"],
+        "anagram": ["anagram", "--prompt", "6", "--prompt", "9", "--steps", "8", "--num-images", "2", "--frames", "4"],
+        "hybrid": ["hybrid", "--prompt", "1", "--prompt", "7", "--steps", "8", "--num-images", "2"],
+    }
+    files = {"edit": ["sdedit.png", "edit.json"], "inpaint": ["inpaint.png", "inpaint.json"],
+             "anagram": ["anagram.png", "anagram.gif", "anagram.json"], "hybrid": ["hybrid.png", "hybrid.json"]}
+    for name, args in runs.items():
+        proc = cli(*args, "--out", tmp_path / name)
+        assert proc.returncode == 0, (name, proc.stderr)
+        for f in files[name]:
+            assert (tmp_path / name / f).is_file(), (name, f)
+    assert json.loads((tmp_path / "edit" / "edit.json").read_text())["t_start"] == [700, 300]
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["anagram", "--prompt", "6", "--prompt", "9", "--view", "identity"], ["one view per prompt"]),
+    (["anagram", "--prompt", "6", "--prompt", "9", "--view", "identity", "--view", "spin"], ["unknown view", "spin"]),
+    (["anagram", "--prompt", "6", "--prompt", "9", "--view", "identity", "--view", "patch_permute"], ["patch"]),
+    (["hybrid", "--prompt", "1", "--kind", "zoom"], ["invalid choice", "zoom"]),
+    (["hybrid", "--prompt", "1", "--prompt", "2", "--kind", "color"], ["3 colour channels"]),
+    (["inpaint", "--rect", "70:80,0:5"], ["70"]),
+    (["inpaint", "--rect", "nonsense"], ["nonsense"]),
+    (["edit", "--i-start", "50"], ["i_start=50"]),
+    (["edit", "--strength", "1.5"], ["strength"]),
+])
+def test_editing_bad_input_is_one_line(cli, tmp_path, args, fragments):
+    proc = cli(*args, "--out", tmp_path / "o")
+    assert_one_line_error(proc, *fragments)
+    for f in fragments:
+        assert f in proc.stderr, proc.stderr

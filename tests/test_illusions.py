@@ -1,0 +1,61 @@
+"""fundiff.engine.illusions: visual anagrams and hybrid (factorized) images."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fundiff.engine.decompositions import get_decomposition
+from fundiff.engine.denoiser import Conditioned, Prediction
+from fundiff.engine.illusions import anagram_predict, hybrid_predict
+from fundiff.engine.views import get_view
+from fundiff.errors import FundiffError
+
+
+def _x(n=2, seed=0):
+    return torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+
+def test_anagram_with_identity_views_is_plain_guidance(den):
+    x = _x()
+    plain = Conditioned.from_prompts(den, ["4", "4"], 5.0)(x, 500)
+    both = anagram_predict(den, ["4", "4"], [get_view("identity"), get_view("identity")], batch=2, guidance_scale=5.0)(x, 500)
+    assert torch.allclose(plain.eps, both.eps, atol=1e-5) and torch.allclose(plain.x0, both.x0, atol=1e-4)
+
+
+def test_anagram_averages_view_mapped_predictions(den):
+    x = _x()
+    flip = get_view("flip")
+    ana = anagram_predict(den, ["6", "9"], [get_view("identity"), flip], batch=2, guidance_scale=5.0)(x, 700)
+    p6 = Conditioned.from_prompts(den, ["6", "6"], 5.0)(x, 700)
+    p9 = Conditioned.from_prompts(den, ["9", "9"], 5.0)(flip.view(x), 700)
+    assert torch.allclose(ana.eps, (p6.eps + flip.inverse_view(p9.eps)) / 2, atol=1e-5)
+    a, s = den.schedule.coefficients(700)
+    assert torch.allclose(a * ana.x0 + s * ana.eps, x, atol=1e-4)
+
+
+def test_hybrid_of_one_prompt_is_that_prompt_and_keeps_x_consistent(den):
+    x = _x()
+    dec = get_decomposition("hybrid", 28, 1)
+    same = hybrid_predict(den, ["2", "2"], dec, batch=2, guidance_scale=5.0)(x, 400)
+    plain = Conditioned.from_prompts(den, ["2", "2"], 5.0)(x, 400)
+    assert torch.allclose(same.eps, plain.eps, atol=1e-5)
+    mixed = hybrid_predict(den, ["1", "7"], dec, batch=2, guidance_scale=5.0)(x, 400)
+    a, s = den.schedule.coefficients(400)
+    assert torch.allclose(a * mixed.x0 + s * mixed.eps, x, atol=1e-4)
+
+
+def test_negate_view_leaves_variance_in_anagram_reduction():
+    neg = get_view("negate")
+    p = Prediction(torch.ones(1, 3, 8, 8), torch.ones(1, 3, 8, 8), torch.full((1, 3, 8, 8), 0.3))
+    q = p.map(neg.inverse_view, lambda v: neg.inverse_view(v, variance=True))
+    assert torch.equal(q.eps, -p.eps) and torch.equal(q.variance, p.variance)
+
+
+def test_illusion_errors(den):
+    with pytest.raises(FundiffError, match="one view per prompt"):
+        anagram_predict(den, ["1", "2", "3"], [get_view("identity"), get_view("flip")])
+    with pytest.raises(FundiffError, match="2 components"):
+        hybrid_predict(den, ["1", "2", "3"], get_decomposition("hybrid", 28, 1))
+    with pytest.raises(FundiffError, match="square"):
+        get_view("rotate_cw").view(torch.zeros(1, 3, 16, 32))
