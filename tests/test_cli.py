@@ -1,5 +1,6 @@
 """The command line: --help everywhere, one-line errors with exit code 2, nothing half-written."""
 
+import os
 
 import pytest
 
@@ -90,3 +91,25 @@ def test_unavailable_device(cli, tmp_path):
         pytest.skip("this machine has CUDA")
     proc = cli("train", "denoiser", "--out", tmp_path / "r", "--device", "cuda", "--num-hiddens", "4")
     assert_one_line_error(proc, "CUDA")
+
+
+@pytest.mark.slow
+def test_sigterm_during_sample_is_the_interrupt_and_leaves_no_file(tmp_path):
+    """kill (SIGTERM) mid-way through a streamed .npz: the one-line interrupt, exit 130, no .npz and no temp file."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "fundiff", "sample", "--num-images", "3000", "--out",
+                             str(tmp_path / "s.png"), "--save-array", str(tmp_path / "s.npz")],
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 60
+    while not any(tmp_path.iterdir()) and time.monotonic() < deadline:   # wait for the temp .npz to appear
+        time.sleep(0.2)
+    assert any(tmp_path.iterdir()), "the sample run never started writing"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == ["fundiff: interrupted; nothing was written"], err
+    assert list(tmp_path.iterdir()) == []

@@ -7,7 +7,9 @@ Ctrl-C during training saves a checkpoint and exits with 130 (rerun with ``--res
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from typing import Sequence
 
 from fundiff import __version__
@@ -29,9 +31,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate_as_interrupt(signum, frame) -> None:  # noqa: ANN001
+    """SIGTERM (``kill``, a batch system stopping the job) acts as Ctrl-C: the same checkpoint, clean-up and message."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler) and handler is not signal.default_int_handler:
+        handler(signal.SIGINT, frame)   # the trainer's: stop after the current step, then checkpoint
+    else:
+        raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt) if in_main_thread else None
     try:
         return args.func(args)
     except FundiffError as exc:
@@ -51,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         print(f"fundiff: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

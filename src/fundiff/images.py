@@ -51,15 +51,11 @@ def save_gif(frames: Sequence[torch.Tensor], path: str | os.PathLike, nrow: int 
 
 
 def save_npz(path: str | os.PathLike, images: torch.Tensor, **extra: np.ndarray | Sequence) -> Path:
-    """Raw images (float32 in [0, 1]) plus labels / prompts, as a compressed .npz."""
-    arrays = {"images": images.detach().float().cpu().numpy().astype(np.float32)}
-    arrays.update({k: np.asarray(v) for k, v in extra.items()})
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-
-    return write_atomic(path, write)
+    """Raw images (float32 in [0, 1]) plus labels / prompts, as a compressed .npz (:func:`streamed_npz` in one batch)."""
+    with streamed_npz(path, tuple(images.shape)) as npz:
+        npz.add(images)
+        npz.finish(**extra)
+    return Path(path)
 
 
 class NpzImages:
