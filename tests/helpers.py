@@ -23,3 +23,21 @@ def assert_one_line_error(proc, *fragments):
     for fragment in fragments:
         assert fragment in err, err
     return err
+
+
+def write_png_bomb(path, width, height):
+    """A valid greyscale PNG of ``width`` x ``height`` black pixels, a few hundred KB on disk however large it
+    decodes (a decompression bomb), written row by row so that making it takes no memory."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    z = zlib.compressobj(9)
+    row = bytes(width + 1)   # filter byte 0, then the pixels
+    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    with open(path, "wb") as fh:
+        fh.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                 + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path

@@ -9,6 +9,7 @@ skips, saying why, only when that fails.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import os
@@ -125,13 +126,34 @@ def test_bad_form_values_give_a_message_not_a_crash(den, kwargs, fragment):
 def test_a_non_image_upload_gives_a_message(den, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("this is a text file, not a picture")
-    for call in (lambda: web.check_upload(str(bad)), lambda: web.upload_to_canvas(den, str(bad))):
-        with pytest.raises(gr.Error) as excinfo:
-            call()
-        assert "notes.png is not an image" in _message(excinfo)
-        assert str(tmp_path) not in _message(excinfo)       # the user's file name, not the server's temp path
+    with pytest.raises(gr.Error) as excinfo:
+        web.upload_to_canvas(den, str(bad))
+    assert "notes.png is not an image" in _message(excinfo)
+    assert str(tmp_path) not in _message(excinfo)       # the user's file name, not the server's temp path
     with pytest.raises(gr.Error, match="no file was uploaded"):
-        web.check_upload(None)
+        web.upload_to_canvas(den, None)
+
+
+def test_a_decompression_bomb_upload_is_refused_from_its_header(den, tmp_path, monkeypatch):
+    """A 97 KB PNG that decodes to 100 megapixels: a message within a second, and nothing is decoded."""
+    from PIL import ImageFile
+
+    from helpers import write_png_bomb
+
+    bomb = write_png_bomb(tmp_path / "bomb.png", 10_000, 10_000)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("the bomb was decoded"))
+    start = time.monotonic()
+    with pytest.raises(gr.Error) as excinfo:
+        web.upload_to_canvas(den, str(bomb))
+    assert time.monotonic() - start < 1.0
+    assert "bomb.png has 100,000,000 pixels (10000 x 10000), over the limit of 50,000,000" in _message(excinfo)
+
+
+def test_uploads_share_the_model_jobs_queue_slots(den):
+    app = web.build_app(denoiser=den, concurrency=1)
+    uploads = [d for d in app.fns.values() if d.fn is not None and getattr(d.fn, "__name__", "") == "to_canvas"]
+    assert len(uploads) == 2                                           # the SDEdit and the Inpaint upload boxes
+    assert all(d.concurrency_id == "model" and d.concurrency_limit == 1 for d in uploads)
 
 
 def test_an_uploaded_image_lands_on_the_canvas(den):
@@ -329,14 +351,14 @@ def sync_playwright():
     return sync_playwright
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """``python -m fundiff serve`` on a free loopback port; killed at the end, pass or fail."""
+@contextlib.contextmanager
+def _serving(log_dir, *extra):
+    """``python -m fundiff serve EXTRA`` on a free loopback port until the block ends (killed, pass or fail)."""
     port = _free_port()
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    log_path = log_dir / "serve.log"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "fundiff", "serve", "--port", str(port), "--quiet"],
+        proc = subprocess.Popen([sys.executable, "-m", "fundiff", "serve", "--port", str(port), "--quiet", *extra],
                                 stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -364,18 +386,31 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(chromium, sync_playwright, server):
+def server(tmp_path_factory):
+    with _serving(tmp_path_factory.mktemp("serve")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser(chromium, sync_playwright):
+    """One headless Chromium for the module's browser tests (Playwright's sync API runs once per process)."""
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, headless=True,
-                                     args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
+        launched = pw.chromium.launch(executable_path=chromium, headless=True,
+                                      args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.set_default_timeout(60_000)
-            page.goto(server["url"])
-            page.wait_for_selector("#gen-button")
-            yield page
+            yield launched
         finally:
-            browser.close()
+            launched.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.set_default_timeout(60_000)
+    page.goto(server["url"])
+    page.wait_for_selector("#gen-button")
+    yield page
+    page.close()
 
 
 def _set_number(page, selector: str, value) -> None:
@@ -442,3 +477,48 @@ def test_browser_sdedit_of_a_digit_drawn_on_the_canvas(page, server):
     assert drawn.max() > 200 and drawn.mean() < 128                       # white strokes on black: the drawing arrived
     assert "i_start" in page.locator("#sdedit-caption").inner_text()
     assert server["proc"].poll() is None
+
+
+@pytest.mark.slow
+def test_browser_logs_in_through_the_login_page(browser, tmp_path):
+    """With --auth-file the UI is behind gradio's login page: a wrong password is refused, the right one lets in."""
+    import re
+
+    logins = tmp_path / "logins.txt"
+    logins.write_text("# who may use the UI\nada:correct horse battery\n")
+    with _serving(tmp_path, "--auth-file", str(logins)) as running:
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        try:
+            page.set_default_timeout(60_000)
+            page.goto(running["url"])
+            login = page.get_by_role("button", name=re.compile("login", re.I))
+            login.wait_for()
+            assert page.locator("#gen-button").count() == 0                  # nothing of the UI before logging in
+            page.get_by_label(re.compile("username", re.I)).fill("ada")
+            page.get_by_label(re.compile("password", re.I)).fill("wrong")
+            login.click()
+            page.get_by_text(re.compile("incorrect", re.I)).first.wait_for()
+            page.get_by_label(re.compile("username", re.I)).fill("ada")          # the form comes back empty
+            page.get_by_label(re.compile("password", re.I)).fill("correct horse battery")
+            login.click()
+            page.wait_for_selector("#gen-button")                            # the UI itself
+            assert running["proc"].poll() is None
+        finally:
+            page.close()
+
+
+def test_serve_refuses_an_exposed_host_without_a_login_and_bad_logins(cli, tmp_path):
+    assert_one_line_error(cli("serve", "--host", "0.0.0.0"), "--host 0.0.0.0 exposes the UI", "--auth", "--no-auth")
+    assert_one_line_error(cli("serve", "--auth", "ada"), "--auth: expected USER:PASSWORD")
+    assert_one_line_error(cli("serve", "--auth", ":pw"), "--auth: expected USER:PASSWORD")
+    assert_one_line_error(cli("serve", "--auth-file", str(tmp_path / "none.txt")), "cannot read --auth-file")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nobody\n\n")
+    assert_one_line_error(cli("serve", "--auth-file", str(empty)), "holds no USER:PASSWORD line")
+    assert_one_line_error(cli("serve", "--auth", "a:b", "--no-auth"), "not both")
+
+
+def test_login_check_is_exact():
+    check = web.check_login([("ada", "pw one"), ("bob", "two")])
+    assert check("ada", "pw one") and check("bob", "two")
+    assert not check("ada", "two") and not check("bob", "pw one") and not check("ada", "pw one ") and not check("", "")

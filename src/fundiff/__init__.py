@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 # The pipelines, loaded on first use so that ``import fundiff`` (and the CLI's start) stays light.
 _PIPELINES = ("AnagramPipeline", "DiffusionPipeline", "HybridPipeline", "InpaintPipeline", "PipelineOutput",
               "SDEditPipeline", "SamplePipeline", "Text2ImagePipeline", "UpsamplePipeline")
-__all__ = ["FundiffError", "__version__", *_PIPELINES]
+__all__ = ["FundiffError", "MAX_IMAGE_PIXELS", "__version__", "pixel_limit", *_PIPELINES]
 
 
 def __getattr__(name: str):
@@ -31,4 +31,8 @@ def __getattr__(name: str):
         from fundiff.errors import FundiffError
 
         return FundiffError
+    if name in ("MAX_IMAGE_PIXELS", "pixel_limit"):   # the cap on input images (checked before decoding)
+        from fundiff.engine import pixel_limit
+
+        return getattr(pixel_limit, name)
     raise AttributeError(f"module 'fundiff' has no attribute {name!r}")

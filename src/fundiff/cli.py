@@ -7,6 +7,7 @@ Ctrl-C during training saves a checkpoint and exits with 130 (rerun with ``--res
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -14,6 +15,7 @@ from typing import Sequence
 
 from fundiff import __version__
 from fundiff.commands.arguments import Parser
+from fundiff.engine.pixel_limit import pixel_limit
 from fundiff.errors import FundiffError
 
 
@@ -46,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt) if in_main_thread else None
     try:
-        return args.func(args)
+        with pixel_limit(args.max_image_pixels) if getattr(args, "max_image_pixels", None) else contextlib.nullcontext():
+            return args.func(args)
     except FundiffError as exc:
         print(f"fundiff: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fundiff.engine.pixel_limit import MAX_IMAGE_PIXELS
+
 
 class Parser(argparse.ArgumentParser):
     """argparse with a one-line error message (no usage dump) and exit code 2."""
@@ -88,6 +90,8 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-threshold", dest="threshold", action="store_const", const="none",
                    help="the study's plain x0 formula (same as --threshold none)")
     add_flags(g, "seed")
+    g.add_argument("--max-image-pixels", type=positive_int, default=None, metavar="N",
+                   help=f"refuse input images of more than N pixels, checked before decoding (default {MAX_IMAGE_PIXELS})")
 
 
 STEPS_HELP = "num_inference_steps (diffusers spacing); default: the study's strided list 990, 960, ..., 0"

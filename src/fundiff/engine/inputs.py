@@ -23,6 +23,12 @@ and 1.0: white (1) is the region to generate, black (0) the region to keep.  A m
 through the same resize and crop as an image, so a mask drawn over a photo lines up with it.
 
 Every problem the user can fix raises :class:`~fundiff.errors.FundiffError` with a one-line message.
+
+Size limit: an image of more than :data:`MAX_IMAGE_PIXELS` pixels (width x height) is refused from its
+header, before any pixel is decoded (a decompression bomb, a few hundred KB of PNG that would decode to
+gigabytes, costs nothing); so are arrays and ``.npz`` images over it.  ``with pixel_limit(n):`` (the
+CLI's ``--max-image-pixels``) raises or lowers it for the code inside.  Image K of an ``.npz`` is read
+on its own, streamed from the archive, so a 10-million-image ``--save-array`` file costs one image.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from __future__ import annotations
 import importlib.resources
 import os
 import re
-import zipfile
+import warnings
 from pathlib import Path
 from typing import Any, Union
 
@@ -38,15 +44,19 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from fundiff.engine.npz_source import npz_image
+from fundiff.engine.pixel_limit import MAX_IMAGE_PIXELS, check_pixels, pixel_limit
 from fundiff.errors import DataError, FundiffError, one_line as _one_line
 
 __all__ = [
     "DEFAULT_IMAGES",
+    "MAX_IMAGE_PIXELS",
     "ImageSource",
     "default_image",
     "from_unit",
     "load_image",
     "load_mask",
+    "pixel_limit",
     "sample_names",
     "sample_path",
     "to_unit",
@@ -146,6 +156,7 @@ def from_unit(x: torch.Tensor) -> torch.Tensor:
 
 def _open(source: Any) -> Image.Image | torch.Tensor:
     if isinstance(source, Image.Image):
+        check_pixels(source.size[0] * source.size[1], "the image", source.size)
         return source
     if isinstance(source, (np.ndarray, torch.Tensor)):
         return _from_array(source, what="the array")
@@ -194,12 +205,18 @@ def _open_file(path: Path, index: int | None) -> Image.Image | torch.Tensor:
     if not path.exists():
         raise FundiffError(f"no such image file: {path}")
     if path.suffix.lower() == ".npz":
-        return _open_npz(path, 0 if index is None else index)
+        index = 0 if index is None else index
+        return _from_array(npz_image(path, index), what=f"image {index} of {path}")
     try:
-        with Image.open(path) as im:
-            im.seek(0)
-            im.load()
-            image = ImageOps.exif_transpose(im)  # always a loaded copy
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)   # our own limit is checked instead
+            with Image.open(path) as im:   # reads the header only
+                check_pixels(im.size[0] * im.size[1], str(path), im.size)
+                im.seek(0)
+                im.load()
+                image = ImageOps.exif_transpose(im)  # always a loaded copy
+    except FundiffError:
+        raise
     except UnidentifiedImageError:
         raise FundiffError(f"{path} is not an image PIL can read") from None
     except Image.DecompressionBombError as exc:
@@ -209,33 +226,6 @@ def _open_file(path: Path, index: int | None) -> Image.Image | torch.Tensor:
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise FundiffError(f"{path} is not an image PIL can read (truncated or corrupt: {_one_line(exc)})") from None
     return image
-
-
-def _open_npz(path: Path, index: int) -> Image.Image | torch.Tensor:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if "images" not in data.files:
-                raise FundiffError(
-                    f"{path} has no 'images' array (found: {', '.join(data.files) or 'nothing'}); "
-                    "expected a file written by --save-array"
-                )
-            images = data["images"]
-    except FundiffError:
-        raise
-    except PermissionError:
-        raise FundiffError(f"cannot read {path}: permission denied") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise FundiffError(f"{path} is not a readable .npz file ({_one_line(exc)})") from None
-    if images.ndim not in (3, 4):
-        raise FundiffError(
-            f"{path}: 'images' has shape {images.shape}, expected N x H x W or N x C x H x W"
-        )
-    n = images.shape[0]
-    if n == 0:
-        raise FundiffError(f"{path} holds no images")
-    if index >= n:
-        raise FundiffError(f"image index {index} out of range for {path}: it holds {n} images (0..{n - 1})")
-    return _from_array(images[index], what=f"image {index} of {path}")
 
 
 def _open_mnist(split: str, index_text: str, text: str) -> Image.Image:
@@ -257,6 +247,9 @@ def _from_array(array: np.ndarray | torch.Tensor, what: str) -> Image.Image | to
         array = array.float().numpy() if array.dtype in (torch.float16, torch.bfloat16) else array.numpy()
     arr = np.asarray(array)
     shape = tuple(arr.shape)
+    if arr.ndim >= 2:
+        channels = shape[-1] if arr.ndim == 3 and shape[-1] in (1, 3, 4) else shape[-3] if arr.ndim >= 3 else 1
+        check_pixels(int(np.prod(shape, dtype=np.int64)) // max(channels, 1), what)
     if arr.dtype == np.uint8:
         if arr.ndim == 2:
             return Image.fromarray(np.ascontiguousarray(arr), mode="L")

@@ -19,14 +19,16 @@ with a one-line message, shown on the page.
 
 from __future__ import annotations
 
+import hmac
+
 from fundiff.errors import FundiffError
 from fundiff.web.forms import (CANVAS, DEFAULT_STEPS, DISPLAY, MAX_IMAGES, MAX_STEPS,
-                               MAX_UPLOAD, OUTPUT_BUTTONS, _blank_canvas, _default_photo, _editor_value, check_upload,
+                               MAX_UPLOAD, OUTPUT_BUTTONS, _blank_canvas, _default_photo, _editor_value,
                                gr, load_upload, upload_to_canvas)
 from fundiff.web.jobs import (run_anagram, run_generate, run_hybrid, run_inpaint, run_sdedit, usable_kinds,
                               usable_views)
 
-__all__ = ["CANVAS", "DEFAULT_STEPS", "DISPLAY", "MAX_STEPS", "build_app", "check_upload", "load_upload",
+__all__ = ["CANVAS", "DEFAULT_STEPS", "DISPLAY", "MAX_STEPS", "build_app", "check_login", "load_upload",
            "run_anagram", "run_generate", "run_hybrid", "run_inpaint", "run_sdedit", "serve", "upload_to_canvas",
            "usable_kinds", "usable_views"]
 
@@ -99,19 +101,19 @@ def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_
     def hybrid_job(kind, p1, p2, p3, steps, guidance, seed, progress=gr.Progress()):
         return run_hybrid(base, kind, p1, p2, p3, steps, guidance, seed, progress=progress)
 
+    # every job that runs the model shares one queue slot pool: `concurrency` jobs at once, the rest wait in order
+    job = {"concurrency_id": "model", "concurrency_limit": concurrency}
+
     def to_canvas(path):  # the upload box is emptied, ready for the next file
         return (upload_to_canvas(den, path) if path else gr.skip()), None
 
     def on_upload(upload: gr.File, editor: gr.ImageEditor) -> None:
-        """Uploads are checked first (a bad file: a message on the page, the box emptied), then put on the canvas."""
-        # queued (so that gr.Error reaches the page) but not behind the model's jobs: no concurrency limit
-        light = {"api_visibility": "private", "concurrency_limit": None, "show_progress": "hidden"}
-        checked = upload.upload(check_upload, upload, None, **light)
-        checked.success(to_canvas, upload, [editor, upload], **light)
-        checked.failure(lambda: None, None, upload, **light)
-
-    # every job that runs the model shares one queue slot pool: `concurrency` jobs at once, the rest wait in order
-    job = {"concurrency_id": "model", "concurrency_limit": concurrency}
+        """An upload is decoded once (after the pixel-limit check) onto the canvas; a bad file gives a message on the
+        page and empties the box.  Uploads share the model jobs' queue and slots, so that however many arrive at
+        once, at most ``concurrency`` images are decoded at a time."""
+        hidden = {"api_visibility": "private", "show_progress": "hidden"}
+        placed = upload.upload(to_canvas, upload, [editor, upload], **hidden, **job)
+        placed.failure(lambda: None, None, upload, **hidden, queue=False)
 
     size = f"{den.image_size} px, {'grey' if den.channels == 1 else 'RGB'}"
     with gr.Blocks(title="fundiff", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
@@ -257,11 +259,24 @@ def _editor_with_upload(den, tab: str, image, label: str, upload_label: str, mas
 
 
 def serve(host: str = "127.0.0.1", port: int = 7860, *, model: str = "mnist", max_queue: int = 16,
-          concurrency: int = 1, quiet: bool = False, **kwargs) -> None:
+          concurrency: int = 1, quiet: bool = False, logins: list[tuple[str, str]] | None = None, **kwargs) -> None:
     """Build the app and serve it on http://host:port until interrupted (never a public share link).
 
-    ``kwargs`` go to :func:`build_app` (``threshold``, ``seed``, and the backend's options)."""
+    ``logins`` [(user, password), ...] puts gradio's login page in front of the UI (passwords compared in
+    constant time).  ``kwargs`` go to :func:`build_app` (``threshold``, ``seed``, and the backend's options)."""
     demo = build_app(model, concurrency=concurrency, max_queue=max_queue, **kwargs)
     demo.launch(server_name=host, server_port=port, share=False, inbrowser=False, show_error=True, quiet=quiet,
-                max_file_size=MAX_UPLOAD,
+                max_file_size=MAX_UPLOAD, auth=check_login(logins) if logins else None,
+                auth_message="fundiff: log in with the user name and password the server was started with",
                 footer_links=["api", "gradio", "settings"], run_history=False, mcp_server=False)
+
+
+def check_login(logins: list[tuple[str, str]]):
+    """gradio's ``auth`` callable: whether (user, password) is one of ``logins``, compared in constant time."""
+    def check(user: str, password: str) -> bool:
+        ok = False
+        for u, p in logins:   # every pair is compared, so the time does not tell which part was wrong
+            ok |= hmac.compare_digest(user.encode(), u.encode()) & hmac.compare_digest(password.encode(), p.encode())
+        return ok
+
+    return check

@@ -203,14 +203,11 @@ def _default_photo(den) -> np.ndarray:
 
 
 @user_errors
-def check_upload(path) -> None:
-    """gr.Error with a clear message if an uploaded file is not an image."""
-    load_upload(path, size=8)
-
-
-@user_errors
 def upload_to_canvas(den, path) -> dict:
-    """An uploaded file -> the value of an image editor with it as the background (to draw over)."""
+    """An uploaded file -> the value of an image editor with it as the background (to draw over).
+
+    The file is decoded once, here, and only after its header passed the pixel limit (a decompression bomb is
+    refused without decoding); a file that is not an image is a message on the page (``gr.Error``)."""
     return _editor_value(_square(load_upload(path)))
 
 
