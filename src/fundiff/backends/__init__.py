@@ -30,13 +30,14 @@ def torch_dtype(dtype: str | None) -> torch.dtype | None:
 def load_denoiser(
     model: str = EMBEDDED, *, weights: str | os.PathLike | None = None, embeddings: str | os.PathLike | None = None,
     device: str | None = None, dtype: str | None = None, cpu_offload: bool = False, text_encoder: bool = False,
-    download: bool = False,
+    download: bool = False, max_batch: int | None = None,
 ) -> Denoiser:
     """The denoiser named by ``model``: "mnist" (embedded, offline), a fundiff flow model (file or run folder),
     "deepfloyd" (IF stage I from ``weights`` or the Hugging Face cache) or a DeepFloyd IF stage I folder.
 
     ``device`` None or "auto": the GPU for DeepFloyd when there is one, the CPU for MNIST models.  DeepFloyd
-    options are ignored by MNIST models and vice versa.
+    options (``weights``, ``embeddings``, ``dtype``, ``cpu_offload``, ``text_encoder``, ``download``, ``max_batch``:
+    at most that many images per UNet call) are ignored by MNIST models and vice versa.
     """
     model = str(model)
     if model != DEEPFLOYD and Path(model).is_dir() and (Path(model) / "model_index.json").is_file():
@@ -46,7 +47,8 @@ def load_denoiser(
         from fundiff.backends.deepfloyd import load_deepfloyd
 
         return load_deepfloyd(weights, embeddings=embeddings, device=device, dtype=torch_dtype(dtype),
-                              cpu_offload=cpu_offload, text_encoder=text_encoder, download=download)
+                              cpu_offload=cpu_offload, text_encoder=text_encoder, download=download,
+                              max_batch=max_batch)
     from fundiff.backends.mnist import MnistDenoiser
 
     if model != EMBEDDED and not Path(model).exists():

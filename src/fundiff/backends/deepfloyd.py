@@ -62,8 +62,11 @@ class DeepFloydDenoiser(Denoiser):
     max_batch_images = 8
 
     def __init__(self, unet: torch.nn.Module, scheduler: Any, embeddings: PromptEmbeddings,
-                 execution_device: torch.device | str | None = None):
+                 execution_device: torch.device | str | None = None, offload_hook: Any = None,
+                 max_unet_batch: int | None = None):
         self.unet = unet
+        self.offload_hook = offload_hook       # --cpu-offload: accelerate's hook, to send the UNet back to the CPU
+        self.max_unet_batch = max_unet_batch   # --max-batch: at most this many images per UNet call (None: any)
         self.scheduler_config = scheduler.config
         self.schedule = Schedule(scheduler.alphas_cumprod)
         self.threshold = threshold_from_config(scheduler.config)
@@ -80,11 +83,21 @@ class DeepFloydDenoiser(Denoiser):
         return self.unet.dtype
 
     def encode(self, prompts: Sequence[str]) -> torch.Tensor:
+        if self.offload_hook is not None and any(p not in self.embeddings for p in prompts):
+            self.offload_hook.offload()   # T5 is about to visit the GPU: the UNet leaves it first
         return self.embeddings(list(prompts)).to(self.device, self.dtype)
 
     def _unet(self, x: torch.Tensor, t: int, cond: torch.Tensor, **extra: Any) -> torch.Tensor:
+        """The UNet on x, in slices of at most ``max_unet_batch`` images (CFG and views multiply the batch)."""
         t_in = torch.tensor(t, device=self.device)
-        return self.unet(x.to(self.device, self.dtype), t_in, encoder_hidden_states=cond, return_dict=False, **extra)[0]
+        x = x.to(self.device, self.dtype)
+        size = self.max_unet_batch or x.shape[0]
+        parts = []
+        for s in range(0, x.shape[0], size):
+            rows = {k: v[s : s + size] for k, v in extra.items()}
+            parts.append(self.unet(x[s : s + size], t_in, encoder_hidden_states=cond[s : s + size], return_dict=False,
+                                   **rows)[0])
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, t: int, cond: torch.Tensor) -> Prediction:
@@ -112,8 +125,9 @@ class DeepFloydStageII(DeepFloydDenoiser):
     name = "deepfloyd-stage-2"
 
     def __init__(self, unet: torch.nn.Module, scheduler: Any, image_noising_scheduler: Any,
-                 embeddings: PromptEmbeddings, execution_device: torch.device | str | None = None):
-        super().__init__(unet, scheduler, embeddings, execution_device)
+                 embeddings: PromptEmbeddings, execution_device: torch.device | str | None = None,
+                 offload_hook: Any = None, max_unet_batch: int | None = None):
+        super().__init__(unet, scheduler, embeddings, execution_device, offload_hook, max_unet_batch)
         self.channels = int(unet.config.in_channels) // 2
         self.image_noising_scheduler = image_noising_scheduler
         self.bound: tuple[torch.Tensor, int] | None = None   # (low-res images, noise level) of a bound copy
@@ -180,12 +194,35 @@ def upsample(stage2: DeepFloydStageII, image: torch.Tensor, prompts: Sequence[st
 # -- loading ------------------------------------------------------------------------------------
 
 
-def resolve_weights(weights: str | os.PathLike | None, repo: str, download: bool = False) -> Path:
+def download_patterns(repo: str, dtype: torch.dtype, unet: bool = True, text_encoder: bool = False) -> list[str]:
+    """The files of ``repo`` that loading needs, as huggingface_hub ``allow_patterns`` (fnmatch), and no more.
+
+    The UNet (``unet``) in one precision only: the ``.fp16`` safetensors when ``dtype`` is float16 (a GPU),
+    else the full-precision ones; the schedulers (stage II's ``image_noising_scheduler/`` too); and T5
+    (``text_encoder``: its shards in that precision, their index, the tokenizer) only when T5 will run.
+    Never the ``.bin`` pickles, the 8-bit T5, the safety checker or the watermarker.
+    """
+    fp16 = dtype == torch.float16
+    patterns = ["model_index.json", "scheduler/scheduler_config.json"]
+    if unet:
+        patterns += ["unet/config.json", f"unet/diffusion_pytorch_model{'.fp16' if fp16 else ''}.safetensors"]
+        if repo == STAGE_2_REPO:
+            patterns.append("image_noising_scheduler/scheduler_config.json")
+    if text_encoder:
+        patterns += ["tokenizer/*", "text_encoder/config.json"]
+        patterns += (["text_encoder/model.fp16-*-of-*.safetensors", "text_encoder/model.safetensors.index.fp16.json"]
+                     if fp16 else ["text_encoder/model-*-of-*.safetensors", "text_encoder/model.safetensors.index.json"])
+    return patterns
+
+
+def resolve_weights(weights: str | os.PathLike | None, repo: str, download: bool = False, *,
+                    dtype: torch.dtype = torch.float32, unet: bool = True, text_encoder: bool = False) -> Path:
     """A local folder with the pipeline (model_index.json, unet/, scheduler/ ...), from a path or the HF cache.
 
     ``weights`` may be the pipeline folder itself or a folder holding it under the repo's name
     (``IF-I-XL-v1.0``).  Without ``weights``, the Hugging Face cache is searched offline; only
-    ``download=True`` lets huggingface_hub fetch it (gated: needs an accepted licence and a token).
+    ``download=True`` lets huggingface_hub fetch it (gated: needs an accepted licence and a token), and then
+    only the files :func:`download_patterns` names for this ``dtype`` and these parts.
     """
     if weights is not None:
         path = Path(weights).expanduser()
@@ -193,15 +230,15 @@ def resolve_weights(weights: str | os.PathLike | None, repo: str, download: bool
             raise FundiffError(f"DeepFloyd IF weights folder {path} does not exist")
         if not path.is_dir():
             raise FundiffError(f"DeepFloyd IF weights {path} should be a folder (a copy of {repo})")
+        needed = ("unet", "scheduler") if unet else ("scheduler",)
         for candidate in (path, path / repo.split("/")[1]):
-            if (candidate / "unet").is_dir() and (candidate / "scheduler").is_dir():
+            if all((candidate / folder).is_dir() for folder in needed):
                 return candidate
         raise FundiffError(f"{path} holds no DeepFloyd IF pipeline (expected unet/ and scheduler/ folders from {repo})")
     _diffusers()
     from huggingface_hub import snapshot_download
 
-    patterns = ["model_index.json", "scheduler/*", "unet/config.json", "unet/*.safetensors", "text_encoder/*",
-                "tokenizer/*"]
+    patterns = download_patterns(repo, dtype, unet=unet, text_encoder=text_encoder)
     try:
         return Path(snapshot_download(repo, allow_patterns=patterns, local_files_only=not download))
     except Exception as exc:  # noqa: BLE001 - offline miss, gated repo, no token: all one line
@@ -226,7 +263,11 @@ def load_unet_and_scheduler(path: Path, dtype: torch.dtype) -> tuple[torch.nn.Mo
 
 
 def text_encoder_from(path: Path, device: torch.device, dtype: torch.dtype) -> Callable[[list[str]], torch.Tensor]:
-    """T5 from the pipeline folder, as ``IFPipeline.encode_prompt`` uses it (no caption cleaning)."""
+    """T5 from the pipeline folder, as ``IFPipeline.encode_prompt`` uses it (no caption cleaning).
+
+    T5-XXL is 4.8 B parameters (9.5 GB in fp16): it lives in CPU memory and visits the GPU only while it
+    encodes, then leaves it (and the cache is emptied), so it never holds GPU memory between prompts.
+    """
     diffusers = _diffusers()
     if not (path / "text_encoder").is_dir():
         raise FundiffError(f"{path} has no text_encoder/ folder; use a prompt-embedding file (--embeddings)")
@@ -237,11 +278,17 @@ def text_encoder_from(path: Path, device: torch.device, dtype: torch.dtype) -> C
             variant=_variant(path / "text_encoder", dtype))
     except (OSError, ValueError, EnvironmentError) as exc:
         raise FundiffError(f"cannot load the T5 text encoder from {path}: {str(exc).splitlines()[0]}") from None
-    pipe.to(device)
 
     def encode(prompts: list[str]) -> torch.Tensor:
-        embeds, _ = pipe.encode_prompt(prompts, do_classifier_free_guidance=False, device=device, clean_caption=False)
-        return embeds.detach().cpu()
+        pipe.text_encoder.to(device)
+        try:
+            embeds, _ = pipe.encode_prompt(prompts, do_classifier_free_guidance=False, device=device, clean_caption=False)
+            return embeds.detach().cpu()
+        finally:
+            if device.type != "cpu":
+                pipe.text_encoder.to("cpu")
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
 
     return encode
 
@@ -249,7 +296,7 @@ def text_encoder_from(path: Path, device: torch.device, dtype: torch.dtype) -> C
 def load_deepfloyd(
     weights: str | os.PathLike | None = None, *, embeddings: str | os.PathLike | None = None,
     device: str | torch.device | None = None, dtype: torch.dtype | None = None, cpu_offload: bool = False,
-    text_encoder: bool = False, download: bool = False,
+    text_encoder: bool = False, download: bool = False, max_batch: int | None = None,
 ) -> DeepFloydDenoiser:
     """Stage I as a denoiser.  Prompts come from ``embeddings`` (a .pth cache) and/or the T5 encoder.
 
@@ -258,24 +305,26 @@ def load_deepfloyd(
     """
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
-    path = resolve_weights(weights, STAGE_1_REPO, download)
+    use_t5 = text_encoder or embeddings is None
+    path = resolve_weights(weights, STAGE_1_REPO, download, dtype=dtype, text_encoder=use_t5)
     unet, scheduler = load_unet_and_scheduler(path, dtype)
     if unet.config.in_channels != 3 or unet.config.out_channels != 6:
         raise FundiffError(f"{path} is not an IF stage I model (UNet {unet.config.in_channels} -> "
                            f"{unet.config.out_channels} channels, expected 3 -> 6)")
-    encoder = text_encoder_from(path, device, dtype) if text_encoder or embeddings is None else None
+    encoder = text_encoder_from(path, device, dtype) if use_t5 else None
     cache = PromptEmbeddings.load(embeddings, encoder) if embeddings else PromptEmbeddings({}, str(path), encoder)
-    return DeepFloydDenoiser(_place(unet, device, cpu_offload), scheduler, cache, device)
+    placed, hook = _place(unet, device, cpu_offload)
+    return DeepFloydDenoiser(placed, scheduler, cache, device, hook, max_batch)
 
 
 def load_stage2(
     weights: str | os.PathLike | None, embeddings: PromptEmbeddings, *, device: str | torch.device | None = None,
-    dtype: torch.dtype | None = None, cpu_offload: bool = False, download: bool = False,
+    dtype: torch.dtype | None = None, cpu_offload: bool = False, download: bool = False, max_batch: int | None = None,
 ) -> DeepFloydStageII:
     """Stage II (``DeepFloyd/IF-II-L-v1.0``), sharing stage I's prompt embeddings."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
-    path = resolve_weights(weights, STAGE_2_REPO, download)
+    path = resolve_weights(weights, STAGE_2_REPO, download, dtype=dtype)
     unet, scheduler = load_unet_and_scheduler(path, dtype)
     if unet.config.in_channels != 6:
         raise FundiffError(f"{path} is not an IF stage II model (its UNet takes {unet.config.in_channels} channels, expected 6)")
@@ -284,13 +333,15 @@ def load_stage2(
         noising = diffusers.DDPMScheduler.from_pretrained(path, subfolder="image_noising_scheduler", local_files_only=True)
     except (OSError, ValueError, EnvironmentError):
         raise FundiffError(f"{path} has no image_noising_scheduler/ folder (is it a copy of {STAGE_2_REPO}?)") from None
-    return DeepFloydStageII(_place(unet, device, cpu_offload), scheduler, noising, embeddings, device)
+    placed, hook = _place(unet, device, cpu_offload)
+    return DeepFloydStageII(placed, scheduler, noising, embeddings, device, hook, max_batch)
 
 
-def _place(unet: torch.nn.Module, device: torch.device, cpu_offload: bool) -> torch.nn.Module:
+def _place(unet: torch.nn.Module, device: torch.device, cpu_offload: bool) -> tuple[torch.nn.Module, Any]:
+    """The UNet on ``device``, or (``cpu_offload``) in CPU memory with accelerate's hook that brings it to the GPU
+    when it runs; the hook (or None) is returned too, for :meth:`DeepFloydDenoiser.encode` to send it back."""
     if cpu_offload and device.type != "cpu":
         from accelerate import cpu_offload_with_hook
 
-        unet, _hook = cpu_offload_with_hook(unet, execution_device=device)
-        return unet
-    return unet.to(device)
+        return cpu_offload_with_hook(unet, execution_device=device)
+    return unet.to(device), None

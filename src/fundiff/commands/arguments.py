@@ -84,6 +84,8 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dtype", default=None, choices=["fp16", "bf16", "fp32"], help="DeepFloyd weights dtype (default fp16 on GPU, fp32 on CPU)")
     g.add_argument("--cpu-offload", action="store_true", help="DeepFloyd: keep the UNet in CPU memory, move it to the GPU only to run")
     g.add_argument("--download", action="store_true", help="DeepFloyd: let huggingface_hub download missing weights (gated; needs a token)")
+    g.add_argument("--max-batch", type=positive_int, default=None, metavar="N",
+                   help="DeepFloyd: at most N images per UNet call (CFG and views multiply the batch; default: no limit)")
     g.add_argument("--threshold", choices=["auto", "dynamic", "static", "none"], default="auto",
                    help="thresholding of x0-hat: auto (default: the backend's, DeepFloyd dynamic as IF's config asks, "
                         "ratio 0.95, max 1.5; MNIST static, clipped to [-1, 1]), dynamic, static, or none")

@@ -13,7 +13,7 @@ def load_pipeline(cls, args):
     """``cls`` over the model the backend flags name, with ``--threshold``."""
     return cls.from_pretrained(args.model, threshold=args.threshold, weights=args.weights, embeddings=args.embeddings,
                                device=args.device, dtype=args.dtype, cpu_offload=args.cpu_offload,
-                               text_encoder=args.text_encoder, download=args.download)
+                               text_encoder=args.text_encoder, download=args.download, max_batch=args.max_batch)
 
 
 def load_backend(args):

@@ -160,7 +160,8 @@ def cmd_embed(args) -> int:
     cache = PromptEmbeddings.load(args.out) if args.out.exists() else PromptEmbeddings({}, str(args.out))
     todo = [p for p in prompts if p not in cache]
     if todo:
-        encode = text_encoder_from(resolve_weights(args.weights, STAGE_1_REPO, args.download), device, dtype)
+        folder = resolve_weights(args.weights, STAGE_1_REPO, args.download, dtype=dtype, unet=False, text_encoder=True)
+        encode = text_encoder_from(folder, device, dtype)
         cache.add(todo, encode(todo).to(torch.float16))
     cache.save(args.out)
     print(f"{args.out}: {len(todo)} new, {len(cache.prompts())} prompts in all")
@@ -177,7 +178,7 @@ def cmd_upsample(args) -> int:
     pipe = UpsamplePipeline.from_pretrained(args.stage2_weights, threshold=args.threshold, embeddings=args.embeddings,
                                             weights=args.weights, text_encoder=args.text_encoder or not args.embeddings,
                                             device=args.device, dtype=args.dtype, cpu_offload=args.cpu_offload,
-                                            download=args.download)
+                                            download=args.download, max_batch=args.max_batch)
     with progress_bar(args.steps, "stage II") as cb:
         up = pipe(args.image, args.prompt, num_inference_steps=args.steps, guidance_scale=args.guidance_scale,
                   noise_level=args.noise_level, generator=torch.Generator().manual_seed(args.seed), output_type="pt",

@@ -127,7 +127,7 @@ class DiffusionPipeline:
         """
         if threshold not in THRESHOLD_CHOICES:
             raise FundiffError(f"threshold must be one of {', '.join(THRESHOLD_CHOICES)}, got {threshold!r}")
-        known = {"weights", "embeddings", "device", "dtype", "cpu_offload", "text_encoder", "download"}
+        known = {"weights", "embeddings", "device", "dtype", "cpu_offload", "text_encoder", "download", "max_batch"}
         unknown = sorted(set(load_options) - known)
         if unknown:
             raise FundiffError(f"unknown load option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")

@@ -28,7 +28,8 @@ class UpsamplePipeline(DiffusionPipeline):
     def from_pretrained(cls, name_or_path: str | os.PathLike | None = None, *, threshold: str = "auto",
                         embeddings: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
                         text_encoder: bool = False, device: str | None = None, dtype: str | None = None,
-                        cpu_offload: bool = False, download: bool = False) -> "UpsamplePipeline":
+                        cpu_offload: bool = False, download: bool = False,
+                        max_batch: int | None = None) -> "UpsamplePipeline":
         """Stage II from ``name_or_path`` (a copy of DeepFloyd/IF-II-L-v1.0; None or "deepfloyd": the HF cache).
 
         Prompts come from ``embeddings`` (a .pth cache written by ``fundiff embed``) and, with
@@ -40,13 +41,17 @@ class UpsamplePipeline(DiffusionPipeline):
 
         dev = torch.device(device if device not in (None, "auto") else ("cuda" if torch.cuda.is_available() else "cpu"))
         dt = torch_dtype(dtype) or (torch.float16 if dev.type == "cuda" else torch.float32)
-        encoder = text_encoder_from(resolve_weights(weights, STAGE_1_REPO, download), dev, dt) if text_encoder else None
+        encoder = None
+        if text_encoder:   # T5 only, from the stage I folder: its UNet is neither downloaded nor loaded
+            stage1 = resolve_weights(weights, STAGE_1_REPO, download, dtype=dt, unet=False, text_encoder=True)
+            encoder = text_encoder_from(stage1, dev, dt)
         if embeddings is None and encoder is None:
             raise FundiffError("stage II needs prompt embeddings: give embeddings=FILE.pth (fundiff embed) "
                                "or text_encoder=True with the stage I weights")
         cache = PromptEmbeddings.load(embeddings, encoder) if embeddings else PromptEmbeddings({}, "T5", encoder)
         folder = None if name_or_path in (None, "deepfloyd") else name_or_path
-        stage2 = load_stage2(folder, cache, device=dev, dtype=dt, cpu_offload=cpu_offload, download=download)
+        stage2 = load_stage2(folder, cache, device=dev, dtype=dt, cpu_offload=cpu_offload, download=download,
+                             max_batch=max_batch)
         return cls(stage2, threshold=threshold)
 
     @classmethod
@@ -65,7 +70,7 @@ class UpsamplePipeline(DiffusionPipeline):
             raise FundiffError("upsampling needs DeepFloyd IF (stage II is its 256 px model); this pipeline runs "
                                f"the {den.name} model")
         stage2 = load_stage2(stage2_weights, den.embeddings, device=den.device, dtype=den.dtype,
-                             cpu_offload=cpu_offload, download=download)
+                             cpu_offload=cpu_offload, download=download, max_batch=den.max_unet_batch)
         return cls(stage2, threshold="auto" if pipe.threshold is not None else "none")
 
     def low_res(self, image: Any) -> torch.Tensor:
