@@ -73,11 +73,21 @@ def test_gif_rgb_256(tmp_path):
         assert gif.n_frames == 6 and gif.size == (256, 256)
 
 
-def test_mp4_needs_imageio(tmp_path):
-    try:
-        import imageio  # noqa: F401
-        pytest.skip("imageio installed")
-    except ImportError:
-        pass
-    with pytest.raises(FundiffError, match="imageio"):
+def test_mp4_needs_imageio(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)     # as if the optional extra were not installed
+    with pytest.raises(FundiffError, match=r"pip install 'fundiff\[video\]'"):
         save_animation([_image(1, 8)] * 2, tmp_path / "a.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mp4_animation_has_every_frame(tmp_path):
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    frames = view_frames(_image(3, 64), get_view("flip"), num_frames=6)
+    path = save_animation(frames, tmp_path / "a.mp4", hold_frames=2)
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    assert meta["size"] == (256, 256) and meta["fps"] == 24
+    assert sum(1 for _ in reader) == 6 + 2 * 2 + 4                 # 6 frames, each end held 2 more, then back (4)
+    assert [p.name for p in tmp_path.iterdir()] == ["a.mp4"]       # no temp file left

@@ -113,3 +113,13 @@ def test_sigterm_during_sample_is_the_interrupt_and_leaves_no_file(tmp_path):
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == ["fundiff: interrupted; nothing was written"], err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_get_the_usual_permissions(tmp_path):
+    """Atomic writes rename a mkstemp file (0600); the result must have what open() gives: 0666 less the umask."""
+    import stat
+
+    from fundiff.io import _UMASK, write_json
+
+    path = write_json(tmp_path / "r.json", {"a": 1})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~_UMASK

@@ -44,6 +44,8 @@ def register(sub) -> None:
     add_illusion_args(p, "runs/anagram", "one per view, in order")
     p.add_argument("--view", action="append", default=None, help="one per prompt (default: identity, then flip)")
     p.add_argument("--frames", type=positive_int, default=24, help="frames of the transition animation (default 24)")
+    p.add_argument("--animation", choices=["gif", "mp4"], default="gif",
+                   help="the animation's format (default gif; mp4 needs pip install 'fundiff[video]')")
 
     p = add_command(sub, "hybrid", cmd_hybrid, "hybrid / factorized images (1.9): low frequencies from one prompt, high from another",
                     "eps = sum_i f_i(eps_cfg(x, p_i)) for a decomposition f: hybrid (Gaussian low/high pass, kernel 33, "
@@ -134,8 +136,8 @@ def cmd_anagram(args) -> int:
         run_anagram(pipe, args.out, args.prompt, views=args.view, num_inference_steps=args.steps,
                     guidance_scale=args.guidance_scale, num_images=args.num_images or 4, frames=args.frames,
                     seed=args.seed, save_array=args.save_array, callback=cb, upsampler=up,
-                    stage2_steps=args.stage2_steps, stage2_callback=cb2)
-    print(f"wrote {args.out}/anagram.png and anagram.gif")
+                    stage2_steps=args.stage2_steps, stage2_callback=cb2, animation=args.animation)
+    print(f"wrote {args.out}/anagram.png and anagram.{args.animation}")
     return 0
 
 

@@ -232,7 +232,7 @@ def save_animation(frames: Sequence[torch.Tensor], path: str | os.PathLike, hold
     frames play forward and then back (``2 n - 2`` GIF frames for n frames).  Images smaller than
     ``min_size`` pixels are enlarged by an integer factor with nearest-neighbour.  Pillow merges
     consecutive identical frames (adding their durations), e.g. for the identity view.
-    A ``.mp4`` path needs the optional ``imageio`` package with ffmpeg.
+    A ``.mp4`` path needs the optional extra ``fundiff[video]`` (imageio-ffmpeg).
     """
     if len(frames) == 0:
         raise FundiffError("no frames to save")
@@ -262,17 +262,29 @@ def save_animation(frames: Sequence[torch.Tensor], path: str | os.PathLike, hold
 
 
 def _save_mp4(arrays, path: Path, fps: float) -> Path:
+    """H.264 in an .mp4 through imageio-ffmpeg's bundled ffmpeg (the optional extra ``fundiff[video]``)."""
     try:
-        import imageio.v2 as imageio  # optional; not a dependency of fundiff
+        import imageio_ffmpeg  # optional; not a dependency of fundiff
     except ImportError:
-        raise FundiffError("writing .mp4 needs the optional imageio package with ffmpeg; use a .gif path") from None
+        raise FundiffError("writing .mp4 needs imageio-ffmpeg: pip install 'fundiff[video]' (or write a .gif)") from None
     import numpy as np
 
+    h, w = arrays[0].shape[:2]
+    even = (h + h % 2, w + w % 2)   # yuv420p wants even sides: pad with the last row / column
+
+    def rgb(a: np.ndarray) -> np.ndarray:
+        a = np.stack([a] * 3, -1) if a.ndim == 2 else a
+        return np.ascontiguousarray(np.pad(a, ((0, even[0] - h), (0, even[1] - w), (0, 0)), mode="edge"))
+
     def write(tmp: Path) -> None:
-        with imageio.get_writer(str(tmp), format="FFMPEG", fps=fps, output_params=["-f", "mp4"]) as writer:
+        out = imageio_ffmpeg.write_frames(str(tmp), (even[1], even[0]), fps=fps, pix_fmt_in="rgb24",
+                                          output_params=["-f", "mp4"], macro_block_size=1, ffmpeg_log_level="error")
+        out.send(None)
+        try:
             for a in arrays:
-                a = np.stack([a] * 3, -1) if a.ndim == 2 else a
-                writer.append_data(a)
+                out.send(rgb(a))
+        finally:
+            out.close()
 
     try:
         return write_atomic(path, write)

@@ -17,15 +17,20 @@ from fundiff.figures import image_grid
 from fundiff.images import save_npz
 from fundiff.io import ensure_writable_dir, write_json
 from fundiff.pipelines.base import to_unit
+from fundiff.errors import FundiffError
 from fundiff.pipelines.illusions import AnagramPipeline, HybridPipeline
+
+ANIMATIONS = ("gif", "mp4")   # mp4 needs the optional extra fundiff[video] (imageio-ffmpeg)
 
 
 def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence[str], *,
                 views: Sequence[str] | None = None, num_inference_steps: int | None = None,
                 guidance_scale: float = 7.0, num_images: int = 4, frames: int = 24, seed: int = 0,
                 save_array: bool = False, callback: Callable | None = None, upsampler: Any = None,
-                stage2_steps: int = 50, stage2_callback: Callable | None = None) -> dict[str, Any]:
-    """anagram.png (each image under every view), anagram.gif (view 1 -> view 2), anagram.json."""
+                stage2_steps: int = 50, stage2_callback: Callable | None = None, animation: str = "gif") -> dict[str, Any]:
+    """anagram.png (each image under every view), anagram.gif or .mp4 (``animation``: view 1 -> view 2), anagram.json."""
+    if animation not in ANIMATIONS:
+        raise FundiffError(f"animation must be one of {', '.join(ANIMATIONS)}, got {animation!r}")
     prompts = list(prompts)
     _, objs, _ = pipe.check_inputs(prompts, views, None, num_inference_steps, guidance_scale, num_images, "pt",
                                    None, callback)
@@ -44,7 +49,7 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
         else:
             a, b = rows[0][0], rows[0][1]
             movie = [crossfade_frame(a, b, ease_in_out(k / (frames - 1))) for k in range(frames)]
-        save_animation(movie, out / "anagram.gif")
+        save_animation(movie, out / f"anagram.{animation}")
     if upsampler is not None:
         big = upsampler(res, prompts, views=objs, num_inference_steps=stage2_steps, guidance_scale=guidance_scale,
                         generator=g, output_type="pt", callback=stage2_callback).samples
@@ -53,7 +58,7 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
     if save_array:
         save_npz(out / "anagram.npz", res.images, prompts=prompts, views=specs)
     record = {"backend": pipe.denoiser.name, "prompts": prompts, "views": specs, "guidance_scale": guidance_scale,
-              "seed": seed, "num_images": num_images}
+              "seed": seed, "num_images": num_images, "animation": f"anagram.{animation}" if len(objs) >= 2 else None}
     write_json(out / "anagram.json", record)
     return record
 
