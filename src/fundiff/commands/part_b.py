@@ -55,7 +55,7 @@ def register(sub) -> None:
                         "every flag overrides the recipe.", *training, objective=objective)
         p.add_argument("--out", required=True, type=Path, help="run folder")
         p.add_argument("--conditioning", choices=["time", "class"], default="class", help="time-only or class-conditioned UNet (default class)")
-        p.add_argument("--recipe", default="study", help="starting configuration: " + ", ".join(RECIPES[objective]) + " (default study)")
+        p.add_argument("--recipe", default="study", choices=list(RECIPES[objective]), help="starting configuration (default study)")
         _add_generative_hparams(p, objective)
 
     p = add_command(sub, "sample", cmd_sample, "generate MNIST digits from a prompt ('7', 'seven', 'a 7', '')",
@@ -101,7 +101,8 @@ def register(sub) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/flow-study"), help="output folder (default runs/flow-study)")
     p.add_argument("--objective", choices=["flow", "ddpm"], default="flow")
     p.add_argument("--conditioning", choices=["time", "class"], default="class")
-    p.add_argument("--recipe", default="study", help="training recipe (default study)")
+    p.add_argument("--recipe", default="study", choices=sorted({r for rs in RECIPES.values() for r in rs}),
+                   help="training recipe (default study; each objective has its own set)")
     p.add_argument("--show-epochs", type=positive_int, nargs="+", default=[1, 5, 10], help="epochs to show (default 1 5 10)")
     p.add_argument("--steps", type=positive_int, default=None, help="default: the study's (50 time-only / 300 class Euler; 300 DDPM)")
     add_flags(p, "sampler", guidance_scale=5.0)   # sampler default: the study's (Euler for flows, ancestral DDPM)
