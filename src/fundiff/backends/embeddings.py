@@ -8,6 +8,7 @@ existing one); the DeepFloyd backend reads it.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -41,7 +42,9 @@ class PromptEmbeddings:
         if not path.is_file():
             raise FundiffError(f"no such prompt-embedding file: {path} (make one with fundiff embed)")
         try:
-            table = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():   # torch's notes on foreign pickles; the file is refused in one line below
+                warnings.simplefilter("ignore")
+                table = torch.load(path, map_location="cpu", weights_only=True)   # never runs pickled code
         except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
             raise FundiffError(f"{path} is not a prompt-embedding .pth file ({type(exc).__name__})") from None
         if not isinstance(table, dict) or not all(isinstance(k, str) for k in table):

@@ -41,8 +41,8 @@ def _check_timesteps(den: Denoiser, ts: Sequence[int]) -> list[int]:
 def run_forward(den: Denoiser, image: torch.Tensor, out: str | os.PathLike, *,
                 timesteps: Sequence[int] = STUDY_TIMESTEPS, seed: int = 0, save_array: bool = False) -> dict[str, Any]:
     """1.1: x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps at each t (one noise draw per t, seeded)."""
-    out = ensure_writable_dir(out)
     ts = _check_timesteps(den, timesteps)
+    out = ensure_writable_dir(out)   # only once the inputs are known to be good: a bad one leaves no folder
     g = torch.Generator().manual_seed(seed)
     noisy = [forward(den.schedule, image.cpu(), t, generator=g) for t in ts]
     image_grid([[unit(image[0])] + [unit(x[0]) for x in noisy]], out / "forward.png",
@@ -74,10 +74,10 @@ class DenoiseConfig:
 def run_denoise(den: Denoiser, image: torch.Tensor, out: str | os.PathLike, config: DenoiseConfig = DenoiseConfig(),
                 save_array: bool = False, progress: Callable[[int, int, torch.Tensor], None] | None = None) -> dict[str, Any]:
     """1.2-1.4: blur, one-step and iterative denoising of the same noisy images; PSNR against the original."""
-    out = ensure_writable_dir(out)
     ts = _check_timesteps(den, config.timesteps)
     strided = den.schedule.strided_timesteps(stride=config.stride)
     den.schedule.check_i_start(strided, config.i_start)
+    out = ensure_writable_dir(out)   # only once the inputs are known to be good
     prompt = den.default_prompt if config.prompt is None else config.prompt
     predict = Conditioned.from_prompts(den, [prompt], config.guidance_scale)
     threshold = resolve_threshold(config.threshold, den)
