@@ -37,3 +37,21 @@ def test_prediction_linear_maps():
     assert torch.equal(q.x0, -p.x0) and torch.equal(q.variance, p.variance)
     m = Prediction.mean([p, q])
     assert torch.equal(m.x0, torch.zeros(2, 3, 4, 4)) and torch.equal(m.variance, p.variance)
+
+
+def test_guidance_with_the_null_prompt_is_one_unguided_pass(den):
+    """prompt == negative prompt: eps_u + gamma (eps_c - eps_u) = eps_u, so from_prompts runs one pass of N, not 2N."""
+    import fundiff
+    from fundiff.engine.denoiser import guidance_applies
+
+    assert not guidance_applies(den, ["", ""]) and guidance_applies(den, ["", "7"]) and not guidance_applies(den, ["7"], "7")
+    x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    skipped = Conditioned.from_prompts(den, [""] * 3, 7.0)
+    assert skipped.guidance_scale == 1.0 and skipped.evaluations_per_step == 1
+    both = Conditioned(den, den.encode([""] * 3), den.encode([""] * 3), 7.0)   # the two-pass CFG it replaces
+    for t in (990, 500, 30):
+        torch.testing.assert_close(skipped(x, t).eps, both(x, t).eps, atol=1e-5, rtol=0)
+    pipe = fundiff.SDEditPipeline.from_pretrained("mnist")
+    out = pipe("", "digit-3", i_start=10, guidance_scale=7.0, generator=torch.Generator().manual_seed(0))
+    assert out.record["passes_per_step"] == 1 and "null prompt" in out.record["guidance"]
+    assert pipe("8", "digit-3", i_start=10, generator=torch.Generator().manual_seed(0)).record["passes_per_step"] == 2

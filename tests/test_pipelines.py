@@ -218,3 +218,30 @@ def test_an_interrupted_streamed_npz_leaves_no_file_and_keeps_the_interrupt(tmp_
         npz.finish(labels=[3, 7])
     data = np.load(tmp_path / "y.npz")
     assert data["images"].shape == (2, 1, 2, 2) and data["labels"].tolist() == [3, 7]
+
+
+def test_final_step_none_is_the_studys_33_call_loop(t2i, tmp_path, cli):
+    """final_step="none" stops at t = 0: 33 model calls on the strided list (34 with diffusers' last step to clean)."""
+    study = fundiff.Text2ImagePipeline.from_pipe(t2i, final_step="none")
+    calls = []
+    hook = t2i.denoiser.model.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape[0]))
+    try:
+        out = study("7", num_images_per_prompt=1, guidance_scale=1.0, generator=torch.Generator().manual_seed(0),
+                    output_type="pt")
+        assert len(calls) == 33 and out.record["model_evaluations_per_image"] == 33
+        assert out.record["final_step"].startswith("none")
+        calls.clear()
+        full = t2i("7", num_images_per_prompt=1, guidance_scale=1.0, generator=torch.Generator().manual_seed(0),
+                   output_type="pt")
+        assert len(calls) == 34 and full.record["final_step"] == "t = 0 to the clean image"
+    finally:
+        hook.remove()
+    assert not torch.equal(out.images, full.images)
+    proc = cli("generate", "--prompt", "7", "--num-images", "1", "--final-step", "none", "--out", tmp_path / "g")
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    record = json.loads((tmp_path / "g" / "generate.json").read_text())
+    assert record["runs"][0]["model_evaluations_per_image"] == 66     # 33 steps, both CFG passes
+    with pytest.raises(fundiff.FundiffError, match="final_step must be one of clean, none"):
+        fundiff.Text2ImagePipeline.from_pipe(t2i, final_step="maybe")

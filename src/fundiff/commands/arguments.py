@@ -89,6 +89,9 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threshold", choices=["auto", "dynamic", "static", "none"], default="auto",
                    help="thresholding of x0-hat: auto (default: the backend's, DeepFloyd dynamic as IF's config asks, "
                         "ratio 0.95, max 1.5; MNIST static, clipped to [-1, 1]), dynamic, static, or none")
+    g.add_argument("--final-step", choices=["clean", "none"], default="clean",
+                   help="clean (default, as diffusers): one last step from t = 0 to the clean image; none: the study's "
+                        "loop, which stops at t = 0 (33 model calls on the strided list instead of 34)")
     g.add_argument("--no-threshold", dest="threshold", action="store_const", const="none",
                    help="the study's plain x0 formula (same as --threshold none)")
     add_flags(g, "seed")

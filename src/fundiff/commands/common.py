@@ -11,7 +11,8 @@ from fundiff.errors import FundiffError
 
 def load_pipeline(cls, args):
     """``cls`` over the model the backend flags name, with ``--threshold``."""
-    return cls.from_pretrained(args.model, threshold=args.threshold, weights=args.weights, embeddings=args.embeddings,
+    return cls.from_pretrained(args.model, threshold=args.threshold, final_step=args.final_step,
+                               weights=args.weights, embeddings=args.embeddings,
                                device=args.device, dtype=args.dtype, cpu_offload=args.cpu_offload,
                                text_encoder=args.text_encoder, download=args.download, max_batch=args.max_batch)
 

@@ -85,6 +85,7 @@ def cmd_denoise(args) -> int:
     config = DenoiseConfig(timesteps=args.t, prompt=args.prompt, i_start=args.i_start, stride=args.stride,
                            blur_kernel=args.blur_kernel, blur_sigma=args.blur_sigma, guidance_scale=args.guidance_scale,
                            threshold=pipe.threshold, show_every=args.show_every, seed=args.seed,
+                           final_step=pipe.final_step,
                            extra={"image": args.image or "default"})
     total = max(0, len(den.schedule.strided_timesteps(stride=args.stride)) - args.i_start)
     with progress_bar(total, "iterative denoising") as cb:

@@ -113,6 +113,13 @@ class Denoiser(ABC):
                            Prediction.guide)
 
 
+def guidance_applies(denoiser: Denoiser, prompts: Sequence[str], negative_prompt: str | None = None) -> bool:
+    """Whether CFG changes anything: not when every prompt is the negative (null) prompt, where eps_c = eps_u and
+    eps_u + gamma (eps_c - eps_u) = eps_u for any gamma; then one unguided pass gives it at half the cost."""
+    neg = denoiser.null_prompt if negative_prompt is None else negative_prompt
+    return any(p != neg for p in prompts)
+
+
 @dataclass
 class Conditioned:
     """A denoiser bound to prompts and a guidance scale: (x, t) -> Prediction.
@@ -128,7 +135,10 @@ class Conditioned:
     @classmethod
     def from_prompts(cls, denoiser: Denoiser, prompts: Sequence[str], guidance_scale: float = 1.0,
                      negative_prompt: str | None = None) -> "Conditioned":
+        """CFG toward ``prompts`` away from ``negative_prompt`` (default the null prompt); see :func:`guidance_applies`."""
         neg = denoiser.null_prompt if negative_prompt is None else negative_prompt
+        if not guidance_applies(denoiser, prompts, negative_prompt):
+            guidance_scale = 1.0
         cond = denoiser.encode(list(prompts))
         uncond = denoiser.encode([neg] * len(prompts)) if guidance_scale != 1.0 else None
         return cls(denoiser, cond, uncond, guidance_scale)

@@ -31,7 +31,7 @@ SDEDIT_I_STARTS = (1, 3, 5, 7, 10, 20)
 @torch.no_grad()
 def sdedit(den: Denoiser, predict: Predict, image: torch.Tensor, timesteps: list[int], i_start: int, *,
            generator: torch.Generator | None = None, threshold: Threshold | None | object = BACKEND_DEFAULT,
-           keep_trajectory: bool = False, callback: Callable | None = None) -> DenoiseResult:
+           keep_trajectory: bool = False, final_step: bool = True, callback: Callable | None = None) -> DenoiseResult:
     """SDEdit: forward(image, timesteps[i_start]) then denoise from i_start (reference 1.7).
 
     ``threshold``: the thresholding of x0-hat (None: the plain formula); by default the denoiser's own.
@@ -40,7 +40,7 @@ def sdedit(den: Denoiser, predict: Predict, image: torch.Tensor, timesteps: list
     x = forward(den.schedule, image, timesteps[i_start], generator=generator)
     return iterative_denoise(den.schedule, predict, x, timesteps, i_start, generator=generator,
                              threshold=resolve_threshold(threshold, den), keep_trajectory=keep_trajectory,
-                             callback=callback)
+                             final_step=final_step, callback=callback)
 
 
 def check_mask(mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
@@ -78,7 +78,7 @@ def repaint_schedule(num_steps: int, jump_length: int = 1, jump_n_sample: int = 
 def inpaint(den: Denoiser, predict: Predict, image: torch.Tensor, mask: torch.Tensor, timesteps: list[int], *,
             i_start: int = 0, jump_length: int = 1, jump_n_sample: int = 1, generator: torch.Generator | None = None,
             threshold: Threshold | None | object = BACKEND_DEFAULT, keep_trajectory: bool = False,
-            callback: Callable | None = None) -> DenoiseResult:
+            final_step: bool = True, callback: Callable | None = None) -> DenoiseResult:
     """Generate where ``mask`` is 1, keep ``image`` where it is 0 (replacement, optionally RePaint resampling).
 
     Starts from pure noise at timesteps[i_start] (i_start = 0: the study's setting) or, for i_start > 0,
@@ -88,7 +88,7 @@ def inpaint(den: Denoiser, predict: Predict, image: torch.Tensor, mask: torch.Te
     sched = den.schedule
     thr = resolve_threshold(threshold, den)
     Schedule.check_i_start(timesteps, i_start)
-    ts = list(timesteps[i_start:]) + [-1]          # level k of the walk is ts[k]; -1 is clean
+    ts = list(timesteps[i_start:]) + ([-1] if final_step else [])   # level k of the walk is ts[k]; -1 is clean
 
     def keep(x: torch.Tensor, t: int) -> torch.Tensor:
         known = sched.add_noise(image, t, randn(image.shape, generator, image)) if t >= 0 else image

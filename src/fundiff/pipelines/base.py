@@ -106,24 +106,34 @@ def check_common(output_type: str, generator: Any, callback: Any) -> None:
         raise FundiffError("callback must be a function (step, timestep, x) -> None")
 
 
-class DiffusionPipeline:
-    """A denoiser and the thresholding its loops apply; subclasses add ``check_inputs`` and ``__call__``."""
+FINAL_STEPS = ("clean", "none")
 
-    def __init__(self, denoiser: Denoiser, threshold: str | Threshold | None = "auto"):
+
+class DiffusionPipeline:
+    """A denoiser, the thresholding its loops apply and how they end; subclasses add ``check_inputs`` and ``__call__``.
+
+    ``final_step``: "clean" (diffusers' loops, the default) ends with one more step from the last timestep, t = 0,
+    to the clean image; "none" is the study's loop, which stops at t = 0 (33 model calls on the strided list, not 34).
+    """
+
+    def __init__(self, denoiser: Denoiser, threshold: str | Threshold | None = "auto", final_step: str = "clean"):
         if not isinstance(denoiser, Denoiser):
             raise FundiffError(f"a pipeline needs a fundiff Denoiser, got {type(denoiser).__name__}")
+        if final_step not in FINAL_STEPS:
+            raise FundiffError(f"final_step must be one of {', '.join(FINAL_STEPS)}, got {final_step!r}")
         self.denoiser = denoiser
         self.threshold = choose_threshold(threshold, denoiser.threshold) if isinstance(threshold, str) else threshold
+        self.final_step = final_step == "clean"
 
     # -- loading --------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike = "mnist", *, threshold: str = "auto",
-                        **load_options: Any) -> "DiffusionPipeline":
+                        final_step: str = "clean", **load_options: Any) -> "DiffusionPipeline":
         """Load ``name_or_path`` ("mnist", a fundiff flow model, "deepfloyd" or an IF folder).
 
         ``load_options``: ``weights`` (IF stage I folder), ``embeddings`` (.pth prompt cache), ``device``,
         ``dtype`` ("fp16", "bf16", "fp32"), ``cpu_offload``, ``text_encoder``, ``download`` (off: offline).
-        ``threshold``: "auto" (the backend's), "dynamic", "static" or "none".
+        ``threshold``: "auto" (the backend's), "dynamic", "static" or "none"; ``final_step``: "clean" or "none".
         """
         if threshold not in THRESHOLD_CHOICES:
             raise FundiffError(f"threshold must be one of {', '.join(THRESHOLD_CHOICES)}, got {threshold!r}")
@@ -131,7 +141,7 @@ class DiffusionPipeline:
         unknown = sorted(set(load_options) - known)
         if unknown:
             raise FundiffError(f"unknown load option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(load_denoiser(name_or_path, **load_options), threshold=threshold)
+        return cls(load_denoiser(name_or_path, **load_options), threshold=threshold, final_step=final_step)
 
     @classmethod
     def from_pipe(cls, pipe: "DiffusionPipeline", **options: Any) -> "DiffusionPipeline":
@@ -143,7 +153,8 @@ class DiffusionPipeline:
             return cls(MnistDenoiser(model), threshold=options.pop("threshold", "auto"), **options)
         if not isinstance(pipe, DiffusionPipeline):
             raise FundiffError(f"from_pipe needs a fundiff pipeline, got {type(pipe).__name__}")
-        return cls(pipe.denoiser, threshold=options.pop("threshold", pipe.threshold), **options)
+        final = options.pop("final_step", "clean" if pipe.final_step else "none")
+        return cls(pipe.denoiser, threshold=options.pop("threshold", pipe.threshold), final_step=final, **options)
 
     # -- shared pieces of a call ----------------------------------------------------------------
     @property
@@ -211,11 +222,26 @@ class DiffusionPipeline:
                 x = hook(x, timesteps[0])
             outs.append(iterative_denoise(self.denoiser.schedule, make_predict(part), x, timesteps,
                                           threshold=self.threshold, generator=generator, after_step=hook,
-                                          callback=callback).image)
+                                          final_step=self.final_step, callback=callback).image)
         return torch.cat(outs)
 
     def record(self, **extra: Any) -> dict[str, Any]:
-        return {"backend": self.denoiser.name, "thresholding": describe_threshold(self.threshold), **extra}
+        return {"backend": self.denoiser.name, "thresholding": describe_threshold(self.threshold),
+                "final_step": "t = 0 to the clean image" if self.final_step else "none: stops at t = 0 (the study's)",
+                **extra}
+
+    def guidance_record(self, prompts: Sequence[str], guidance_scale: float, negative_prompt: str | None) -> dict:
+        """What guidance ran: none when every prompt is the negative one (then one unguided pass, same result)."""
+        from fundiff.engine.denoiser import guidance_applies
+
+        applied = guidance_scale != 1.0 and guidance_applies(self.denoiser, prompts, negative_prompt)
+        note = {} if applied or guidance_scale == 1.0 else {
+            "guidance": "one unguided pass: the prompt is the null prompt, so CFG would compare it with itself"}
+        return {"guidance_scale": guidance_scale, **note, "passes_per_step": 2 if applied else 1}
+
+    def loop_calls(self, timesteps: list[int], i_start: int = 0) -> int:
+        """Model calls of the loop from ``timesteps[i_start]`` (one fewer without the final step)."""
+        return len(timesteps) - i_start - (0 if self.final_step else 1)
 
     def output(self, samples: torch.Tensor, output_type: str, record: dict[str, Any]) -> PipelineOutput:
         raw = samples.detach().float().cpu()

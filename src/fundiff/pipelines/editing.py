@@ -74,9 +74,10 @@ class SDEditPipeline(DiffusionPipeline):
                 predict = Conditioned.from_prompts(self.denoiser, every[part], guidance_scale, negative_prompt)
                 n = len(every[part])
                 outs.append(sdedit(self.denoiser, predict, x0.expand(n, -1, -1, -1), ts, i, generator=generator,
-                                   threshold=self.threshold, callback=callback).image)
+                                   threshold=self.threshold, final_step=self.final_step, callback=callback).image)
         record = self.record(prompt=prompts[0] if len(prompts) == 1 else prompts, i_start=starts,
-                             t_start=[ts[i] for i in starts], guidance_scale=guidance_scale,
+                             t_start=[ts[i] for i in starts],
+                             **self.guidance_record(prompts, guidance_scale, negative_prompt),
                              num_inference_steps=len(ts), num_images=num_images_per_prompt)
         out = self.output(torch.cat(outs), output_type, record)
         out.extras["input"] = x0.detach().float().cpu()
@@ -130,7 +131,7 @@ class InpaintPipeline(DiffusionPipeline):
     def num_steps(self, num_inference_steps: int | None, i_start: int, jump_length: int, jump_n_sample: int) -> int:
         """Steps of the walk (denoising and RePaint's re-noising), e.g. for a progress bar."""
         ts = self.check_steps(num_inference_steps)
-        return len(repaint_schedule(len(ts) - i_start, jump_length, jump_n_sample)) - 1
+        return len(repaint_schedule(self.loop_calls(ts, i_start), jump_length, jump_n_sample)) - 1
 
     @torch.no_grad()
     def __call__(self, prompt: str | Sequence[str] | None = None, image: Any = None, mask_image: Any = None, *,
@@ -149,10 +150,11 @@ class InpaintPipeline(DiffusionPipeline):
             n = len(every[part])
             res = inpaint(self.denoiser, predict, x0.expand(n, -1, -1, -1), mask, ts, i_start=i_start,
                           jump_length=jump_length, jump_n_sample=jump_n_sample, generator=generator,
-                          threshold=self.threshold, callback=callback)
+                          threshold=self.threshold, final_step=self.final_step, callback=callback)
             outs.append(res.image)
             calls = res.model_calls
         record = self.record(prompt=prompts[0] if len(prompts) == 1 else prompts, model_calls=calls,
+                             **self.guidance_record(prompts, guidance_scale, negative_prompt),
                              jump_length=jump_length, jump_n_sample=jump_n_sample,
                              mask_fraction=float(mask.float().mean()))
         out = self.output(torch.cat(outs), output_type, record)

@@ -51,8 +51,9 @@ class Text2ImagePipeline(DiffusionPipeline):
         samples = self.denoise_batches(
             len(every), batch_size, ts, lambda part: Conditioned.from_prompts(
                 self.denoiser, every[part], guidance_scale, negative_prompt), latents, generator, callback)
-        calls = len(ts) * (1 if guidance_scale == 1.0 else 2)
+        guidance = self.guidance_record(prompts, guidance_scale, negative_prompt)
+        calls = self.loop_calls(ts) * guidance["passes_per_step"]
         record = self.record(prompts=prompts, negative_prompt=negative_prompt, num_images=num_images_per_prompt,
-                             guidance_scale=guidance_scale, num_inference_steps=len(ts),
+                             **guidance, num_inference_steps=len(ts),
                              timesteps=timesteps_label(num_inference_steps), model_evaluations_per_image=calls)
         return self.output(samples, output_type, record)

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from fundiff.errors import FundiffError
 from fundiff.io import ensure_writable_dir, write_atomic, write_json
+from fundiff.report.claims import null_prompt_claims, one_step_claims
 from fundiff.report.html import render_html
 
 
@@ -186,6 +187,10 @@ class Report:
                 s.claims.append(f"CFG vs no CFG: the shipped classifier reads {r3['runs'][0]['accuracy']:.0%} of the γ = 7 "
                                 f"samples as their prompt, {r2['runs'][0]['accuracy']:.0%} without guidance "
                                 f"({len(digits) * int(per)} images each).")
+            s.claims.append("The loop ran: " + ("strided 990, 960, …, 0, then diffusers' last step from t = 0 to the clean "
+                            "image (34 model calls); `--final-step none` runs the study's own loop, which stops at t = 0 "
+                            "after 33." if t2i.final_step else "the study's own loop, strided 990, 960, …, 0, stopping "
+                            "at t = 0 (33 model calls)."))
 
         def steps(s: Section) -> None:
             args = [a for p in digits for a in ("--prompt", p)]
@@ -197,8 +202,10 @@ class Report:
             s.numbers = _load(d / "generate.json")
             for r in s.numbers["runs"]:
                 acc = f", accuracy {r['accuracy']:.0%}" if "accuracy" in r else ""
-                s.claims.append(f"{r['num_inference_steps']} steps: {r['seconds']:.2f} s for {len(digits) * (4 if m else 1)} "
-                                f"images ({r['model_evaluations_per_image']} model evaluations each){acc}.")
+                s.claims.append(f"{r['num_inference_steps']} steps ({r.get('timesteps', 'leading')} timesteps, as diffusers "
+                                f"spaces them, not the study's strided list): {r['seconds']:.2f} s for "
+                                f"{len(digits) * (4 if m else 1)} images ({r['model_evaluations_per_image']} model "
+                                f"evaluations each){acc}.")
 
         def sdedit(s: Section) -> None:
             for src, prompt, folder in ((image, weak, "sdedit"), ("sketch-house", weak, "sdedit-sketch"),
@@ -209,6 +216,7 @@ class Report:
                 s.numbers[folder] = _load(d / "edit.json")
             s.claims.append("Small i_start (high t) keeps little of the input; i_start 20 (t = 390) keeps its layout; "
                             "with another prompt the edit moves toward that prompt (text-conditional SDEdit, 1.7.3).")
+            s.claims += null_prompt_claims(s.numbers.values())
 
         def inpainting(s: Section) -> None:
             # MNIST: regenerate the lower part of the digit; DeepFloyd: the study's Campanile-style box
@@ -225,6 +233,7 @@ class Report:
             s.numbers = {"replacement": _load(d / "inpaint.json"), "repaint": _load(d2 / "inpaint.json")}
             s.claims.append(f"Replacement took {s.numbers['replacement']['model_calls']} denoising steps; RePaint "
                             f"(jump 5, 3 passes) {s.numbers['repaint']['model_calls']}.")
+            s.claims += null_prompt_claims(s.numbers.values())
 
         def anagrams(s: Section) -> None:
             pairs = [("6", "9", "flip"), ("7", "1", "rotate_cw"), ("3", "8", "rotate_cw")] if m else \
@@ -257,8 +266,10 @@ class Report:
         self.add(Section("steps", "Steps vs quality and time", "Text-to-image at several num_inference_steps, timed."), steps)
         self.add(Section("sdedit", "1.7 SDEdit, hand-drawn input, text-conditional image-to-image",
                          "Noise the input to strided_timesteps[i_start] for i_start in 1, 3, 5, 7, 10, 20 and denoise with CFG."), sdedit)
-        self.add(Section("inpaint", "1.7.2 Inpainting", "Generate inside the mask (the study's rectangle 2:20, 24:42 at 64 px, scaled); "
-                         "the kept region is re-noised to the current level every step. RePaint resampling for comparison."), inpainting)
+        where = ("rows 30:64 of all columns in 64-px coordinates, i.e. the lower half of the digit (the study's "
+                 "rectangle 2:20, 24:42 would miss the digit at 28 px)") if m else "the study's rectangle 2:20, 24:42 at 64 px"
+        self.add(Section("inpaint", "1.7.2 Inpainting", f"Generate inside the mask ({where}); the kept region is re-noised "
+                         "to the current level every step. RePaint resampling for comparison."), inpainting)
         self.add(Section("anagrams", "1.8 Visual anagrams (and more views)",
                          "ε = (ε_cfg(x, p₁) + v⁻¹(ε_cfg(v(x), p₂))) / 2 for an orthogonal view v."), anagrams)
         self.add(Section("hybrids", "1.9 Hybrid images", "Kernel 33, σ 2 at 64 px (scaled to the image size); also a motion-blur factorization."), hybrids)
@@ -287,7 +298,7 @@ class Report:
                     self.fig(s, d / name)
             r = _load(d / "results.json")
             s.numbers = r
-            s.claims += _one_step_claims(r)
+            s.claims += one_step_claims(r)
 
         def flows(s: Section) -> None:
             common = ["--num-hiddens", "16" if q else "32", "--num-train", "256" if q else "5000", "--sampler", "midpoint",
@@ -361,21 +372,6 @@ class Report:
                              for s in self.sections]}
         write_json(self.out / "report.json", data)
         write_atomic(self.out / "report.html", lambda tmp: tmp.write_text(render_html(self.sections, data)))
-
-
-def _one_step_claims(r: dict[str, Any]) -> list[str]:
-    d = r["denoiser"]
-    claims = [f"Test PSNR at σ = {r['config']['sigma']:g}: noisy input {d['noisy_input']['psnr']:.1f} dB; after each epoch "
-              + ", ".join(f"{e['psnr']:.1f}" for e in d["test_per_epoch"]) + " dB.",
-              "Out of distribution (σ: denoised / noisy dB): "
-              + ", ".join(f"{q['sigma']:g}: {q['psnr']:.1f}/{q['noisy_input']['psnr']:.1f}" for q in d["ood"]) + "."]
-    if "pure_noise" in r:
-        p = r["pure_noise"]
-        last, ref = p["per_epoch"][-1], p["reference_scales"]
-        claims.append(f"Pure noise in: loss {p['final_epoch_loss']:.4f} vs {p['loss_floor_mean_predictor']:.4f} for always "
-                      f"answering the mean image; outputs sit {last['mse_to_train_mean']:.5f} (MSE) from the training mean, "
-                      f"test digits {ref['test_digits_mse_to_train_mean']:.4f}: the model collapses to the centroid.")
-    return claims
 
 
 def run_report(out: str | Path, config: ReportConfig, log: Callable[[str], None] = print) -> Path:

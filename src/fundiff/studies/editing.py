@@ -36,12 +36,14 @@ def run_edit(pipe: SDEditPipeline, out: str | os.PathLike, *, image: Any = None,
         results.append(res.images)
         shown = to_unit(res.extras["input"][0])
     rows = [[shown] + [r[k] for r in results] for k in range(num_images)]
+    ran = _what_ran(res.record)
+    cfg = "no CFG (the null prompt)" if "guidance" in ran else f"CFG {guidance_scale:g}"
     image_grid(rows, out / "sdedit.png", col_labels=["input"] + [f"i_start {i}\nt = {ts[i]}" for i in starts],
-               title=f"SDEdit toward {prompt!r}, CFG {guidance_scale:g}", cell=1.6)
+               title=f"SDEdit toward {prompt!r}, {cfg}", cell=1.6)
     if save_array:
         save_npz(out / "sdedit.npz", torch.cat(results), i_start=[i for i in starts for _ in range(num_images)])
     record = {"backend": pipe.denoiser.name, "prompt": prompt, "i_start": starts, "t_start": [ts[i] for i in starts],
-              "guidance_scale": guidance_scale, "seed": seed, "image": image_name or "default"}
+              "guidance_scale": guidance_scale, "seed": seed, "image": image_name or "default", **ran}
     write_json(out / "edit.json", record)
     return record
 
@@ -68,6 +70,11 @@ def run_inpaint(pipe: InpaintPipeline, out: str | os.PathLike, *, image: Any = N
         save_npz(out / "inpaint.npz", res.images, mask=res.extras["mask"].numpy())
     record = {"backend": pipe.denoiser.name, "prompt": prompt, "model_calls": res.record["model_calls"],
               "jump_length": jump_length, "jump_n_sample": jump_n_sample,
-              "mask_fraction": res.record["mask_fraction"], "seed": seed}
+              "mask_fraction": res.record["mask_fraction"], "seed": seed, **_what_ran(res.record)}
     write_json(out / "inpaint.json", record)
     return record
+
+
+def _what_ran(record: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline record's account of the loop: guidance passes (and why one), the final step, thresholding."""
+    return {k: record[k] for k in ("passes_per_step", "guidance", "final_step", "thresholding") if k in record}

@@ -67,6 +67,7 @@ class DenoiseConfig:
     threshold: Any = BACKEND_DEFAULT   # a Threshold, None (the plain formula) or the denoiser's own
     show_every: int = 5
     seed: int = 0
+    final_step: bool = True            # False: the study's loop, which stops at t = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -104,7 +105,7 @@ def run_denoise(den: Denoiser, image: torch.Tensor, out: str | os.PathLike, conf
     t_start = strided[config.i_start]
     x_start = forward(den.schedule, x0, t_start, generator=g)
     res = iterative_denoise(den.schedule, predict, x_start, strided, config.i_start, threshold=threshold,
-                            generator=g, keep_trajectory=True, callback=progress)
+                            generator=g, keep_trajectory=True, final_step=config.final_step, callback=progress)
     # the study shows x at strided[i] for every 5th step of the loop, from the noisy start
     states = [(t_start, x_start.cpu())] + res.trajectory
     shown = [(t, x) for k, (t, x) in enumerate(states) if k % config.show_every == 0 and t >= 0]
