@@ -1,6 +1,8 @@
 """Compare two report.json files' numbers, ignoring timings and run folders: `python scripts/compare_reports.py A B`.
 
-Prints every differing leaf (path, A, B) except keys that measure time; exit 1 if any differ.
+Sections are matched by their key; only sections both files have are compared (the others are listed).
+Prints every number of A that B changes or lacks (path, A, B), except keys that measure time, and counts B's new
+numbers; exit 1 if any of A's differ.
 Used to check that a refactoring leaves `fundiff report --quick --seed 0` unchanged.
 """
 
@@ -23,14 +25,25 @@ def leaves(x, path=""):
         yield path, x
 
 
+def numbers(path: str) -> tuple[dict, set]:
+    sections = {s["key"]: s["numbers"] for s in json.load(open(path))["sections"]}
+    return sections, set(sections)
+
+
 def main(a: str, b: str) -> int:
-    la = dict(leaves(json.load(open(a))["sections"]))
-    lb = dict(leaves(json.load(open(b))["sections"]))
-    diff = [(k, la.get(k), lb.get(k)) for k in sorted(set(la) | set(lb)) if la.get(k) != lb.get(k)
-            and not ("claims" in k and isinstance(la.get(k), str) and " s " in la.get(k))]  # claims quoting a timing
+    sa, ka = numbers(a)
+    sb, kb = numbers(b)
+    for only, name in ((ka - kb, a), (kb - ka, b)):
+        if only:
+            print(f"only in {name}: {', '.join(sorted(only))}")
+    la = dict(leaves({k: sa[k] for k in ka & kb}))
+    lb = dict(leaves({k: sb[k] for k in ka & kb}))
+    diff = [(k, la[k], lb.get(k, "(missing)")) for k in sorted(la) if la[k] != lb.get(k, "(missing)")]
+    added = sorted(set(lb) - set(la))
     for k, x, y in diff:
         print(f"{k}: {x!r} != {y!r}")
-    print(f"{len(la)} numbers compared, {len(diff)} differ")
+    print(f"{len(la)} numbers compared, {len(diff)} differ; {len(added)} new in {b}"
+          + (f" (e.g. {', '.join(added[:3])})" if added else ""))
     return 1 if diff else 0
 
 

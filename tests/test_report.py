@@ -23,7 +23,7 @@ def report(tmp_path_factory):
 def test_every_section_and_figure(report):
     out, data = report
     keys = [s["key"] for s in data["sections"]]
-    assert keys == ["forward", "denoise", "sampling", "steps", "sdedit", "inpaint", "anagrams", "hybrids",
+    assert keys == ["forward", "denoise", "sampling", "steps", "cfg_scale", "sdedit", "inpaint", "anagrams", "hybrids",
                     "one_step", "flow", "shipped"]
     for s in data["sections"]:
         assert s["figures"], s["key"]
@@ -63,6 +63,13 @@ def test_claims_quote_the_measured_numbers(report):
     assert f"{pn['loss_floor_mean_predictor']:.4f}" in sec["one_step"]["claims"][-1]
     assert set(sec["flow"]["numbers"]) == {"study", "noschedule"}
     assert re.search(r"accuracy [\d.]+% at γ = 5", sec["shipped"]["claims"][-1])
+    sweep = sec["cfg_scale"]["numbers"]["per_guidance_scale"]
+    assert [r["guidance_scale"] for r in sweep] == [1.0, 5.0]                       # --quick: two of the six
+    assert all(f"{r['accuracy']:.0%} / {r['classifier_fid']:.2f}" in sec["cfg_scale"]["claims"][0] for r in sweep)
+    assert "one unguided pass" in " ".join(sec["sdedit"]["claims"])              # prompt '' with CFG 7
+    views = [c.split("--view")[-1].split()[0] for c in sec["anagrams"]["commands"]]
+    assert views.count("flip") >= 3 and "negate" in views
+    assert set(sec["inpaint"]["numbers"]) == {"replacement", "repaint", "text"}
 
 
 def test_a_failing_step_is_one_line(cli, tmp_path):
