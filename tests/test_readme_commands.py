@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Lines that are not run here, and why (each is exercised elsewhere).
 NOT_RUN = {
     "fundiff serve": "serves until stopped; tests/test_web.py starts it and drives it in a browser",
-    "fundiff report --model deepfloyd": "the full report (Part B trainings, ~11 min); DeepFloyd runs are the lines above",
+    "fundiff report --model deepfloyd": "the full report trains Part B (~8 min); tests/test_report_deepfloyd.py runs it "
+                                        "with --quick on the same tiny IF folders",
 }
 
 

@@ -51,6 +51,8 @@ def register(sub) -> None:
     p.add_argument("--weights", metavar="DIR", default=None, help="DeepFloyd IF stage I folder with text_encoder/ and tokenizer/")
     p.add_argument("--prompt", action="append", default=[], help="repeatable")
     p.add_argument("--prompts-file", type=Path, default=None, help="a text file, one prompt per line")
+    p.add_argument("--report-prompts", action="store_true",
+                   help="also every prompt `fundiff report --model deepfloyd` uses (it loads no text encoder)")
     p.add_argument("--out", type=Path, default=Path("prompt_embeds.pth"), help="the cache file (default prompt_embeds.pth)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--dtype", default=None, choices=["fp16", "bf16", "fp32"])
@@ -149,8 +151,12 @@ def cmd_embed(args) -> int:
         if not args.prompts_file.is_file():
             raise FundiffError(f"no such prompts file: {args.prompts_file}")
         prompts += [line.strip() for line in args.prompts_file.read_text().splitlines() if line.strip()]
+    if args.report_prompts:
+        from fundiff.report.prompts import deepfloyd_prompts
+
+        prompts += deepfloyd_prompts()
     if not prompts:
-        raise FundiffError("give at least one --prompt or --prompts-file")
+        raise FundiffError("give at least one --prompt, --prompts-file or --report-prompts")
     _check_out(args.out, ".pth")
     prompts = list(dict.fromkeys([""] + prompts))
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else

@@ -116,7 +116,10 @@ def register(sub) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/report"), help="output folder (default runs/report)")
     p.add_argument("--model", default="mnist", help="Part A backend: mnist (default) or deepfloyd")
     p.add_argument("--weights", default=None, help="DeepFloyd IF stage I folder (with --model deepfloyd)")
-    p.add_argument("--embeddings", default=None, help="prompt-embedding .pth (with --model deepfloyd)")
+    p.add_argument("--embeddings", default=None, help="prompt-embedding .pth (with --model deepfloyd; fundiff embed "
+                   "--report-prompts writes every prompt the report uses)")
+    p.add_argument("--stage2-weights", default=None, metavar="DIR",
+                   help="DeepFloyd IF stage II folder: adds the stage I + II section (with --model deepfloyd)")
     p.add_argument("--quick", action="store_true", help="tiny trainings: a quick look, not the study's numbers")
     p.add_argument("--fresh", action="store_true", help="retrain Part B models even if OUT has finished runs")
     p.add_argument("--seed", type=int, default=0)
@@ -327,7 +330,8 @@ def cmd_study_flow(args) -> int:
 def cmd_report(args) -> int:
     from fundiff.report import ReportConfig, run_report
 
-    config = ReportConfig(model=args.model, weights=args.weights, embeddings=args.embeddings, quick=args.quick,
+    config = ReportConfig(model=args.model, weights=args.weights, embeddings=args.embeddings,
+                          stage2_weights=args.stage2_weights, quick=args.quick,
                           resume=not args.fresh, seed=args.seed, data=args.data, download=args.download)
     run_report(args.out, config)
     return 0

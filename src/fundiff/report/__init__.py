@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from fundiff.errors import FundiffError
 from fundiff.io import ensure_writable_dir, write_atomic, write_json
+from fundiff.report import prompts
 from fundiff.report.claims import null_prompt_claims
 from fundiff.report.part_b import add_part_b
 from fundiff.report.sections import Section, load_json
@@ -30,6 +31,7 @@ class ReportConfig:
     model: str = "mnist"
     weights: str | None = None                               # DeepFloyd IF stage I folder
     embeddings: str | None = None                            # DeepFloyd prompt-embedding cache
+    stage2_weights: str | None = None                        # DeepFloyd IF stage II folder (the stage II section)
     quick: bool = False                                      # tiny trainings (tests, a first look)
     resume: bool = True
     seed: int = 0
@@ -63,7 +65,7 @@ class Report:
         that makes the same figures on its own."""
         where = self.out / (folder or section.key)
         section.commands.append(["fundiff", *argv, "--out", str(Path(folder or section.key))] +
-                                (["--model", self.config.model] if backend else []))
+                                (["--model", self.config.model, *self.config.backend_args] if backend else []))
         run(where)
         return where
 
@@ -84,6 +86,13 @@ class Report:
         if self.config.download and not self.config.data:
             raise FundiffError("--download needs --data DIR: the folder to download the MNIST idx files into")
         return load_mnist(self.config.data, download=self.config.download)
+
+    def check_embeddings(self) -> None:
+        """DeepFloyd mode: every prompt the report uses must be in the embeddings (no text encoder is loaded)."""
+        missing = [p for p in prompts.deepfloyd_prompts() if p not in self.denoiser.embeddings]
+        if missing and self.denoiser.embeddings.encoder is None:
+            raise FundiffError(f"{self.config.embeddings} lacks {len(missing)} of the report's prompts ({missing[0]!r}, ...): "
+                               "add them with fundiff embed --report-prompts --weights DIR --out FILE.pth")
 
     def fig(self, section: Section, path: Path) -> None:
         if not path.is_file():
@@ -116,8 +125,8 @@ class Report:
 
             classify = load_classifier()
         image = "digit-7" if m else "astronaut"
-        weak = "" if m else "a high quality photo"
-        digits = [str(d) for d in range(10)] if m else ["a rocket ship", "a photo of a dog", "an oil painting of an old man"]
+        weak = "" if m else prompts.PHOTO
+        digits = [str(d) for d in range(10)] if m else prompts.DEEPFLOYD_PROMPTS_3
 
         def forward(s: Section) -> None:
             d = self.step(s, ["forward", "--image", image], lambda o: run_forward(
@@ -154,6 +163,11 @@ class Report:
                 t2i, o, GenerateConfig(prompts=[weak], guidance_scale=1.0, seed=seed), classify=classify),
                 folder="sampling-no-cfg")
             self.fig(s, d1 / "generate.png")
+            if not m:   # the study's 5 samples of "a high quality photo" at gamma 7
+                d4 = self.step(s, ["generate", "--prompt", weak, "--guidance-scale", "7"], lambda o: run_generate(
+                    t2i, o, GenerateConfig(prompts=[weak], num_images=5, guidance_scale=7.0, seed=seed)),
+                    folder="sampling-photo-cfg7")
+                self.fig(s, d4 / "generate.png")
             args = [a for p in digits for a in ("--prompt", p)]
             per = "4" if m else "1"
             d2, d3 = (self.step(s, ["generate", *args, "--num-images", per, "--guidance-scale", str(gamma)],
@@ -189,6 +203,28 @@ class Report:
                                 f"{len(digits) * (4 if m else 1)} images ({r['model_evaluations_per_image']} model "
                                 f"evaluations each){acc}.")
 
+        def stage2(s: Section) -> None:
+            import numpy as np
+            import torch
+
+            from fundiff.images import save_grid
+            from fundiff.pipelines import UpsamplePipeline
+
+            d = self.step(s, ["generate", *[a for p in digits for a in ("--prompt", p)], "--steps", "20", "--upsample",
+                              "--stage2-weights", str(self.config.stage2_weights)],
+                          lambda o: run_generate(t2i, o, GenerateConfig(prompts=digits, num_images=1, steps=[20], seed=seed),
+                                                 save_array=True))
+            with np.load(d / "generate.npz") as arrays:   # stage I's images in [0, 1]
+                low = torch.from_numpy(arrays["images"])
+            up = UpsamplePipeline.from_pipe(t2i, stage2_weights=self.config.stage2_weights)
+            big = up(low, digits, num_inference_steps=20, generator=torch.Generator().manual_seed(seed), output_type="pt")
+            save_grid(big.images, d / "upsampled.png", nrow=len(digits), scale=1)
+            self.fig(s, d / "generate.png")
+            self.fig(s, d / "upsampled.png")
+            s.numbers = {"stage1": load_json(d / "generate.json"), "stage2": big.record}
+            s.claims.append(f"{len(digits)} prompts, 20 steps at stage I ({t2i.image_size} px), then 20 steps of stage II "
+                            f"({up.image_size} px) on each result.")
+
         def cfg_scale(s: Section) -> None:
             from fundiff.studies.cfg_scale import STUDY_SCALES, run_cfg_scale
 
@@ -207,8 +243,10 @@ class Report:
                 + f" (real-data floor {s.numbers['fid_floor']:.2f} at n = {s.numbers['num_images']} per γ).")
 
         def sdedit(s: Section) -> None:
-            for src, prompt, folder in ((image, weak, "sdedit"), ("sketch-house", weak, "sdedit-sketch"),
-                                        ("digit-3" if m else "astronaut", "8" if m else "a rocket ship", "sdedit-text")):
+            runs = [(image, weak, "sdedit"), ("sketch-house", weak, "sdedit-sketch")] + ([] if m else [
+                ("chelsea", weak, "sdedit-photo")]) + [("digit-3" if m else "astronaut", "8" if m else prompts.DEEPFLOYD_EDIT,
+                                                        "sdedit-text")]
+            for src, prompt, folder in runs:
                 d = self.step(s, ["edit", "--image", src, "--prompt", prompt], lambda o, src=src, prompt=prompt: run_edit(
                     self.pipe(SDEditPipeline), o, image=src, image_name=src, prompt=prompt, seed=seed), folder=folder)
                 self.fig(s, d / "sdedit.png")
@@ -227,7 +265,7 @@ class Report:
             d2 = self.step(s, ["inpaint", "--image", image, "--prompt", weak, *rect, "--jump-length", "5", "--jump-n-sample", "3"],
                            lambda o: run_inpaint(inp, o, image=image, mask=mask, prompt=weak, jump_length=5, jump_n_sample=3,
                                                  seed=seed), folder="inpaint-repaint")
-            other = "8" if m else "a rocket ship"   # text-conditional inpainting: the mask filled toward another prompt
+            other = "8" if m else prompts.DEEPFLOYD_EDIT   # text-conditional inpainting: the mask toward another prompt
             d3 = self.step(s, ["inpaint", "--image", image, "--prompt", other, *rect], lambda o: run_inpaint(
                 inp, o, image=image, mask=mask, prompt=other, seed=seed), folder="inpaint-text")
             self.fig(s, d / "inpaint.png")
@@ -240,9 +278,7 @@ class Report:
             s.claims += null_prompt_claims(s.numbers.values())
 
         def anagrams(s: Section) -> None:
-            pairs = [("6", "9", "flip"), ("2", "5", "flip"), ("1", "7", "flip"), ("7", "1", "rotate_cw"),
-                     ("3", "8", "rotate_cw"), ("1", "0", "negate")] if m else \
-                [("an oil painting of an old man", "an oil painting of people around a campfire", "flip")]
+            pairs = prompts.MNIST_ANAGRAMS if m else prompts.DEEPFLOYD_ANAGRAMS
             for a, b, v in pairs:
                 d = self.step(s, ["anagram", "--prompt", a, "--prompt", b, "--view", "identity", "--view", v],
                               lambda o, a=a, b=b, v=v: run_anagram(self.pipe(AnagramPipeline), o, [a, b],
@@ -257,8 +293,7 @@ class Report:
                             "its negative's black digit on white." if m else ""))
 
         def hybrids(s: Section) -> None:
-            runs = [("1", "7", "hybrid"), ("0", "1", "hybrid"), ("1", "7", "motion")] if m else \
-                [("a lithograph of a skull", "a lithograph of waterfalls", "hybrid")]
+            runs = prompts.MNIST_HYBRIDS if m else prompts.DEEPFLOYD_HYBRIDS
             for a, b, kind in runs:
                 d = self.step(s, ["hybrid", "--prompt", a, "--prompt", b, "--kind", kind],
                               lambda o, a=a, b=b, kind=kind: run_hybrid(self.pipe(HybridPipeline), o, [a, b], kind=kind,
@@ -272,6 +307,9 @@ class Report:
         self.add(Section("sampling", "1.5–1.6 Sampling and classifier-free guidance",
                          "Denoise pure noise from i_start = 0; then with CFG ε = ε_u + γ(ε_c − ε_u), γ = 7."), sampling)
         self.add(Section("steps", "Steps vs quality and time", "Text-to-image at several num_inference_steps, timed."), steps)
+        if not m and self.config.stage2_weights:
+            self.add(Section("stage2", "0 Stage I and stage II", "Three prompts, 20 steps each, at 64 px and upsampled to "
+                             "256 px by IF stage II (the study's part 0)."), stage2)
         if m:
             self.add(Section("cfg_scale", "1.6 The guidance scale, swept",
                              "γ in 1, 2, 3, 5, 7, 10 on the same noise: class accuracy (the shipped classifier) and "
@@ -299,11 +337,13 @@ class Report:
 
 def run_report(out: str | Path, config: ReportConfig, log: Callable[[str], None] = print) -> Path:
     """Run every section into ``out`` and write ``report.html`` + ``report.json``; returns the HTML path."""
-    out = ensure_writable_dir(out)
-    rep = Report(out, config, log)
+    rep = Report(Path(out), config, log)
+    if not rep.mnist:
+        rep.check_embeddings()   # before anything is written
+    rep.out = ensure_writable_dir(out)
     rep.part_a()
     if rep.mnist or config.model.startswith("deepfloyd"):
         add_part_b(rep)
     rep.write()
-    log(f"wrote {out / 'report.html'} ({time.monotonic() - rep.started:.0f} s)")
-    return out / "report.html"
+    log(f"wrote {rep.out / 'report.html'} ({time.monotonic() - rep.started:.0f} s)")
+    return rep.out / "report.html"
