@@ -47,6 +47,7 @@ def test_shuffled_labels_give_chance_accuracy(mnist):
     assert class_accuracy(images[:100][labels[:100] == 7], 7) > 0.9  # one int label for all
 
 
+@pytest.mark.slow
 def test_train_classifier_tiny_run_writes_record_and_loadable_model(mnist, tmp_path):
     import dataclasses
 

@@ -21,6 +21,7 @@ def test_version(cli):
     assert proc.returncode == 0 and proc.stdout.startswith("fundiff ")
 
 
+@pytest.mark.slow
 def test_data_command_reports_the_bundled_copy(cli):
     proc = cli("data")
     assert proc.returncode == 0, proc.stderr
@@ -55,6 +56,7 @@ def test_download_needs_a_folder(cli, tmp_path):
     assert_one_line_error(cli("data", "--download"), "--data DIR")
 
 
+@pytest.mark.slow
 def test_corrupt_data_file(cli, tmp_path, mnist):
     from fundiff.data import write_idx
 

@@ -65,6 +65,7 @@ def test_threshold_choice_on_the_command_line(cli, tmp_path):
     assert_one_line_error(cli("generate", "--threshold", "sometimes", "--out", tmp_path / "x"), "--threshold")
 
 
+@pytest.mark.slow   # as real subprocesses; tests/test_bad_input.py's in-process sweep covers these in the fast lane
 @pytest.mark.parametrize("args,fragments", [
     (["generate", "--prompt", "a cat"], ["unknown class prompt", "a cat"]),
     (["denoise", "--i-start", "40"], ["i_start=40"]),

@@ -35,6 +35,7 @@ def blown_up_model(run_dir, dest):
     save_file(tensors, str(dest), metadata=meta)
 
 
+@pytest.mark.slow
 def test_sample_command_writes_png_npz_gif_reproducibly(tiny_flow, tmp_path, cli):
     args = ["sample", "--model", tiny_flow, "--prompt", "3", "--prompt", "seven", "--num-images", "2", "--steps", "3",
             "--seed", "5", "--device", "cpu"]
@@ -72,6 +73,7 @@ def test_sample_bad_input(tiny_flow, tmp_path, cli, extra, fragment):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_sample_refuses_other_architectures(tmp_path, cli):
     from fundiff.nn import UnconditionalUNet
     from fundiff.training import save_model

@@ -28,6 +28,7 @@ def test_flow_study_writes_the_deliverables(tmp_path, cli):
     assert res["train"]["lr"] == 1e-2 and res["train"]["lr_schedule"] == "exponential"
 
 
+@pytest.mark.slow
 def test_show_epochs_beyond_training_is_refused(tmp_path, cli):
     from helpers import assert_one_line_error
 

@@ -20,6 +20,7 @@ def study(mnist, tmp_path_factory):
     return out, results
 
 
+@pytest.mark.slow
 def test_writes_every_figure_and_the_numbers(study):
     out, results = study
     for name in ["noising", "denoiser_loss", "denoiser_epoch1", "denoiser_epoch2", "denoiser_ood",
@@ -31,6 +32,7 @@ def test_writes_every_figure_and_the_numbers(study):
     assert len(on_disk["pure_noise"]["per_epoch"]) == 2
 
 
+@pytest.mark.slow
 def test_denoiser_numbers(study, mnist):
     _, results = study
     d = results["denoiser"]
@@ -44,6 +46,7 @@ def test_denoiser_numbers(study, mnist):
     assert d["test_per_epoch"][-1]["psnr"] == pytest.approx(ood[0.5]["psnr"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_pure_noise_statistics_match_an_independent_computation(study, mnist):
     _, results = study
     p = results["pure_noise"]

@@ -36,6 +36,7 @@ def test_a_bomb_is_refused_from_its_header_within_a_second(bomb, monkeypatch):
     assert MAX_IMAGE_PIXELS == 50_000_000
 
 
+@pytest.mark.slow
 def test_the_cli_refuses_a_bomb_in_one_line_with_bounded_memory(bomb, tmp_path):
     """Peak memory of the refused run equals that of a run refused for a missing file: nothing was decoded."""
     def peak_kb(*args):

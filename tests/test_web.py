@@ -507,15 +507,23 @@ def test_browser_logs_in_through_the_login_page(browser, tmp_path):
             page.close()
 
 
-def test_serve_refuses_an_exposed_host_without_a_login_and_bad_logins(cli, tmp_path):
-    assert_one_line_error(cli("serve", "--host", "0.0.0.0"), "--host 0.0.0.0 exposes the UI", "--auth", "--no-auth")
-    assert_one_line_error(cli("serve", "--auth", "ada"), "--auth: expected USER:PASSWORD")
-    assert_one_line_error(cli("serve", "--auth", ":pw"), "--auth: expected USER:PASSWORD")
-    assert_one_line_error(cli("serve", "--auth-file", str(tmp_path / "none.txt")), "cannot read --auth-file")
+def test_serve_refuses_an_exposed_host_without_a_login_and_bad_logins(tmp_path, capsys):
+    """Each is one line and exit 2 before the model or gradio loads (run in-process: the same main() as the command)."""
+    from fundiff.cli import main
+
     empty = tmp_path / "empty.txt"
     empty.write_text("# nobody\n\n")
-    assert_one_line_error(cli("serve", "--auth-file", str(empty)), "holds no USER:PASSWORD line")
-    assert_one_line_error(cli("serve", "--auth", "a:b", "--no-auth"), "not both")
+    for argv, fragments in [
+        (["--host", "0.0.0.0"], ["--host 0.0.0.0 exposes the UI", "--auth", "--no-auth"]),
+        (["--auth", "ada"], ["--auth: expected USER:PASSWORD"]),
+        (["--auth", ":pw"], ["--auth: expected USER:PASSWORD"]),
+        (["--auth-file", str(tmp_path / "none.txt")], ["cannot read --auth-file"]),
+        (["--auth-file", str(empty)], ["holds no USER:PASSWORD line"]),
+        (["--auth", "a:b", "--no-auth"], ["not both"]),
+    ]:
+        assert main(["serve", *argv]) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and all(f in err for f in fragments), (argv, err)
 
 
 def test_login_check_is_exact():
