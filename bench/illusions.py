@@ -24,6 +24,7 @@ from fundiff.classifier import load_classifier
 from fundiff.engine.schedule import THRESHOLD_CHOICES, describe_threshold
 from fundiff.engine.views import get_view
 from fundiff.pipelines import AnagramPipeline, HybridPipeline
+from fundiff.pipelines.readings import hybrid_readings
 
 ANAGRAMS = {
     "flip": [("6", "9"), ("9", "6"), ("1", "1"), ("3", "8"), ("2", "5"), ("0", "8")],
@@ -72,9 +73,7 @@ def main() -> None:
     dec = hybrid.decomposition("hybrid")
     for a, b in HYBRIDS:
         img = sample(hybrid, [a, b], "hybrid")
-        low, high = dec.components(img)
-        close = high.clamp(min=0)
-        close = close / close.flatten(1).amax(1).clamp(min=1e-6).view(-1, 1, 1, 1) * 2 - 1
+        low, close = hybrid_readings(img, dec)   # from afar, up close: the readings best-of uses too
         ok_a, ok_b = read(low) == int(a), read(close) == int(b)
         rows.append({"kind": "hybrid", "A": a, "B": b, "n": n, "A_rate": ok_a.float().mean().item(),
                      "B_rate": ok_b.float().mean().item(), "both_rate": (ok_a & ok_b).float().mean().item(),

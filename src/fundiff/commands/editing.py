@@ -65,6 +65,9 @@ def view_specs() -> list[str]:
 def add_illusion_args(p, default_out: str, prompt_help: str) -> None:
     """The flags anagram and hybrid share: their prompts (one per view or component), stage II and generation."""
     p.add_argument("--prompt", action="append", required=True, help=prompt_help)
+    p.add_argument("--best-of", type=positive_int, default=1, metavar="N",
+                   help="MNIST: make N candidates per image and keep the one the classifier reads right both ways with "
+                        "the highest joint confidence (default 1: no selection; the record says when it ran)")
     add_upsample_args(p)
     add_generation_args(p, default_out)
 
@@ -136,7 +139,7 @@ def cmd_anagram(args) -> int:
         run_anagram(pipe, args.out, args.prompt, views=args.view, num_inference_steps=args.steps,
                     guidance_scale=args.guidance_scale, num_images=args.num_images or 4, frames=args.frames,
                     seed=args.seed, save_array=args.save_array, callback=cb, upsampler=up,
-                    stage2_steps=args.stage2_steps, stage2_callback=cb2, animation=args.animation)
+                    stage2_steps=args.stage2_steps, stage2_callback=cb2, animation=args.animation, best_of=args.best_of)
     print(f"wrote {args.out}/anagram.png and anagram.{args.animation}")
     return 0
 
@@ -152,6 +155,6 @@ def cmd_hybrid(args) -> int:
         run_hybrid(pipe, args.out, args.prompt, kind=args.kind, reference=args.reference, reference_name=args.reference,
                    num_inference_steps=args.steps, guidance_scale=args.guidance_scale, num_images=args.num_images or 4,
                    seed=args.seed, save_array=args.save_array, callback=cb, upsampler=up,
-                   stage2_steps=args.stage2_steps, stage2_callback=cb2)
+                   stage2_steps=args.stage2_steps, stage2_callback=cb2, best_of=args.best_of)
     print(f"wrote {args.out}/hybrid.png")
     return 0

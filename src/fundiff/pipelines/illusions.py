@@ -17,6 +17,7 @@ from fundiff.engine.decompositions import get_decomposition
 from fundiff.engine.illusions import anagram_predict, anchor_hook, hybrid_predict
 from fundiff.engine.views import View, get_view
 from fundiff.errors import FundiffError
+from fundiff.pipelines import readings
 from fundiff.pipelines.base import Callback, DiffusionPipeline, PipelineOutput, check_common, check_count, check_scale
 
 
@@ -36,6 +37,28 @@ class _IllusionPipeline(DiffusionPipeline):
         check_common(output_type, generator, callback)
         self.check_encodable(prompts, negative_prompt)
         return self.check_steps(num_inference_steps)
+
+    def check_best_of(self, best_of: int, prompts: list[str], num_images_per_prompt: int) -> list[int] | None:
+        """The prompts' digits when ``best_of`` > 1 (None for 1); best-of needs the MNIST model and digit prompts."""
+        check_count(best_of, "best_of", 1, 64)
+        check_count(num_images_per_prompt * best_of, "num_images_per_prompt x best_of")
+        if best_of == 1:
+            return None
+        if self.denoiser.name != "mnist":
+            raise FundiffError("best_of reads each image with the shipped MNIST classifier: it needs the MNIST model, "
+                               f"not {self.denoiser.name}")
+        return readings.digit_labels(prompts)
+
+    @staticmethod
+    def keep_best(samples: torch.Tensor, views: list[torch.Tensor], labels: list[int], n: int, record: dict) -> torch.Tensor:
+        """Of each group of ``n`` candidates the one read right both ways with the highest joint confidence; the record
+        says best-of ran and how the kept images and all candidates read."""
+        right, joint = readings.reading_scores(views, labels)
+        keep = readings.best_of(right, joint, n)
+        record.update(best_of=n, best_of_kept_both_right=float(right[keep].float().mean()),
+                      best_of_candidates_both_right=float(right.float().mean()),
+                      best_of_joint_confidence=[round(float(c), 4) for c in joint[keep]])
+        return samples[keep]
 
 
 class AnagramPipeline(_IllusionPipeline):
@@ -67,19 +90,25 @@ class AnagramPipeline(_IllusionPipeline):
                  negative_prompt: str | None = None, num_inference_steps: int | None = None, guidance_scale: float = 7.0,
                  num_images_per_prompt: int = 4, generator: torch.Generator | None = None, output_type: str = "pil",
                  callback: Callback | None = None, batch_size: int | None = None,
-                 latents: torch.Tensor | None = None) -> PipelineOutput:
-        """``num_images_per_prompt`` anagrams (defaults: ``fundiff anagram``'s); ``latents``: the starting noise."""
+                 latents: torch.Tensor | None = None, best_of: int = 1) -> PipelineOutput:
+        """``num_images_per_prompt`` anagrams (defaults: ``fundiff anagram``'s); ``latents``: the starting noise
+        (``num_images_per_prompt x best_of`` of them).  ``best_of`` N > 1 (MNIST): N candidates for each image, of
+        which the one the classifier reads right under every view with the highest joint confidence is kept."""
         prompts, objs, ts = self.check_inputs(prompt, views, negative_prompt, num_inference_steps, guidance_scale,
                                               num_images_per_prompt, output_type, generator, callback)
-        self.check_latents(latents, num_images_per_prompt)
+        labels = self.check_best_of(best_of, prompts, num_images_per_prompt)
+        total = num_images_per_prompt * best_of
+        self.check_latents(latents, total)
         samples = self.denoise_batches(
-            num_images_per_prompt, batch_size, ts, lambda part: anagram_predict(
+            total, batch_size, ts, lambda part: anagram_predict(
                 self.denoiser, prompts, objs, batch=part.stop - part.start, guidance_scale=guidance_scale,
                 negative_prompt=negative_prompt), latents, generator, callback)
         specs = views if views is not None else ["identity", "flip"]
         record = self.record(prompts=prompts, views=[s if isinstance(s, str) else s.name for s in specs],
                              guidance_scale=guidance_scale, num_images=num_images_per_prompt,
                              num_inference_steps=len(ts))
+        if labels is not None:
+            samples = self.keep_best(samples, readings.anagram_readings(samples, objs), labels, best_of, record)
         out = self.output(samples, output_type, record)
         out.extras["views"] = objs
         return out
@@ -87,6 +116,13 @@ class AnagramPipeline(_IllusionPipeline):
 
 class HybridPipeline(_IllusionPipeline):
     """``pipe(prompt=["1", "7"], kind="hybrid")``: low frequencies read as "1", high as "7"."""
+
+    def check_best_of(self, best_of: int, prompts: list[str], num_images_per_prompt: int,
+                      kind: str = "hybrid") -> list[int] | None:
+        labels = super().check_best_of(best_of, prompts, num_images_per_prompt)
+        if labels is not None and kind != "hybrid":
+            raise FundiffError(f"best_of reads a hybrid from afar and up close: it needs kind 'hybrid', not {kind!r}")
+        return labels
 
     def decomposition(self, kind: str = "hybrid"):
         return get_decomposition(kind, self.image_size, self.denoiser.channels)
@@ -111,19 +147,24 @@ class HybridPipeline(_IllusionPipeline):
                  negative_prompt: str | None = None, num_inference_steps: int | None = None, guidance_scale: float = 7.0,
                  num_images_per_prompt: int = 4, generator: torch.Generator | None = None, output_type: str = "pil",
                  callback: Callback | None = None, batch_size: int | None = None,
-                 latents: torch.Tensor | None = None) -> PipelineOutput:
+                 latents: torch.Tensor | None = None, best_of: int = 1) -> PipelineOutput:
         """``num_images_per_prompt`` hybrids; ``out.extras["components"]`` holds each image's components in [-1, 1];
-        ``latents``: the starting noise."""
+        ``latents``: the starting noise (``num_images_per_prompt x best_of``).  ``best_of`` N > 1 (MNIST, kind
+        "hybrid"): of N candidates per image, the one read right from afar and up close, most confidently."""
         prompts, dec, ts, ref = self.check_inputs(prompt, kind, reference, negative_prompt, num_inference_steps,
                                                   guidance_scale, num_images_per_prompt, output_type, generator, callback)
-        self.check_latents(latents, num_images_per_prompt)
+        labels = self.check_best_of(best_of, prompts, num_images_per_prompt, kind)
+        total = num_images_per_prompt * best_of
+        self.check_latents(latents, total)
         samples = self.denoise_batches(
-            num_images_per_prompt, batch_size, ts, lambda part: hybrid_predict(
+            total, batch_size, ts, lambda part: hybrid_predict(
                 self.denoiser, prompts, dec, batch=part.stop - part.start, guidance_scale=guidance_scale,
                 negative_prompt=negative_prompt), latents, generator, callback,
             make_hook=(lambda: anchor_hook(self.denoiser, dec, ref, generator)) if ref is not None else None)
         record = self.record(kind=kind, prompts=prompts, components=list(dec.names), guidance_scale=guidance_scale,
                              num_images=num_images_per_prompt, num_inference_steps=len(ts))
+        if labels is not None:
+            samples = self.keep_best(samples, readings.hybrid_readings(samples, dec), labels, best_of, record)
         out = self.output(samples, output_type, record)
         out.extras.update(decomposition=dec, components=[c.float().cpu() for c in dec.components(out.samples)])
         return out

@@ -27,7 +27,8 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
                 views: Sequence[str] | None = None, num_inference_steps: int | None = None,
                 guidance_scale: float = 7.0, num_images: int = 4, frames: int = 24, seed: int = 0,
                 save_array: bool = False, callback: Callable | None = None, upsampler: Any = None,
-                stage2_steps: int = 50, stage2_callback: Callable | None = None, animation: str = "gif") -> dict[str, Any]:
+                stage2_steps: int = 50, stage2_callback: Callable | None = None, animation: str = "gif",
+                best_of: int = 1) -> dict[str, Any]:
     """anagram.png (each image under every view), anagram.gif or .mp4 (``animation``: view 1 -> view 2), anagram.json."""
     if animation not in ANIMATIONS:
         raise FundiffError(f"animation must be one of {', '.join(ANIMATIONS)}, got {animation!r}")
@@ -35,10 +36,11 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
     _, objs, _ = pipe.check_inputs(prompts, views, None, num_inference_steps, guidance_scale, num_images, "pt",
                                    None, callback)
     specs = list(views) if views is not None else ["identity", "flip"]
+    pipe.check_best_of(best_of, prompts, num_images)
     out = ensure_writable_dir(out)
     g = torch.Generator().manual_seed(seed)
     res = pipe(prompts, views=specs, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-               num_images_per_prompt=num_images, generator=g, output_type="pt", callback=callback)
+               num_images_per_prompt=num_images, generator=g, output_type="pt", callback=callback, best_of=best_of)
     img = res.samples
     rows = [[to_unit(v.view(img[k:k + 1])[0]) for v in objs] for k in range(num_images)]
     labels = [f"{s}\n{p!r}" for s, p in zip(specs, prompts)]
@@ -58,7 +60,8 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
     if save_array:
         save_npz(out / "anagram.npz", res.images, prompts=prompts, views=specs)
     record = {"backend": pipe.denoiser.name, "prompts": prompts, "views": specs, "guidance_scale": guidance_scale,
-              "seed": seed, "num_images": num_images, "animation": f"anagram.{animation}" if len(objs) >= 2 else None}
+              "seed": seed, "num_images": num_images, "animation": f"anagram.{animation}" if len(objs) >= 2 else None,
+              **_best_of_record(res.record)}
     write_json(out / "anagram.json", record)
     return record
 
@@ -67,16 +70,17 @@ def run_hybrid(pipe: HybridPipeline, out: str | os.PathLike, prompts: Sequence[s
                reference: Any = None, reference_name: str | None = None, num_inference_steps: int | None = None,
                guidance_scale: float = 7.0, num_images: int = 4, seed: int = 0, save_array: bool = False,
                callback: Callable | None = None, upsampler: Any = None, stage2_steps: int = 50,
-               stage2_callback: Callable | None = None) -> dict[str, Any]:
+               stage2_callback: Callable | None = None, best_of: int = 1) -> dict[str, Any]:
     """hybrid.png (each image and its components) and hybrid.json."""
     prompts = list(prompts)
     _, dec, _, _ = pipe.check_inputs(prompts, kind, reference, None, num_inference_steps, guidance_scale, num_images,
                                      "pt", None, callback)
+    pipe.check_best_of(best_of, prompts, num_images, kind)
     out = ensure_writable_dir(out)
     g = torch.Generator().manual_seed(seed)
     res = pipe(prompts, kind, reference=reference, num_inference_steps=num_inference_steps,
                guidance_scale=guidance_scale, num_images_per_prompt=num_images, generator=g, output_type="pt",
-               callback=callback)
+               callback=callback, best_of=best_of)
     parts = res.extras["components"]
     rows = [[res.images[k]] + [to_unit(p[k]) for p in parts] for k in range(num_images)]  # high bands around grey
     image_grid(rows, out / "hybrid.png", col_labels=["image"] + [f"{name}: {p!r}" for name, p in zip(dec.names, prompts)],
@@ -92,6 +96,12 @@ def run_hybrid(pipe: HybridPipeline, out: str | os.PathLike, prompts: Sequence[s
     if save_array:
         save_npz(out / "hybrid.npz", res.images, prompts=prompts)
     record = {"backend": pipe.denoiser.name, "kind": kind, "prompts": prompts, "components": list(dec.names),
-              "reference": reference_name, "guidance_scale": guidance_scale, "seed": seed, "num_images": num_images}
+              "reference": reference_name, "guidance_scale": guidance_scale, "seed": seed, "num_images": num_images,
+              **_best_of_record(res.record)}
     write_json(out / "hybrid.json", record)
     return record
+
+
+def _best_of_record(record: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline's account of best-of-N, when it ran (its images are chosen, so their rates are not the model's)."""
+    return {k: v for k, v in record.items() if k.startswith("best_of")}

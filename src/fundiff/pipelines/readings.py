@@ -1,0 +1,63 @@
+"""How the shipped MNIST classifier reads an illusion: both readings of an anagram or a hybrid, and best-of-N.
+
+An anagram's reading i is ``views[i].view(image)``, meant to show prompt i.  A hybrid is read twice: its
+low-pass (the decomposition's own Gaussian, what one sees from afar) should show prompt 1, and the
+positive part of its high-pass stretched to [0, 1] (the strokes one sees up close) prompt 2.  An image
+"reads right both ways" when the classifier's top class is the prompt's digit in every reading; its joint
+confidence is the product of the classifier's probabilities of those digits.  ``bench/illusions.py``
+measures rates with the same readings; :func:`best_of` keeps, of each group of N candidates, the one that
+reads right both ways with the highest joint confidence (or the most confident one if none does).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from fundiff.errors import FundiffError
+
+
+def digit_labels(prompts: Sequence[str]) -> list[int]:
+    """The digit each prompt names; a one-line error for a prompt that names none (best-of needs a class each)."""
+    from fundiff.prompts import parse_digit_prompt
+
+    labels = [parse_digit_prompt(p) for p in prompts]
+    if any(label is None for label in labels):
+        raise FundiffError("best_of reads each view with the MNIST classifier: every prompt must name a digit, got "
+                           f"{list(prompts)!r}")
+    return labels
+
+
+def anagram_readings(samples: torch.Tensor, views: Sequence) -> list[torch.Tensor]:
+    """The image under each view, (N, 1, 28, 28) in [-1, 1]."""
+    return [v.view(samples) for v in views]
+
+
+def hybrid_readings(samples: torch.Tensor, decomposition) -> list[torch.Tensor]:
+    """From afar (the low-pass) and up close (the high-pass's positive part, stretched to [-1, 1])."""
+    low, high = decomposition.components(samples)
+    close = high.clamp(min=0)
+    close = close / close.flatten(1).amax(1).clamp(min=1e-6).view(-1, 1, 1, 1) * 2 - 1
+    return [low, close]
+
+
+@torch.no_grad()
+def reading_scores(readings: Sequence[torch.Tensor], labels: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image: whether every reading's top class is its label, and the product of the labels' probabilities."""
+    from fundiff.classifier import load_classifier
+
+    classify = load_classifier()
+    right, joint = None, None
+    for reading, label in zip(readings, labels):
+        probs = classify(((reading.float().cpu().clamp(-1, 1) + 1) / 2)).softmax(1)
+        ok, p = probs.argmax(1) == label, probs[:, label]
+        right = ok if right is None else right & ok
+        joint = p if joint is None else joint * p
+    return right, joint
+
+
+def best_of(right: torch.Tensor, joint: torch.Tensor, n: int) -> torch.Tensor:
+    """Index of the kept candidate in each consecutive group of ``n``: right both ways first, then most confident."""
+    key = (right.float() * 2 + joint).view(-1, n)   # joint <= 1, so any right candidate beats every wrong one
+    return key.argmax(1) + torch.arange(key.shape[0]) * n

@@ -1,0 +1,61 @@
+"""fundiff.pipelines.readings and best-of-N: the classifier's two readings of an illusion, and keeping the best of N."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import fundiff
+from fundiff.pipelines.readings import anagram_readings, best_of, reading_scores
+from helpers import assert_one_line_error
+
+
+def test_best_of_prefers_right_both_ways_then_confidence():
+    right = torch.tensor([False, True, True, False, False, False])
+    joint = torch.tensor([0.99, 0.2, 0.6, 0.1, 0.3, 0.2])
+    assert best_of(right, joint, 3).tolist() == [2, 4]        # group 1: the right ones only; group 2: none right
+
+
+@pytest.fixture(scope="module")
+def anagram():
+    return fundiff.AnagramPipeline.from_pretrained("mnist")
+
+
+def test_best_of_keeps_the_best_candidates_of_the_same_noise(anagram):
+    latents = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    call = dict(prompt=["6", "9"], views=["identity", "flip"], num_inference_steps=8, latents=latents, batch_size=8,
+                output_type="pt")
+    every = anagram(num_images_per_prompt=8, generator=torch.Generator().manual_seed(0), **call)
+    kept = anagram(num_images_per_prompt=2, best_of=4, generator=torch.Generator().manual_seed(0), **call)
+    right, joint = reading_scores(anagram_readings(every.samples, every.extras["views"]), [6, 9])
+    chosen = best_of(right, joint, 4)
+    torch.testing.assert_close(kept.samples, every.samples[chosen])
+    r = kept.record
+    assert r["best_of"] == 4 and "best_of" not in every.record
+    assert r["best_of_kept_both_right"] >= r["best_of_candidates_both_right"]
+    assert r["best_of_candidates_both_right"] == pytest.approx(float(right.float().mean()))
+
+
+@pytest.mark.parametrize("call,fragment", [
+    (lambda a: a(["6", ""], best_of=2), "every prompt must name a digit"),
+    (lambda a: a(["6", "9"], best_of=0), "best_of must be a whole number in 1..64"),
+    (lambda a: a(["6", "9"], num_images_per_prompt=5000, best_of=4), "num_images_per_prompt x best_of"),
+    (lambda a: fundiff.HybridPipeline.from_pipe(a)(["1", "7"], "motion", best_of=2), "needs kind 'hybrid'"),
+])
+def test_best_of_bad_input_is_one_line_before_any_work(anagram, call, fragment, monkeypatch):
+    monkeypatch.setattr(anagram.denoiser, "predict", lambda *a, **k: pytest.fail("the model ran"))
+    with pytest.raises(fundiff.FundiffError, match=fragment):
+        call(anagram)
+
+
+def test_best_of_on_the_command_line(cli, tmp_path):
+    proc = cli("hybrid", "--prompt", "1", "--prompt", "7", "--best-of", "3", "--num-images", "1", "--steps", "8",
+               "--out", tmp_path / "h")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((tmp_path / "h" / "hybrid.json").read_text())
+    assert record["best_of"] == 3 and len(record["best_of_joint_confidence"]) == 1
+    assert_one_line_error(cli("anagram", "--prompt", "6", "--prompt", "", "--best-of", "2", "--out", tmp_path / "a"),
+                          "must name a digit")
+    assert not (tmp_path / "a").exists()
