@@ -194,6 +194,13 @@ def upsample(stage2: DeepFloydStageII, image: torch.Tensor, prompts: Sequence[st
 # -- loading ------------------------------------------------------------------------------------
 
 
+def device_and_dtype(device: str | torch.device | None, dtype: torch.dtype | None) -> tuple[torch.device, torch.dtype]:
+    """Where and in what precision IF runs: ``device`` None/"auto" is the GPU when there is one; ``dtype`` None is
+    fp16 on a GPU, fp32 on the CPU."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device in (None, "auto") else torch.device(device)
+    return device, dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+
+
 def download_patterns(repo: str, dtype: torch.dtype, unet: bool = True, text_encoder: bool = False) -> list[str]:
     """The files of ``repo`` that loading needs, as huggingface_hub ``allow_patterns`` (fnmatch), and no more.
 
@@ -303,8 +310,7 @@ def load_deepfloyd(
     fp16 on CUDA, fp32 on the CPU by default; ``cpu_offload`` keeps the UNet in CPU memory and moves it
     to the GPU only while it runs (accelerate's model offload).
     """
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+    device, dtype = device_and_dtype(device, dtype)
     use_t5 = text_encoder or embeddings is None
     path = resolve_weights(weights, STAGE_1_REPO, download, dtype=dtype, text_encoder=use_t5)
     unet, scheduler = load_unet_and_scheduler(path, dtype)
@@ -322,8 +328,7 @@ def load_stage2(
     dtype: torch.dtype | None = None, cpu_offload: bool = False, download: bool = False, max_batch: int | None = None,
 ) -> DeepFloydStageII:
     """Stage II (``DeepFloyd/IF-II-L-v1.0``), sharing stage I's prompt embeddings."""
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+    device, dtype = device_and_dtype(device, dtype)
     path = resolve_weights(weights, STAGE_2_REPO, download, dtype=dtype)
     unet, scheduler = load_unet_and_scheduler(path, dtype)
     if unet.config.in_channels != 6:

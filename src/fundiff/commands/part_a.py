@@ -143,7 +143,7 @@ def cmd_generate(args) -> int:
 def cmd_embed(args) -> int:
     import torch
 
-    from fundiff.backends.deepfloyd import STAGE_1_REPO, resolve_weights, text_encoder_from
+    from fundiff.backends.deepfloyd import STAGE_1_REPO, device_and_dtype, resolve_weights, text_encoder_from
     from fundiff.backends.embeddings import PromptEmbeddings
 
     prompts = list(args.prompt)
@@ -159,11 +159,9 @@ def cmd_embed(args) -> int:
         raise FundiffError("give at least one --prompt, --prompts-file or --report-prompts")
     _check_out(args.out, ".pth")
     prompts = list(dict.fromkeys([""] + prompts))
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
     from fundiff.backends import torch_dtype
 
-    dtype = torch_dtype(args.dtype) or (torch.float16 if device.type == "cuda" else torch.float32)
+    device, dtype = device_and_dtype(args.device, torch_dtype(args.dtype))
     cache = PromptEmbeddings.load(args.out) if args.out.exists() else PromptEmbeddings({}, str(args.out))
     todo = [p for p in prompts if p not in cache]
     if todo:

@@ -36,11 +36,11 @@ class UpsamplePipeline(DiffusionPipeline):
         ``text_encoder``, from T5 in the stage I folder ``weights``.  Only the stage II UNet is loaded.
         """
         from fundiff.backends import torch_dtype
-        from fundiff.backends.deepfloyd import STAGE_1_REPO, load_stage2, resolve_weights, text_encoder_from
+        from fundiff.backends.deepfloyd import (STAGE_1_REPO, device_and_dtype, load_stage2, resolve_weights,
+                                               text_encoder_from)
         from fundiff.backends.embeddings import PromptEmbeddings
 
-        dev = torch.device(device if device not in (None, "auto") else ("cuda" if torch.cuda.is_available() else "cpu"))
-        dt = torch_dtype(dtype) or (torch.float16 if dev.type == "cuda" else torch.float32)
+        dev, dt = device_and_dtype(device, torch_dtype(dtype))
         encoder = None
         if text_encoder:   # T5 only, from the stage I folder: its UNet is neither downloaded nor loaded
             stage1 = resolve_weights(weights, STAGE_1_REPO, download, dtype=dt, unet=False, text_encoder=True)
