@@ -1,6 +1,7 @@
 """The command line: --help everywhere, one-line errors with exit code 2, nothing half-written."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +126,22 @@ def test_outputs_get_the_usual_permissions(tmp_path):
 
     path = write_json(tmp_path / "r.json", {"a": 1})
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~_UMASK
+
+
+def test_an_interrupted_command_leaves_no_empty_output_folder(tmp_path, monkeypatch, capsys):
+    """Ctrl-C after the study made its folder but before a file: exit 130, one line, and no folder left."""
+    import fundiff.studies.part_a as part_a
+    from fundiff.cli import main
+
+    def interrupted(den, image, out, **kwargs):
+        Path(out).mkdir(parents=True, exist_ok=True)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(part_a, "run_forward", interrupted)
+    out = tmp_path / "f"
+    assert main(["forward", "--out", str(out)]) == 130
+    assert capsys.readouterr().err.strip() == "fundiff: interrupted; nothing was written"
+    assert not out.exists()
+    (tmp_path / "kept").mkdir()                       # a folder that was there before is never removed
+    assert main(["forward", "--out", str(tmp_path / "kept")]) == 130
+    assert (tmp_path / "kept").is_dir()

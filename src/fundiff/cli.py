@@ -11,6 +11,7 @@ import contextlib
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Sequence
 
 from fundiff import __version__
@@ -45,6 +46,8 @@ def _terminate_as_interrupt(signum, frame) -> None:  # noqa: ANN001
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    out = getattr(args, "out", None)
+    new_folder = isinstance(out, Path) and not out.suffix and not out.exists()   # an output folder this run makes
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt) if in_main_thread else None
     try:
@@ -70,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if new_folder and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()   # an error or Ctrl-C before the first file: no empty output folder either
 
 
 if __name__ == "__main__":  # pragma: no cover
