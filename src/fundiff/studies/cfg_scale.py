@@ -25,14 +25,12 @@ def run_cfg_scale(pipe: Text2ImagePipeline, out: str | os.PathLike, mnist: Any, 
                   num_per_class: int = 10, num_inference_steps: int | None = None, seed: int = 0,
                   callback: Callable | None = None) -> dict[str, Any]:
     """cfg_scale.png (a row of digits per gamma), cfg_scale_curve.png (accuracy and classifier-FID vs gamma), .json."""
-    from fundiff.classifier import load_classifier
-    from fundiff.metrics import classifier_fid, real_data_floor
+    from fundiff.metrics import class_accuracy, classifier_fid, real_data_floor
 
     digits = [str(d) for d in range(10)]
     for g in scales:   # every input checked before the output folder exists
         pipe.check_inputs(digits, None, num_inference_steps, g, num_per_class, "pt", None, callback)
     out = ensure_writable_dir(out)
-    classify = load_classifier()
     wanted = torch.arange(10).repeat_interleave(num_per_class)
     n = 10 * num_per_class
     rows, runs = [], []
@@ -40,9 +38,8 @@ def run_cfg_scale(pipe: Text2ImagePipeline, out: str | os.PathLike, mnist: Any, 
         res = pipe(digits, num_inference_steps=num_inference_steps, guidance_scale=g, num_images_per_prompt=num_per_class,
                    generator=torch.Generator().manual_seed(seed), output_type="pt", callback=callback)
         images = res.images
-        with torch.no_grad():
-            accuracy = float((classify(images).argmax(1) == wanted).float().mean())
-        runs.append({"guidance_scale": g, "accuracy": accuracy, "classifier_fid": classifier_fid(images, mnist),
+        runs.append({"guidance_scale": g, "accuracy": class_accuracy(images, wanted),
+                     "classifier_fid": classifier_fid(images, mnist),
                      "model_evaluations_per_image": res.record["model_evaluations_per_image"]})
         rows.append([images[d * num_per_class] for d in range(10)])
     floor = real_data_floor(mnist, n, seed=seed)
