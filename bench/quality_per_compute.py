@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from fundiff.metrics import wilson_interval
+
 ROOT = Path(__file__).resolve().parents[1]
 FUNDIFF = [sys.executable, "-m", "fundiff"]
 
@@ -49,12 +51,8 @@ def _accuracy_row(v: dict) -> dict:
     """Accuracy at gamma 5 on many samples: the count of misread digits and a Wilson 95% interval."""
     n = v["num_images"] if "num_images" in v else 10 * v["num_per_class"]
     acc = v["accuracy_at_gamma5"]
-    errors = round((1 - acc) * n)
-    z = 1.96
-    centre = (acc + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * ((acc * (1 - acc) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
-    return {"num_images": n, "accuracy": acc, "errors": errors,
-            "wilson95": [round(centre - half, 5), round(min(1.0, centre + half), 5)]}
+    low, high = wilson_interval(acc, n)
+    return {"num_images": n, "accuracy": acc, "errors": round((1 - acc) * n), "wilson95": [round(low, 5), round(high, 5)]}
 
 
 def main() -> int:

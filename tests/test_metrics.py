@@ -86,3 +86,15 @@ def test_real_data_floor_is_below_clearly_wrong_images(mnist):
     blurred = classifier_fid(F.avg_pool2d(test, 5, stride=1, padding=2), mnist)
     noise = classifier_fid(torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(0)), mnist)
     assert 3 * floor < min(shifted, blurred, noise), (floor, shifted, blurred, noise)
+
+
+def test_wilson_interval_matches_the_textbook_values():
+    from fundiff.metrics import wilson_interval
+
+    low, high = wilson_interval(0.5, 100)
+    assert (low, high) == (pytest.approx(0.40383, abs=1e-5), pytest.approx(0.59617, abs=1e-5))
+    low, high = wilson_interval(1.0, 40)     # all right: the interval still has width, and stays in [0, 1]
+    assert high == 1.0 and low == pytest.approx(0.91238, abs=1e-5)
+    assert wilson_interval(0.0, 10)[0] == 0.0
+    with pytest.raises(ValueError):
+        wilson_interval(0.5, 0)

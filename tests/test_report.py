@@ -24,7 +24,7 @@ def test_every_section_and_figure(report):
     out, data = report
     keys = [s["key"] for s in data["sections"]]
     assert keys == ["forward", "denoise", "sampling", "steps", "cfg_scale", "sdedit", "inpaint", "anagrams", "hybrids",
-                    "one_step", "flow", "shipped"]
+                    "one_step", "flow_time", "flow", "ablation", "ddpm", "shipped"]
     for s in data["sections"]:
         assert s["figures"], s["key"]
         assert s["commands"], s["key"]
@@ -61,7 +61,20 @@ def test_claims_quote_the_measured_numbers(report):
     assert steps == [3, 5, 10, 20, 34]
     pn = sec["one_step"]["numbers"]["pure_noise"]
     assert f"{pn['loss_floor_mean_predictor']:.4f}" in sec["one_step"]["claims"][-1]
-    assert set(sec["flow"]["numbers"]) == {"study", "noschedule"}
+    flow = sec["flow"]["numbers"]   # the study's sampler and fundiff's on the same noise, each measured
+    assert (flow["sampler"], flow["compare"][0]["sampler"]) == ("euler", "midpoint")
+    for run in (flow, flow["compare"][0]):
+        e = run["per_epoch"][-1]
+        assert f"accuracy {e['accuracy']:.0%}, classifier-FID {e['classifier_fid']:.2f}" in " ".join(sec["flow"]["claims"])
+    assert flow["per_epoch"][-1]["model_evaluations_per_image"] == 2 * flow["steps"]
+    assert sec["flow_time"]["numbers"]["guidance_scale"] is None and sec["flow_time"]["numbers"]["sampler"] == "euler"
+    assert set(sec["ddpm"]["numbers"]) == {"time", "class"}
+    assert all(r["sampler"] == "ddpm" and r["compare"][0]["sampler"] == "ddim" for r in sec["ddpm"]["numbers"].values())
+    rows = sec["ablation"]["numbers"]["rows"]
+    assert [r["name"] for r in rows] == ["study", "no-scheduler", "lr-1e-3", "ema", "logit-normal", "noschedule"]
+    assert len(sec["ablation"]["commands"]) == len(rows) == len(sec["ablation"]["full_size_commands"])
+    for key in ("one_step", "flow_time", "flow", "ablation", "ddpm"):   # each CPU-sized section: the study's size too
+        assert data_full_size(sec[key]), key
     assert re.search(r"accuracy [\d.]+% at γ = 5", sec["shipped"]["claims"][-1])
     sweep = sec["cfg_scale"]["numbers"]["per_guidance_scale"]
     assert [r["guidance_scale"] for r in sweep] == [1.0, 5.0]                       # --quick: two of the six
@@ -69,7 +82,13 @@ def test_claims_quote_the_measured_numbers(report):
     assert "one unguided pass" in " ".join(sec["sdedit"]["claims"])              # prompt '' with CFG 7
     views = [c.split("--view")[-1].split()[0] for c in sec["anagrams"]["commands"]]
     assert views.count("flip") >= 3 and "negate" in views
-    assert set(sec["inpaint"]["numbers"]) == {"replacement", "repaint", "text"}
+    assert {"replacement", "repaint", "text", "inpaint-1", "inpaint-2"} <= set(sec["inpaint"]["numbers"])
+    sdedit_inputs = [c.split("--image ")[1].split()[0] for c in sec["sdedit"]["commands"]]
+    assert {"digit-7", "chelsea", "hand-2", "hand-4", "hand-5"} <= set(sdedit_inputs)   # test image, web photo, drawings
+
+
+def data_full_size(section):
+    return section["full_size_commands"] and all(c.startswith("fundiff study") for c in section["full_size_commands"])
 
 
 def test_a_failing_step_is_one_line(cli, tmp_path):

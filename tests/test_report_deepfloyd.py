@@ -35,20 +35,21 @@ def test_deepfloyd_report_makes_the_studys_deepfloyd_deliverables(setup, cli):
     root, s1, s2 = setup
     out = root / "report"
     proc = cli("report", "--model", "deepfloyd", "--weights", s1, "--stage2-weights", s2, "--embeddings",
-               root / "e.pth", "--quick", "--out", out, timeout=1200)
+               root / "e.pth", "--quick", "--part", "a", "--out", out, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((out / "report.json").read_text())
     sec = {s["key"]: s for s in data["sections"]}
-    assert list(sec)[:9] == ["forward", "denoise", "sampling", "steps", "stage2", "sdedit", "inpaint", "anagrams",
-                             "hybrids"]
+    assert list(sec) == ["forward", "denoise", "sampling", "steps", "stage2", "sdedit", "inpaint", "anagrams",
+                         "hybrids"]   # --part a: Part B (the MNIST trainings, as in tests/test_report.py) is skipped
     for s in data["sections"]:
         assert s["figures"] and all((out / f).is_file() for f in s["figures"]), s["key"]
     assert any("sampling-photo-cfg7" in f for f in sec["sampling"]["figures"])          # 5 x "a high quality photo"
     assert sec["sampling"]["numbers"] and "cfg7" in sec["sampling"]["numbers"]
     assert {"stage2/generate.png", "stage2/upsampled.png"} <= set(sec["stage2"]["figures"])
     assert sec["stage2"]["numbers"]["stage2"]["num_inference_steps"] == 20
-    assert len(sec["sdedit"]["figures"]) == 4                                           # 3 inputs + text-conditional
-    assert set(sec["inpaint"]["numbers"]) == {"replacement", "repaint", "text"}
+    assert len(sec["sdedit"]["figures"]) == 8       # test photo + 2 web photos + 2 sketches, 3 text-conditional
+    assert {"replacement", "repaint", "text", "inpaint", "inpaint-1", "inpaint-2"} <= set(sec["inpaint"]["numbers"])
+    assert len(sec["inpaint"]["figures"]) == 5      # 3 inputs with their masks, RePaint, text-conditional
     assert len(sec["anagrams"]["commands"]) == 3 and len(sec["hybrids"]["commands"]) == 3
     assert [r["num_inference_steps"] for r in sec["steps"]["numbers"]["runs"]] == [3, 5, 10, 20, 34]
     assert all("--model deepfloyd --weights" in c for c in sec["anagrams"]["commands"])    # each rerunnable as printed

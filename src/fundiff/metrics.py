@@ -240,3 +240,13 @@ def real_data_floor(mnist: MNIST, n: int, seed: int = 0, classifier: nn.Module |
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randperm(total, generator=gen)[:n]
     return classifier_fid(to_float(mnist.train_images[idx]), mnist, classifier)
+
+
+def wilson_interval(share: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``share`` measured on ``n`` trials (95% for z = 1.96):
+    centre (p + z^2/2n) / (1 + z^2/n), half-width z sqrt(p(1-p)/n + z^2/4n^2) / (1 + z^2/n)."""
+    if n < 1:
+        raise ValueError("wilson_interval needs n >= 1")
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((share * (1 - share) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -9,8 +9,10 @@ A recipe is a model width, a :class:`~fundiff.training.TrainConfig` and objectiv
   the time-only UNet is additive in t.
 
 ``fundiff`` is the recipe chosen by measurement for quality per CPU-minute (see bench/ and the
-issue notes); ``noschedule`` is the study's flow recipe without the LR scheduler (reference 2.3,
-"get rid of the learning rate scheduler"), compensated as documented there.
+issue notes). ``noschedule`` answers reference 2.3 ("get rid of the learning rate scheduler" and
+describe the compensation) with three changes at once: no scheduler, a constant lr 10x lower (1e-3)
+and an EMA of the weights (0.999). It is not "the study's recipe minus the scheduler"; the report's
+``ablation`` section (fundiff.studies.ablation) changes one factor at a time to say which earns what.
 """
 
 from __future__ import annotations

@@ -107,6 +107,10 @@ def register(sub) -> None:
     p.add_argument("--steps", type=positive_int, default=None, help="default: the study's (50 time-only / 300 class Euler; 300 DDPM)")
     add_flags(p, "sampler", guidance_scale=5.0)   # sampler default: the study's (Euler for flows, ancestral DDPM)
     p.add_argument("--eval-per-class", type=positive_int, default=20, help="images per digit for the numbers (default 20)")
+    p.add_argument("--compare", nargs=2, metavar=("SAMPLER", "STEPS"), default=None,
+                   help="also sample the same noise with this sampler and number of steps, measured beside the study's "
+                        "(e.g. midpoint 7 for a flow, ddim 50 for DDPM)")
+    p.add_argument("--no-animation", action="store_true", help="skip the sampling GIF")
     _add_generative_hparams(p, "flow")
 
     p = add_command(sub, "report", cmd_report, "run the whole study and write an HTML report with every figure and number",
@@ -121,6 +125,8 @@ def register(sub) -> None:
     p.add_argument("--stage2-weights", default=None, metavar="DIR",
                    help="DeepFloyd IF stage II folder: adds the stage I + II section (with --model deepfloyd)")
     p.add_argument("--quick", action="store_true", help="tiny trainings: a quick look, not the study's numbers")
+    p.add_argument("--part", choices=["a", "b", "all"], default="all",
+                   help="run Part A (the --model backend), Part B (the MNIST trainings) or both (default)")
     p.add_argument("--fresh", action="store_true", help="retrain Part B models even if OUT has finished runs")
     p.add_argument("--seed", type=int, default=0)
 
@@ -309,19 +315,37 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def cmd_study_flow(args) -> int:
-    from fundiff.studies.flow import FlowStudyConfig, run_flow_study
+def _compare(pair: Sequence[str] | None) -> tuple[str, int] | None:
+    if pair is None:
+        return None
+    sampler, steps = pair
+    if not steps.isdigit() or int(steps) < 1:
+        raise FundiffError(f"--compare SAMPLER STEPS: STEPS must be a positive whole number, got {steps!r}")
+    return sampler, int(steps)
+
+
+def flow_study_config(args):
+    """The :class:`~fundiff.studies.flow.FlowStudyConfig` that ``fundiff study flow`` flags ask for."""
+    from fundiff.studies.flow import FlowStudyConfig
 
     overrides = _overrides(args, ["batch_size", "lr", "epochs", "lr_schedule", "lr_final_factor", "warmup_steps", "optimizer",
                                   "weight_decay", "adam_beta2", "grad_clip", "ema_decay", "num_train", "device",
                                   "checkpoint_interval", "compile", "channels_last"])
     if args.max_train_minutes is not None:
         overrides["max_train_seconds"] = args.max_train_minutes * 60
-    config = FlowStudyConfig(
+    return FlowStudyConfig(
         objective=args.objective, conditioning=args.conditioning, recipe=args.recipe, overrides=overrides,
         num_hiddens=args.num_hiddens, show_epochs=tuple(args.show_epochs), steps=args.steps, sampler=args.sampler,
         guidance_scale=args.guidance_scale, eval_per_class=args.eval_per_class, seed=args.seed or 0,
+        objective_options=_overrides(args, ["p_uncond", "time_sampling"]), compare=_compare(args.compare),
+        animation=not args.no_animation,
     )
+
+
+def cmd_study_flow(args) -> int:
+    from fundiff.studies.flow import run_flow_study
+
+    config = flow_study_config(args)
     mnist = _load_data(args)
     run_flow_study(args.out, config, mnist, resume=args.resume, progress=not args.no_progress)
     return 0
@@ -332,7 +356,7 @@ def cmd_report(args) -> int:
 
     config = ReportConfig(model=args.model, weights=args.weights, embeddings=args.embeddings,
                           stage2_weights=args.stage2_weights, quick=args.quick,
-                          resume=not args.fresh, seed=args.seed, data=args.data, download=args.download)
+                          resume=not args.fresh, seed=args.seed, data=args.data, download=args.download, part=args.part)
     run_report(args.out, config)
     return 0
 

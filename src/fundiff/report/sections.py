@@ -17,6 +17,7 @@ class Section:
     figures: list[str] = field(default_factory=list)   # paths relative to the report folder
     numbers: dict[str, Any] = field(default_factory=dict)
     claims: list[str] = field(default_factory=list)    # sentences built from the numbers
+    full_size: list[list[str]] = field(default_factory=list)   # the study's full-size commands (CPU-sized sections)
     seconds: float = 0.0
 
 
