@@ -9,11 +9,13 @@ Run alone:  .venv/bin/python bench/throughput.py [--num-hiddens 64 --batch-size 
     - ``plain``: the study's loop in plain eager PyTorch (NCHW, foreach Adam, default allocator);
     - ``fundiff``: the same step as ``fundiff train`` runs it (fundiff.training.speed: allocator
       kept, channels-last convolutions, fused Adam);
-    - ``fundiff+compile``: that plus ``--compile`` (torch.compile).
+    - ``fundiff+compile``: that plus ``--compile`` (torch.compile);
+    - ``fundiff+bf16``: the fundiff step with ``--precision bf16`` (the UNet under bf16 autocast; weights,
+      Adam and loss fp32), as a fraction of a bf16 GEMM peak measured the same way.
   The speed-up is the ratio of medians. Each rate is also given as GFLOP/s (training FLOPs of one step,
   forward + backward, counted once) and as a fraction of the GEMM peak; ``same_flop_ceiling`` = peak /
   plain rate is the most any method that keeps the FLOPs (the same math) could gain over plain eager.
-* sampling: UNet evaluations/s of the class UNet as fundiff samples (Generator.for_sampling: eval mode,
+* sampling (fp32 and bf16): UNet evaluations/s of the class UNet as fundiff samples (Generator.for_sampling: eval mode,
   BatchNorm folded, channels-last, batch of 500 computed in slices, no grad), and the FLOP rate that
   implies as a fraction of the GEMM peak.
 FLOPs are counted with torch.utils.flop_counter (a multiply-add is 2 FLOPs).
@@ -36,9 +38,10 @@ from fundiff.generate import Generator
 from fundiff.objectives import FlowMatchingObjective
 from fundiff.training import speed
 from fundiff.training.rng import BatchRandom, generator
+from fundiff.training.precision import NATIVE_CPU_FLAGS, cpu_flags, with_precision
 from fundiff.training.trainer import compile_for_training
 
-VARIANTS = ("plain", "fundiff", "fundiff+compile")
+VARIANTS = ("plain", "fundiff", "fundiff+compile", "fundiff+bf16")
 
 
 def timed(fn, warmup: int, reps: int) -> float:
@@ -62,6 +65,7 @@ def train_rate(variant: str, d: int, bs: int, steps: int) -> float:
         speed.prefer_channels_last(model)
         opt = speed.make_adam(model.parameters(), decoupled=False, lr=1e-3)
         net = compile_for_training(model) if variant.endswith("+compile") else model
+        net = with_precision(net, "bf16" if variant.endswith("+bf16") else "fp32", torch.device("cpu"))
     obj, x, y = FlowMatchingObjective(), torch.rand(bs, 1, 28, 28), torch.randint(0, 10, (bs,))
     i = [0]
 
@@ -75,11 +79,11 @@ def train_rate(variant: str, d: int, bs: int, steps: int) -> float:
     return bs / timed(step, 4 if variant.endswith("+compile") else 3, steps)
 
 
-def gemm_peak() -> float:
-    """Best float32 torch.mm rate (GFLOP/s) over a few square sizes and repeats."""
+def gemm_peak(dtype: torch.dtype = torch.float32) -> float:
+    """Best torch.mm rate (GFLOP/s) of ``dtype`` over a few square sizes and repeats."""
     best = 0.0
     for n in (512, 1024, 2048):
-        a, b = torch.randn(n, n), torch.randn(n, n)
+        a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
         reps = max(1, int(1e9 / (2 * n**3)))
         for _ in range(3):
             best = max(best, 2 * n**3 / timed(lambda: torch.mm(a, b), 1, reps) / 1e9)
@@ -120,7 +124,8 @@ def main() -> int:
         return child(args)
     d, bs = args.num_hiddens, args.batch_size
     peak_before = gemm_peak()
-    print(f"GEMM peak before: {peak_before:.1f} GFLOP/s", flush=True)
+    bf16_peak = gemm_peak(torch.bfloat16)
+    print(f"GEMM peak before: {peak_before:.1f} GFLOP/s (bf16 {bf16_peak:.1f})", flush=True)
     rates: dict[str, list[float]] = {v: [] for v in VARIANTS}
     for r in range(args.rounds):
         for v in VARIANTS:
@@ -139,7 +144,9 @@ def main() -> int:
     flops_per_eval = fc.get_total_flops()
     with torch.no_grad():
         per_batch = timed(lambda: model(xs, ys, ts), 1, 3)
-    evals_per_s = 500 / per_batch
+        bf16_model = with_precision(model, "bf16", torch.device("cpu"))
+        per_batch_bf16 = timed(lambda: bf16_model(xs, ys, ts), 1, 3)
+    evals_per_s, evals_per_s_bf16 = 500 / per_batch, 500 / per_batch_bf16
     result = {
         "num_hiddens": d, "batch_size": bs, "threads": torch.get_num_threads(), "rounds": args.rounds,
         "gemm_peak_gflops": round(peak, 1),
@@ -148,13 +155,21 @@ def main() -> int:
         "train_images_per_s": rates,
         "train_images_per_s_median": med,
         "train_gflops_median": {v: round(m * train_gflop, 1) for v, m in med.items()},
-        "train_fraction_of_peak": {v: round(m * train_gflop / peak, 3) for v, m in med.items()},
+        "train_fraction_of_peak": {v: round(m * train_gflop / (bf16_peak if v.endswith("+bf16") else peak), 3)
+                                   for v, m in med.items()},   # bf16 rows: of the bf16 GEMM peak
+        "cpu_native_bf16": sorted(cpu_flags() & NATIVE_CPU_FLAGS),
+        "gemm_peak_gflops_bf16": round(bf16_peak, 1),
+        "train_speedup_bf16_over_fundiff_fp32": round(med["fundiff+bf16"] / med["fundiff"], 3),
         "same_flop_ceiling": round(peak / (med["plain"] * train_gflop), 3),
         "train_speedup_fundiff": round(med["fundiff"] / med["plain"], 3),
         "train_speedup_fundiff_compile": round(med["fundiff+compile"] / med["plain"], 3),
         "forward_gflop_per_image": round(flops_per_eval / 1e9, 4),
         "sampling_evals_per_s": round(evals_per_s, 1),
         "sampling_fraction_of_peak": round(evals_per_s * flops_per_eval / 1e9 / peak, 3),
+        "sampling_evals_per_s_bf16": round(evals_per_s_bf16, 1),
+        "sampling_fraction_of_bf16_peak": round(evals_per_s_bf16 * flops_per_eval / 1e9 / bf16_peak, 3),
+        "sampling_speedup_bf16": round(evals_per_s_bf16 / evals_per_s, 3),
+        "command": " ".join(["python", "bench/throughput.py", *sys.argv[1:]]),
     }
     print(json.dumps(result, indent=2))
     if args.json:

@@ -184,3 +184,18 @@ def test_the_check_is_part_of_the_config_validation(monkeypatch):
         TrainConfig(batch_size=33).validate()
     with pytest.raises(FundiffError, match="use 2 or a multiple of it"):
         distributed.shard_size(1, 2)
+
+
+def test_bf16_under_torchrun_equals_one_process_in_bf16(mnist, tmp_path):
+    """--precision bf16 with 2 processes: the same weights as one process (per-shard BatchNorm) in bf16."""
+    out = tmp_path / "ddp-bf16"
+    proc = torchrun(*TRAIN, "--precision", "bf16", "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((out / "config.json").read_text())["precision"] == "bf16"
+    recipe = get_recipe("flow", "study")
+    config = dataclasses.replace(recipe.train, num_train=256, batch_size=32, epochs=1, device="cpu", progress=False,
+                                 precision="bf16")
+    result = train(PerShardBatchNorm(1, 10, 4), build_objective("flow", recipe.objective),
+                   mnist.train_images, mnist.train_labels, config, tmp_path / "per-shard")
+    assert_identical_weights(out / "model.safetensors", result.run_dir / "model.safetensors")
+    assert metrics(out)["loss"] == pytest.approx(result.losses, rel=1e-6, abs=0)

@@ -42,7 +42,7 @@ def evaluate_generator(
     n = 10 * n_per_class
     result: dict[str, Any] = {
         "model": gen.source, "sampler": sampler, "steps": steps, "num_images": n, "seed": seed,
-        "fid_floor": real_data_floor(mnist, n, seed=seed),
+        "precision": gen.precision, "fid_floor": real_data_floor(mnist, n, seed=seed),
     }
     if not gen.is_class_conditional:
         t0 = time.monotonic()

@@ -22,6 +22,7 @@ from fundiff.errors import CheckpointError, FundiffError
 from fundiff.guidance import conditional_prediction
 from fundiff.nn.fuse import fold_batchnorm
 from fundiff.training import speed
+from fundiff.training.precision import resolve_precision, with_precision
 from fundiff.engine.schedule import Schedule
 from fundiff.samplers import DDPM_SAMPLERS, EVALS_PER_STEP, FLOW_SAMPLERS, sample_ddpm, sample_flow
 from fundiff.training.checkpoint import load_model, read_metadata
@@ -42,13 +43,16 @@ class Generator:
     model: nn.Module
     objective: dict[str, Any]
     source: str
+    precision: str = "fp32"   # "fp32" or "bf16": the UNet's forward (fundiff.training.precision); samplers stay fp32
 
     @classmethod
-    def for_sampling(cls, model: nn.Module, objective: dict[str, Any], source: str) -> "Generator":
+    def for_sampling(cls, model: nn.Module, objective: dict[str, Any], source: str, precision: str = "fp32") -> "Generator":
         """Wrap a trained UNet for sampling: BatchNorm folded into its convolutions, weights channels-last and
-        freed memory kept for reuse (the same function, faster; see fundiff.training.speed)."""
+        freed memory kept for reuse (the same function, faster; see fundiff.training.speed). ``precision``
+        may be "auto" (bf16 where the hardware has it natively)."""
         speed.keep_freed_memory()
-        return cls(speed.prefer_channels_last(fold_batchnorm(model)), objective, source)
+        model = speed.prefer_channels_last(fold_batchnorm(model))
+        return cls(model, objective, source, resolve_precision(precision, next(model.parameters()).device))
 
     @property
     def is_flow(self) -> bool:
@@ -80,7 +84,8 @@ class Generator:
         return next(self.model.parameters()).device
 
 
-def load_generator(name_or_path: str | Path = EMBEDDED, device: str | torch.device = "cpu") -> Generator:
+def load_generator(name_or_path: str | Path = EMBEDDED, device: str | torch.device = "cpu",
+                   precision: str = "fp32") -> Generator:
     """The embedded model ("mnist") or a flow / DDPM model file."""
     path = embedded_model_path() if str(name_or_path) == EMBEDDED else Path(name_or_path)
     if str(name_or_path) == EMBEDDED and not path.is_file():
@@ -98,7 +103,7 @@ def load_generator(name_or_path: str | Path = EMBEDDED, device: str | torch.devi
     model = load_model(path, device)
     if getattr(model, "kind", None) not in ("time", "class"):
         raise CheckpointError(f"{path} holds a {model.kind!r} model; generation needs a time- or class-conditioned UNet")
-    return Generator.for_sampling(model, objective, str(path))
+    return Generator.for_sampling(model, objective, str(path), precision)
 
 
 def validate_sampling(gen: Generator, sampler: str, steps: int, guidance_scale: float) -> None:
@@ -153,7 +158,7 @@ def generate_batches(
         n = min(batch_size, num_images - start)
         x = torch.randn((n, 1, 28, 28), generator=generator).to(device)
         lab = labels[start : start + n].to(device) if labels is not None else None
-        predict, _ = conditional_prediction(gen.model, lab, guidance_scale)
+        predict, _ = conditional_prediction(with_precision(gen.model, gen.precision, device), lab, guidance_scale)
         if gen.is_flow:
             x, traj = sample_flow(predict, x, steps, sampler, keep_trajectory, callback)
         else:

@@ -30,14 +30,15 @@ def torch_dtype(dtype: str | None) -> torch.dtype | None:
 def load_denoiser(
     model: str = EMBEDDED, *, weights: str | os.PathLike | None = None, embeddings: str | os.PathLike | None = None,
     device: str | None = None, dtype: str | None = None, cpu_offload: bool = False, text_encoder: bool = False,
-    download: bool = False, max_batch: int | None = None,
+    download: bool = False, max_batch: int | None = None, precision: str = "fp32",
 ) -> Denoiser:
     """The denoiser named by ``model``: "mnist" (embedded, offline), a fundiff flow model (file or run folder),
     "deepfloyd" (IF stage I from ``weights`` or the Hugging Face cache) or a DeepFloyd IF stage I folder.
 
     ``device`` None or "auto": the GPU for DeepFloyd when there is one, the CPU for MNIST models.  DeepFloyd
     options (``weights``, ``embeddings``, ``dtype``, ``cpu_offload``, ``text_encoder``, ``download``, ``max_batch``:
-    at most that many images per UNet call) are ignored by MNIST models and vice versa.
+    at most that many images per UNet call) are ignored by MNIST models and vice versa; ``precision`` ("fp32",
+    "bf16", "auto") is fundiff's own models' (DeepFloyd has ``dtype``).
     """
     model = str(model)
     if model != DEEPFLOYD and Path(model).is_dir() and (Path(model) / "model_index.json").is_file():
@@ -46,6 +47,8 @@ def load_denoiser(
     if model == DEEPFLOYD:
         from fundiff.backends.deepfloyd import load_deepfloyd
 
+        if precision != "fp32":
+            raise FundiffError("--precision is for fundiff's own models; DeepFloyd takes --dtype fp16|bf16|fp32")
         return load_deepfloyd(weights, embeddings=embeddings, device=device, dtype=torch_dtype(dtype),
                               cpu_offload=cpu_offload, text_encoder=text_encoder, download=download,
                               max_batch=max_batch)
@@ -53,4 +56,4 @@ def load_denoiser(
 
     if model != EMBEDDED and not Path(model).exists():
         raise FundiffError(f"--model must be 'mnist', 'deepfloyd' or a fundiff flow model file/folder; {model!r} is none")
-    return MnistDenoiser.load(model, device or "cpu")
+    return MnistDenoiser.load(model, device or "cpu", precision)

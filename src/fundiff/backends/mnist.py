@@ -24,6 +24,7 @@ from fundiff.engine.schedule import Schedule, Threshold
 from fundiff.errors import FundiffError
 from fundiff.generate import EMBEDDED, Generator, load_generator
 from fundiff.nn.conditioning import call_model
+from fundiff.training.precision import with_precision
 from fundiff.paths import FLOW_PATH
 from fundiff.prompts import parse_digit_prompt
 
@@ -45,14 +46,15 @@ class MnistDenoiser(Denoiser):
             raise FundiffError(f"{generator.source} is a {generator.objective.get('name')} model; "
                                "the Part A engine takes fundiff flow models (fundiff train flow)")
         self.generator = generator
-        self.model = generator.model
+        self.model = with_precision(generator.model, generator.precision, generator.device)   # bf16: autocast view
         self.schedule = schedule or Schedule.squaredcos()
         self.threshold = threshold
         self.class_conditional = generator.is_class_conditional
 
     @classmethod
-    def load(cls, name_or_path: str | Path = EMBEDDED, device: str | torch.device = "cpu") -> "MnistDenoiser":
-        return cls(load_generator(name_or_path, device))
+    def load(cls, name_or_path: str | Path = EMBEDDED, device: str | torch.device = "cpu",
+             precision: str = "fp32") -> "MnistDenoiser":
+        return cls(load_generator(name_or_path, device, precision))
 
     @property
     def device(self) -> torch.device:

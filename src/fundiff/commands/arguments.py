@@ -56,6 +56,9 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     g.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"], help="where to compute (default auto)")
+    g.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16"],
+                   help="the UNet's forward/backward: fp32 (default), bf16 autocast (weights, optimizer, EMA and loss stay "
+                        "fp32), or auto (bf16 only where the hardware has native bf16)")
     g.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the output folder, if any")
     g.add_argument("--checkpoint-interval", type=nonneg_float, default=None, metavar="SECONDS", help="also checkpoint mid-epoch this often (default 300; 0 = epoch ends only)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -82,6 +85,8 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
                    help="DeepFloyd: load the T5 encoder from --weights for prompts missing from --embeddings")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default auto)")
     g.add_argument("--dtype", default=None, choices=["fp16", "bf16", "fp32"], help="DeepFloyd weights dtype (default fp16 on GPU, fp32 on CPU)")
+    g.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"],
+                   help="fundiff's own models: the UNet's arithmetic (fp32 default; auto = bf16 where native)")
     g.add_argument("--cpu-offload", action="store_true", help="DeepFloyd: keep the UNet in CPU memory, move it to the GPU only to run")
     g.add_argument("--download", action="store_true", help="DeepFloyd: let huggingface_hub download missing weights (gated; needs a token)")
     g.add_argument("--max-batch", type=positive_int, default=None, metavar="N",
@@ -119,6 +124,9 @@ FLAGS: dict[str, tuple[tuple[str, ...], dict]] = {
                                      help="flows: euler, midpoint (default), heun; DDPM: ddpm, ddim (default)")),
     "seed": (("--seed",), dict(type=int, default=0, help="random seed (default 0): same seed, same images")),
     "device": (("--device",), dict(default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where to compute (default auto)")),
+    "precision": (("--precision",), dict(default="fp32", choices=["auto", "fp32", "bf16"],
+                                         help="the UNet's arithmetic: fp32 (default), bf16, or auto (bf16 where the "
+                                              "hardware has native bf16: AVX512-BF16/AMX CPUs, bf16 GPUs)")),
     "stage2_weights": (("--stage2-weights",), dict(metavar="DIR", default=None,
                                                    help="DeepFloyd IF stage II folder (DeepFloyd/IF-II-L-v1.0)")),
 }

@@ -14,7 +14,8 @@ def load_pipeline(cls, args):
     return cls.from_pretrained(args.model, threshold=args.threshold, final_step=args.final_step,
                                weights=args.weights, embeddings=args.embeddings,
                                device=args.device, dtype=args.dtype, cpu_offload=args.cpu_offload,
-                               text_encoder=args.text_encoder, download=args.download, max_batch=args.max_batch)
+                               text_encoder=args.text_encoder, download=args.download, max_batch=args.max_batch,
+                               precision=args.precision)
 
 
 def load_backend(args):

@@ -64,7 +64,7 @@ def register(sub) -> None:
     p.add_argument("--model", default="mnist", help=MODEL_HELP)
     p.add_argument("--prompt", action="append", default=None, help="class prompt, repeatable: '7', 'seven', 'a 7', '' = unconditional")
     p.add_argument("--steps", "--num-inference-steps", dest="steps", type=positive_int, default=None, help=SAMPLE_STEPS_HELP)
-    add_flags(p, "sampler", "seed", "device", num_images=4, guidance_scale=5.0)
+    add_flags(p, "sampler", "seed", "device", "precision", num_images=4, guidance_scale=5.0)
     p.add_argument("--out", type=Path, default=Path("samples.png"), help="PNG grid to write (default samples.png)")
     p.add_argument("--save-array", type=Path, default=None, metavar="PATH.npz", help="also write the raw images and labels")
     p.add_argument("--gif", type=Path, default=None, metavar="PATH.gif", help="also write the sampling trajectory as an animation")
@@ -76,7 +76,7 @@ def register(sub) -> None:
     p.add_argument("--num-per-class", type=positive_int, default=100, help="images per digit (default 100, i.e. 1000 in all)")
     p.add_argument("--steps", type=positive_int, default=None, help=SAMPLE_STEPS_HELP)
     p.add_argument("--guidance-scale", type=float, action="append", default=None, help="repeatable; default 1, 1.5, 2, 3, 5")
-    add_flags(p, "sampler", "seed", "device")
+    add_flags(p, "sampler", "seed", "device", "precision")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
 
     # fundiff study ...
@@ -192,7 +192,8 @@ def cmd_train_denoiser(args) -> int:
     from fundiff.objectives import DenoiseObjective
     from fundiff.training import TrainConfig, train
 
-    hp = _overrides(args, ["batch_size", "lr", "epochs", "num_train", "seed", "device", "checkpoint_interval"])
+    hp = _overrides(args, ["batch_size", "lr", "epochs", "num_train", "seed", "device", "checkpoint_interval",
+                         "precision"])
     config = TrainConfig(**hp, progress=not args.no_progress)
     config.validate()
     objective = DenoiseObjective(args.sigma)
@@ -210,7 +211,8 @@ def cmd_train_classifier(args) -> int:
 
     config = dataclasses.replace(
         CLASSIFIER_DEFAULTS,
-        **_overrides(args, ["batch_size", "lr", "epochs", "num_train", "seed", "device", "checkpoint_interval"]),
+        **_overrides(args, ["batch_size", "lr", "epochs", "num_train", "seed", "device", "checkpoint_interval",
+                         "precision"]),
         progress=not args.no_progress,
     )
     config.validate()
@@ -226,7 +228,7 @@ def cmd_train_generative(args) -> int:
 
     recipe = get_recipe(args.objective, args.recipe)
     hp = _overrides(args, ["batch_size", "lr", "epochs", "lr_schedule", "lr_final_factor", "warmup_steps", "optimizer",
-                           "weight_decay", "adam_beta2", "grad_clip", "ema_decay", "num_train", "seed", "device",
+                           "weight_decay", "adam_beta2", "grad_clip", "ema_decay", "num_train", "seed", "device", "precision",
                            "checkpoint_interval", "compile", "channels_last"])
     if args.max_train_minutes is not None:
         hp["max_train_seconds"] = args.max_train_minutes * 60
@@ -257,7 +259,7 @@ def cmd_sample(args) -> int:
     for path, suffix in ((args.out, ".png"), (args.save_array, ".npz"), (args.gif, ".gif")):
         if path is not None and path.suffix.lower() != suffix:
             raise FundiffError(f"{path} should end in {suffix}")
-    pipe = SamplePipeline.from_pretrained(args.model, device=args.device)
+    pipe = SamplePipeline.from_pretrained(args.model, device=args.device, precision=args.precision)
     options = dict(num_images_per_prompt=args.num_images, num_inference_steps=args.steps, sampler=args.sampler,
                    guidance_scale=args.guidance_scale)
     prompts, labels, n, sampler, steps = pipe.check_inputs(args.prompt, output_type="pt", generator=None,
@@ -298,7 +300,7 @@ def cmd_evaluate(args) -> int:
     from fundiff.io import write_json
     from fundiff.training import resolve_device
 
-    gen = load_generator(args.model, resolve_device(args.device))
+    gen = load_generator(args.model, resolve_device(args.device), args.precision)
     mnist = _load_data(args)
     print(f"evaluating {gen.source}")
     res = evaluate_generator(gen, mnist, n_per_class=args.num_per_class, sampler=args.sampler, steps=args.steps,
@@ -329,7 +331,7 @@ def flow_study_config(args):
     from fundiff.studies.flow import FlowStudyConfig
 
     overrides = _overrides(args, ["batch_size", "lr", "epochs", "lr_schedule", "lr_final_factor", "warmup_steps", "optimizer",
-                                  "weight_decay", "adam_beta2", "grad_clip", "ema_decay", "num_train", "device",
+                                  "weight_decay", "adam_beta2", "grad_clip", "ema_decay", "num_train", "device", "precision",
                                   "checkpoint_interval", "compile", "channels_last"])
     if args.max_train_minutes is not None:
         overrides["max_train_seconds"] = args.max_train_minutes * 60
@@ -367,7 +369,7 @@ def cmd_study_denoiser(args) -> int:
     config = dataclasses.replace(
         PRESETS[args.preset],
         **_overrides(args, ["num_hiddens", "batch_size", "lr", "epochs", "num_train", "sigma", "eval_images",
-                            "seed", "device", "checkpoint_interval"]),
+                            "seed", "device", "checkpoint_interval", "precision"]),
     )
     if args.no_pure_noise:
         config.pure_noise = False

@@ -126,5 +126,6 @@ def cmd_serve(args) -> int:
     serve(args.host, args.port, model=args.model, max_queue=args.max_queue, concurrency=args.concurrency,
           quiet=args.quiet, logins=logins, threshold=args.threshold, seed=args.seed,
           weights=args.weights, embeddings=args.embeddings, device=device, dtype=args.dtype,
-          cpu_offload=args.cpu_offload, text_encoder=args.text_encoder, download=args.download, max_batch=args.max_batch)
+          cpu_offload=args.cpu_offload, text_encoder=args.text_encoder, download=args.download, max_batch=args.max_batch,
+          precision=args.precision)
     return 0

@@ -132,12 +132,14 @@ class DiffusionPipeline:
         """Load ``name_or_path`` ("mnist", a fundiff flow model, "deepfloyd" or an IF folder).
 
         ``load_options``: ``weights`` (IF stage I folder), ``embeddings`` (.pth prompt cache), ``device``,
-        ``dtype`` ("fp16", "bf16", "fp32"), ``cpu_offload``, ``text_encoder``, ``download`` (off: offline).
+        ``dtype`` ("fp16", "bf16", "fp32"), ``cpu_offload``, ``text_encoder``, ``download`` (off: offline);
+        ``precision`` ("fp32", "bf16", "auto") for fundiff's own models.
         ``threshold``: "auto" (the backend's), "dynamic", "static" or "none"; ``final_step``: "clean" or "none".
         """
         if threshold not in THRESHOLD_CHOICES:
             raise FundiffError(f"threshold must be one of {', '.join(THRESHOLD_CHOICES)}, got {threshold!r}")
-        known = {"weights", "embeddings", "device", "dtype", "cpu_offload", "text_encoder", "download", "max_batch"}
+        known = {"weights", "embeddings", "device", "dtype", "cpu_offload", "text_encoder", "download", "max_batch",
+                 "precision"}
         unknown = sorted(set(load_options) - known)
         if unknown:
             raise FundiffError(f"unknown load option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")

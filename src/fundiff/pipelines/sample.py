@@ -30,12 +30,13 @@ class SamplePipeline:
         self.model = generator_model
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike = EMBEDDED, *, device: str = "auto") -> "SamplePipeline":
+    def from_pretrained(cls, name_or_path: str | os.PathLike = EMBEDDED, *, device: str = "auto",
+                        precision: str = "fp32") -> "SamplePipeline":
         """"mnist" (the embedded class-conditional flow model) or a model.safetensors / run folder of
-        ``fundiff train flow|ddpm``."""
+        ``fundiff train flow|ddpm``; ``precision`` "fp32", "bf16" or "auto" (fundiff.training.precision)."""
         from fundiff.training import resolve_device
 
-        return cls(load_generator(name_or_path, resolve_device(device)))
+        return cls(load_generator(name_or_path, resolve_device(device), precision))
 
     @classmethod
     def from_pipe(cls, pipe: Any) -> "SamplePipeline":
@@ -107,7 +108,7 @@ class SamplePipeline:
         conditional = gen.is_class_conditional and any(parse_digit_prompt(p) is not None for p in prompts)
         return {"model": gen.source, "objective": gen.objective.get("name"), "prompts": prompts,
                 "num_images": num_images_per_prompt, "sampler": sampler, "num_inference_steps": steps,
-                "guidance_scale": guidance_scale,
+                "guidance_scale": guidance_scale, "precision": gen.precision,
                 "model_evaluations_per_image": evaluations_per_image(gen, sampler, steps, guidance_scale, conditional)}
 
     @torch.no_grad()

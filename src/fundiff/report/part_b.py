@@ -58,11 +58,12 @@ def add_part_b(rep) -> None:
     resume = ["--resume"] if rep.config.resume else []
 
     def one_step(s: Section) -> None:
-        extra = ["--num-train", str(z.one_step_train)] + (["--epochs", "5", "--eval-images", "100"] if q else [])
+        extra = ["--num-train", str(z.one_step_train)] + (
+            ["--num-hiddens", "8", "--epochs", "5", "--eval-images", "100"] if q else [])
         def run(o: Path) -> None:
             from fundiff.studies.one_step import PRESETS, run_one_step_study
 
-            sizes = {"num_train": z.one_step_train, **({"epochs": 5, "eval_images": 100} if q else {})}
+            sizes = {"num_train": z.one_step_train, **({"num_hiddens": 8, "epochs": 5, "eval_images": 100} if q else {})}
             config = dataclasses.replace(PRESETS["demo"], **sizes)
             config.validate()
             run_one_step_study(o, config, rep.mnist_data, resume=rep.config.resume, progress=False)
@@ -173,7 +174,8 @@ def add_part_b(rep) -> None:
     size = "quick" if q else "CPU-sized"
     rep.add(Section("one_step", "Part B 1: the one-step denoiser, out of distribution, and pure noise",
                      "Train D(x + σε) ≈ x at σ = 0.5; show epochs 1 and 5, other σ, and the collapse when the input is pure noise "
-                     f"({size}: D = 32, {z.one_step_train} images per epoch, 5 epochs; the study: D = 128, 60 000)."), one_step)
+                     f"({size}: D = {8 if q else 32}, {z.one_step_train} images per epoch, 5 epochs; the study: D = 128, 60 000)."),
+            one_step)
     rep.add(Section("flow_time", "Part B 2.1: flow matching with a time-conditioned UNet",
                      f"The study's recipe (lr 1e-2, ExponentialLR to 0.1x, batch 64) and sampler (Euler, {z.time_steps} "
                      f"steps): the loss curve and 40 samples after epochs {', '.join(map(str, z.flow_epochs))} ({size}: "

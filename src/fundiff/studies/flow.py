@@ -115,7 +115,7 @@ def run_flow_study(out_dir: str | Path, config: FlowStudyConfig, mnist: MNIST, *
     rows: dict[tuple[str, int], list] = {s: [] for s in samplers}
     for epoch in config.show_epochs:
         path = run.run_dir / "weights" / f"epoch-{epoch:03d}.safetensors"
-        gen = Generator.for_sampling(load_model(path, device), objective.config(), str(path))
+        gen = Generator.for_sampling(load_model(path, device), objective.config(), str(path), train_config.precision)
         for k, (sampler, steps) in enumerate(samplers):
             s = _sample(gen, eval_labels, n_eval, sampler, steps, config, is_class)
             images = s.pop("images")
@@ -135,7 +135,8 @@ def run_flow_study(out_dir: str | Path, config: FlowStudyConfig, mnist: MNIST, *
                    title=f"samples after each epoch ({sampler}, {steps} steps"
                    + (f", CFG γ={config.guidance_scale:g})" if is_class else ")"))
     if config.animation:
-        final = Generator.for_sampling(run.model, objective.config(), str(run.run_dir / "model.safetensors"))
+        final = Generator.for_sampling(run.model, objective.config(), str(run.run_dir / "model.safetensors"),
+                                       train_config.precision)
         sampler, steps = samplers[0]
         g = torch.Generator().manual_seed(config.seed)
         _, traj = generate(final, torch.arange(10) if is_class else None, 10, num_inference_steps=steps, sampler=sampler,

@@ -56,6 +56,7 @@ class OneStepStudyConfig:
     seed: int = 0
     device: str = "auto"
     checkpoint_interval: float = 300.0
+    precision: str = "fp32"  # training's UNet arithmetic (fundiff.training.precision); evaluation runs in fp32
     pure_noise: bool = True  # also run section 1.2.3
 
     def validate(self) -> None:
@@ -71,7 +72,7 @@ class OneStepStudyConfig:
         return TrainConfig(
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
             num_train=self.num_train, checkpoint_interval=self.checkpoint_interval,
-            device=self.device, progress=progress,
+            device=self.device, precision=self.precision, progress=progress,
         )
 
 

@@ -50,10 +50,13 @@ class TrainConfig:
     device: str = "auto"
     compile: bool = False  # torch.compile the training forward/backward (same math, fused kernels)
     channels_last: bool = True  # NHWC convolutions (same math; see fundiff.training.speed)
+    precision: str = "fp32"  # "auto", "fp32" or "bf16" (the UNet's forward/backward; see fundiff.training.precision)
     progress: bool = True
 
     # Fields that may differ between a run and its resumption.
-    RESUMABLE_CHANGES = ("checkpoint_interval", "device", "progress", "compile", "channels_last")
+    # ``precision`` as asked ("auto") may differ; the precision it resolved to (config.json's top-level
+    # "precision") may not.
+    RESUMABLE_CHANGES = ("checkpoint_interval", "device", "progress", "compile", "channels_last", "precision")
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -84,6 +87,8 @@ class TrainConfig:
             raise FundiffError(f"--max-train-minutes must be >= 0, got {self.max_train_seconds / 60:g}")
         if self.checkpoint_interval < 0:
             raise FundiffError(f"--checkpoint-interval must be >= 0 seconds, got {self.checkpoint_interval}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise FundiffError(f"--precision must be one of auto, fp32, bf16, got {self.precision!r}")
         distributed.shard_size(self.batch_size, distributed.requested_world_size())  # global batch over torchrun's ranks
 
     def to_dict(self) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from torch import nn
 from fundiff.data import to_float
 from fundiff.errors import FundiffError
 from fundiff.io import ensure_writable_dir, write_json
-from fundiff.training import distributed, rng, speed
+from fundiff.training import distributed, precision, rng, speed
 from fundiff.training.checkpoint import CheckpointStore, save_model
 from fundiff.training.config import Objective, TrainConfig, TrainResult
 from fundiff.training.device import resolve_device
@@ -100,11 +100,13 @@ def _train(model, objective, images, labels, config, run_dir, device, resume, da
     world, rank, main = distributed.world_size(), distributed.rank(), distributed.is_main()
     run_dir = ensure_writable_dir(run_dir)
     store = CheckpointStore(run_dir / "checkpoints")
+    prec = precision.resolve_precision(config.precision, device)
     run_config = {
         "objective": objective.config(),
         "model": model.config(),
         "train": config.to_dict(),
         "data": data_source,
+        "precision": prec,
     }
     _check_resume(run_dir, store, run_config, resume)
 
@@ -141,6 +143,7 @@ def _train(model, objective, images, labels, config, run_dir, device, resume, da
     net = distributed.wrap(model, device)  # DistributedDataParallel under torchrun, else model itself
     if config.compile:
         net = compile_for_training(net)
+    net = precision.with_precision(net, prec, device)   # bf16: the UNet's forward/backward; loss and weights fp32
     eval_model = ema.model if ema else model
     weights_meta = {"objective": objective.config(), "weights": "ema" if ema else "raw"}
 
@@ -251,6 +254,7 @@ def _train(model, objective, images, labels, config, run_dir, device, resume, da
         "stopped_by_time_budget": stopped_early,
         "epoch_loss": epoch_losses,
         "loss": losses,
+        "precision": prec,
     }
     if main:
         save_model(run_dir / "model.safetensors", eval_model,
@@ -309,6 +313,7 @@ def _check_resume(run_dir: Path, store: CheckpointStore, run_config: dict[str, A
 
     def comparable(cfg: dict[str, Any]) -> dict[str, Any]:
         out = json.loads(json.dumps(cfg))
+        out.setdefault("precision", "fp32")   # a run saved before --precision existed ran in fp32
         for key in TrainConfig.RESUMABLE_CHANGES:
             out.get("train", {}).pop(key, None)
         return out
