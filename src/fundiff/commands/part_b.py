@@ -116,7 +116,8 @@ def register(sub) -> None:
     p = add_command(sub, "report", cmd_report, "run the whole study and write an HTML report with every figure and number",
                     "Part A on --model (mnist by default, offline) and Part B (CPU-sized trainings where the study shows "
                     "epoch-by-epoch pictures, plus the shipped model), into OUT/report.html, OUT/report.json and one folder "
-                    "of figures per section. About 10 minutes on a 2-core CPU; --quick for a 1-minute look.", add_data_args)
+                    "of figures per section. About 9 minutes on a 2-core CPU; --quick for a 1.5-minute look; "
+                    "--part a|b for one half.", add_data_args)
     p.add_argument("--out", type=Path, default=Path("runs/report"), help="output folder (default runs/report)")
     p.add_argument("--model", default="mnist", help="Part A backend: mnist (default) or deepfloyd")
     p.add_argument("--weights", default=None, help="DeepFloyd IF stage I folder (with --model deepfloyd)")
