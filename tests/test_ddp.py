@@ -186,8 +186,13 @@ def test_the_check_is_part_of_the_config_validation(monkeypatch):
         distributed.shard_size(1, 2)
 
 
-def test_bf16_under_torchrun_equals_one_process_in_bf16(mnist, tmp_path):
-    """--precision bf16 with 2 processes: the same weights as one process (per-shard BatchNorm) in bf16."""
+def test_bf16_under_torchrun_follows_one_process_in_bf16(ddp_run, mnist, tmp_path):
+    """--precision bf16 with 2 processes trains like one process (per-shard BatchNorm) in bf16.
+
+    Not bit for bit, unlike fp32: in one process autocast casts each weight to bf16 once per forward, so the two
+    shards' weight gradients meet in that bf16 copy; under DDP each rank's gradient reaches the fp32 weight first
+    and the ranks average in fp32. So the losses agree to bf16's precision, not exactly.
+    """
     out = tmp_path / "ddp-bf16"
     proc = torchrun(*TRAIN, "--precision", "bf16", "--out", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -197,5 +202,8 @@ def test_bf16_under_torchrun_equals_one_process_in_bf16(mnist, tmp_path):
                                  precision="bf16")
     result = train(PerShardBatchNorm(1, 10, 4), build_objective("flow", recipe.objective),
                    mnist.train_images, mnist.train_labels, config, tmp_path / "per-shard")
-    assert_identical_weights(out / "model.safetensors", result.run_dir / "model.safetensors")
-    assert metrics(out)["loss"] == pytest.approx(result.losses, rel=1e-6, abs=0)
+    assert metrics(out)["loss"] == pytest.approx(result.losses, rel=2e-2)
+    assert metrics(out)["loss"] != metrics(ddp_run)["loss"]   # the fp32 run of the same command: bf16 did run
+    w_ddp, w_one = load_file(str(out / "model.safetensors")), load_file(str(result.run_dir / "model.safetensors"))
+    assert {v.dtype for v in w_ddp.values() if v.is_floating_point()} == {torch.float32}
+    assert w_ddp.keys() == w_one.keys()

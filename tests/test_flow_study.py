@@ -42,3 +42,14 @@ def test_show_epochs_beyond_training_is_refused(tmp_path, cli):
     proc = cli("study", "flow", "--out", tmp_path / "s", "--epochs", "2", "--show-epochs", "5", "--device", "cpu")
     assert_one_line_error(proc, "--show-epochs")
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("pair, message", [(["foo", "7"], "SAMPLER must be one of"), (["midpoint", "x"], "STEPS must be"),
+                                           (["ddpm", "7"], "does not fit a flow model")])
+def test_bad_compare_is_refused_before_training(tmp_path, cli, pair, message):
+    from helpers import assert_one_line_error
+
+    proc = cli("study", "flow", "--out", tmp_path / "s", "--epochs", "1", "--show-epochs", "1", "--compare", *pair,
+               "--device", "cpu")
+    assert_one_line_error(proc, message)
+    assert not (tmp_path / "s").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from html.parser import HTMLParser
 
@@ -15,8 +16,15 @@ pytestmark = pytest.mark.slow   # the whole report, --quick (about a minute)
 def report(tmp_path_factory):
     from fundiff.cli import main
 
+    import torch
+
     out = tmp_path_factory.mktemp("report")
-    assert main(["report", "--quick", "--out", str(out)]) == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or threads)   # every core for the one long run (conftest keeps the others at 1)
+    try:
+        assert main(["report", "--quick", "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)
     return out, json.loads((out / "report.json").read_text())
 
 

@@ -11,8 +11,8 @@ import dataclasses
 from pathlib import Path
 from typing import Sequence
 
-from fundiff.commands.arguments import (Parser, add_command, add_data_args, add_denoiser_hparams, add_flags, add_run_args,
-                                        nonneg_float, positive_float, positive_int, sigma)
+from fundiff.commands.arguments import (SAMPLERS, Parser, add_command, add_data_args, add_denoiser_hparams, add_flags,
+                                        add_run_args, nonneg_float, positive_float, positive_int, sigma)
 from fundiff.errors import FundiffError
 
 SAMPLE_STEPS_HELP = "sampler steps (default 7 midpoint steps for flows, 50 for DDPM)"
@@ -322,6 +322,8 @@ def _compare(pair: Sequence[str] | None) -> tuple[str, int] | None:
     if pair is None:
         return None
     sampler, steps = pair
+    if sampler not in SAMPLERS:
+        raise FundiffError(f"--compare SAMPLER STEPS: SAMPLER must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
     if not steps.isdigit() or int(steps) < 1:
         raise FundiffError(f"--compare SAMPLER STEPS: STEPS must be a positive whole number, got {steps!r}")
     return sampler, int(steps)
