@@ -9,6 +9,11 @@ for B when it reads view(image) as B.  A hybrid counts for A when it reads the l
 high-pass's positive part, stretched to [0, 1] (the strokes one sees up close), as B.
 
     .venv/bin/python bench/illusions.py                 # 50 seeds per pair, writes bench/results/illusions.json
+    .venv/bin/python bench/illusions.py --pairs all --seeds 20 --out bench/results/illusions-all.json
+                                                        # every ordered digit pair a != b under each view
+
+Each row has the share of images whose readings are both right with its Wilson 95% interval; the
+summary pools rows per view and over the target sets of issue 17.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from fundiff.classifier import load_classifier
 from fundiff.engine.schedule import THRESHOLD_CHOICES, describe_threshold
 from fundiff.engine.views import get_view
 from fundiff.pipelines import AnagramPipeline, HybridPipeline
+from fundiff.metrics import wilson_interval
 from fundiff.pipelines.readings import hybrid_readings
 
 ANAGRAMS = {
@@ -32,6 +38,24 @@ ANAGRAMS = {
     "negate": [("0", "1"), ("1", "7")],
 }
 HYBRIDS = [("0", "1"), ("1", "7"), ("3", "8"), ("6", "9"), ("7", "1")]
+TARGETS = {"flip": [("1", "7"), ("3", "8"), ("0", "4"), ("2", "5")], "rotate_cw": [("1", "7"), ("7", "1"), ("3", "8"), ("4", "7")],
+           "hybrid": [("1", "7"), ("0", "1"), ("3", "8")]}
+
+
+def all_pairs() -> list[tuple[str, str]]:
+    return [(str(a), str(b)) for a in range(10) for b in range(10) if a != b]
+
+
+def pooled(rows: list[dict], keep) -> dict:
+    """Both-readings-right over the rows ``keep`` selects: count, n, share and Wilson 95%."""
+    chosen = [r for r in rows if keep(r)]
+    n = sum(r["n"] for r in chosen)
+    k = sum(round(r["both_rate"] * r["n"]) for r in chosen)
+    if not n:
+        return {"pairs": 0}
+    low, high = wilson_interval(k / n, n)
+    return {"pairs": len(chosen), "n": n, "both_right": k, "both_rate": round(k / n, 4),
+            "wilson95": [round(low, 4), round(high, 4)]}
 
 
 def noise(n: int, first_seed: int) -> torch.Tensor:
@@ -43,6 +67,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=50)
     ap.add_argument("--guidance-scale", type=float, default=7.0)
     ap.add_argument("--threshold", choices=THRESHOLD_CHOICES, default="auto", help="x0-hat thresholding (auto: static on MNIST)")
+    ap.add_argument("--pairs", choices=["curated", "all"], default="curated",
+                    help="curated: the pairs above; all: every ordered pair a != b under flip, rotate_cw and negate")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "illusions.json")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -60,8 +86,14 @@ def main() -> None:
         return pipe(*call, latents=noise(n, 0), num_images_per_prompt=n, guidance_scale=args.guidance_scale,
                     generator=torch.Generator().manual_seed(10_000), output_type="pt", batch_size=n, **kwargs).samples
 
+    def with_interval(row: dict) -> dict:
+        low, high = wilson_interval(row["both_rate"], row["n"])
+        return {**row, "both_wilson95": [round(low, 4), round(high, 4)]}
+
+    anagrams = {v: all_pairs() for v in ANAGRAMS} if args.pairs == "all" else ANAGRAMS
+    hybrids = sorted(set(HYBRIDS) | set(TARGETS["hybrid"]))
     rows, start = [], time.time()
-    for view_name, pairs in ANAGRAMS.items():
+    for view_name, pairs in anagrams.items():
         view = get_view(view_name)
         for a, b in pairs:
             img = sample(anagram, [a, b], ["identity", view_name])
@@ -69,18 +101,25 @@ def main() -> None:
             rows.append({"kind": "anagram", "view": view_name, "A": a, "B": b, "n": n,
                          "A_rate": ok_a.float().mean().item(), "B_rate": ok_b.float().mean().item(),
                          "both_rate": (ok_a & ok_b).float().mean().item()})
+            rows[-1] = with_interval(rows[-1])
             print(json.dumps(rows[-1]), flush=True)
     dec = hybrid.decomposition("hybrid")
-    for a, b in HYBRIDS:
+    for a, b in hybrids:
         img = sample(hybrid, [a, b], "hybrid")
         low, close = hybrid_readings(img, dec)   # from afar, up close: the readings best-of uses too
         ok_a, ok_b = read(low) == int(a), read(close) == int(b)
         rows.append({"kind": "hybrid", "A": a, "B": b, "n": n, "A_rate": ok_a.float().mean().item(),
                      "B_rate": ok_b.float().mean().item(), "both_rate": (ok_a & ok_b).float().mean().item(),
                      "whole_image_reads_A": (read(img) == int(a)).float().mean().item()})
+        rows[-1] = with_interval(rows[-1])
         print(json.dumps(rows[-1]), flush=True)
-    summary = {"command": "python bench/illusions.py " + f"--seeds {n} --guidance-scale {args.guidance_scale:g}"
-                          f" --threshold {args.threshold}", "threshold": describe_threshold(anagram.threshold),
+    summary_rows = {f"anagram {v}": pooled(rows, lambda r, v=v: r.get("view") == v) for v in anagrams}
+    summary_rows["hybrid"] = pooled(rows, lambda r: r["kind"] == "hybrid")
+    for kind, pairs in TARGETS.items():
+        summary_rows[f"target set {kind} {' '.join(a + '/' + b for a, b in pairs)}"] = pooled(
+            rows, lambda r, kind=kind, pairs=pairs: (r.get("view") == kind or r["kind"] == kind) and (r["A"], r["B"]) in pairs)
+    summary = {"command": "python bench/illusions.py " + f"--pairs {args.pairs} --seeds {n} --guidance-scale "
+                          f"{args.guidance_scale:g} --threshold {args.threshold} --out {args.out}", "pooled": summary_rows, "threshold": describe_threshold(anagram.threshold),
                "model": "embedded MNIST flow (fundiff/assets/mnist_flow.safetensors)", "timesteps": "990..0 by 30",
                "guidance_scale": args.guidance_scale, "seconds": round(time.time() - start, 1), "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ DEEPFLOYD_HYBRIDS = [("a lithograph of a skull", "a lithograph of waterfalls", "
                      ("a watercolor of a panda", "a watercolor of a rocky mountain", "hybrid"),
                      ("a photo of an old man", "a photo of a dog", "hybrid")]
 MNIST_ANAGRAMS = [("6", "9", "flip"), ("2", "5", "flip"), ("1", "7", "flip"), ("7", "1", "rotate_cw"),
-                  ("3", "8", "rotate_cw"), ("1", "0", "negate")]
+                  ("3", "8", "rotate_cw"), ("8", "3", "negate")]   # 8/3: the best negate pair of bench/results/illusions-all.json
 # Part A's own inputs (1.7-1.7.3 ask for the test image plus two of your own): bundled sample names
 # (fundiff.engine.inputs.sample_names). SDEdit: (input, prompt, folder); a web photo and hand-drawn images (1.7.1).
 MNIST_SDEDIT = [("digit-7", "", "sdedit"), ("chelsea", "", "sdedit-photo"), ("hand-2", "", "sdedit-hand-2"),

@@ -19,6 +19,7 @@ from fundiff.io import ensure_writable_dir, write_json
 from fundiff.pipelines.base import to_unit
 from fundiff.errors import FundiffError
 from fundiff.pipelines.illusions import AnagramPipeline, HybridPipeline
+from fundiff.pipelines.readings import anagram_readings, hybrid_readings, reading_scores
 
 ANIMATIONS = ("gif", "mp4")   # mp4 needs the optional extra fundiff[video] (imageio-ffmpeg)
 
@@ -61,7 +62,7 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
         save_npz(out / "anagram.npz", res.images, prompts=prompts, views=specs)
     record = {"backend": pipe.denoiser.name, "prompts": prompts, "views": specs, "guidance_scale": guidance_scale,
               "seed": seed, "num_images": num_images, "animation": f"anagram.{animation}" if len(objs) >= 2 else None,
-              **_best_of_record(res.record)}
+              **_best_of_record(res.record), **_readings_record(pipe, prompts, lambda: anagram_readings(img, objs))}
     write_json(out / "anagram.json", record)
     return record
 
@@ -97,9 +98,25 @@ def run_hybrid(pipe: HybridPipeline, out: str | os.PathLike, prompts: Sequence[s
         save_npz(out / "hybrid.npz", res.images, prompts=prompts)
     record = {"backend": pipe.denoiser.name, "kind": kind, "prompts": prompts, "components": list(dec.names),
               "reference": reference_name, "guidance_scale": guidance_scale, "seed": seed, "num_images": num_images,
-              **_best_of_record(res.record)}
+              **_best_of_record(res.record),
+              **_readings_record(pipe, prompts, lambda: hybrid_readings(res.samples, dec) if reference is None else None)}
     write_json(out / "hybrid.json", record)
     return record
+
+
+def _readings_record(pipe, prompts: Sequence[str], readings: Callable) -> dict[str, Any]:
+    """On the MNIST backend with a digit per prompt: how many of the shown images the shipped classifier reads
+    right in every reading (fundiff.pipelines.readings, as bench/illusions.py counts them)."""
+    from fundiff.prompts import parse_digit_prompt
+
+    labels = [parse_digit_prompt(p) for p in prompts]
+    if pipe.denoiser.name != "mnist" or any(label is None for label in labels):
+        return {}
+    views = readings()
+    if views is None:
+        return {}
+    right, _ = reading_scores(views, labels)
+    return {"read_right_every_way": int(right.sum()), "read_of": len(right)}
 
 
 def _best_of_record(record: dict[str, Any]) -> dict[str, Any]:
