@@ -109,8 +109,13 @@ def _readings_record(pipe, prompts: Sequence[str], readings: Callable) -> dict[s
     right in every reading (fundiff.pipelines.readings, as bench/illusions.py counts them)."""
     from fundiff.prompts import parse_digit_prompt
 
-    labels = [parse_digit_prompt(p) for p in prompts]
-    if pipe.denoiser.name != "mnist" or any(label is None for label in labels):
+    if pipe.denoiser.name != "mnist":
+        return {}
+    try:
+        labels = [parse_digit_prompt(p) for p in prompts]
+    except FundiffError:
+        return {}
+    if any(label is None for label in labels):
         return {}
     views = readings()
     if views is None:
