@@ -81,9 +81,7 @@ def run_ablation(out: str | os.PathLike, mnist: Any, *, variants: Sequence[str] 
         rows.append({"name": v.name, "change": v.change, "flags": list(v.flags), "accuracy": last["accuracy"],
                      "accuracy_wilson95": [round(x, 4) for x in wilson_interval(last["accuracy"], n)],
                      "classifier_fid": last["classifier_fid"], "final_epoch_loss": r["epoch_loss"][-1],
-                     "train_seconds": r["train_seconds"], "lr_final": r["train"]["lr"] * (
-                         r["train"]["lr_final_factor"] ** ((epochs - 1) / epochs)
-                         if r["train"]["lr_schedule"] == "exponential" else 1.0)})
+                     "train_seconds": r["train_seconds"]})
         losses[v.name] = r["epoch_loss"]
         model = load_model(out / v.name / "flow-class-run" / "model.safetensors")
         gen = Generator.for_sampling(model, r["objective"], v.name)

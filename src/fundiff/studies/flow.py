@@ -91,13 +91,12 @@ def run_flow_study(out_dir: str | Path, config: FlowStudyConfig, mnist: MNIST, *
     objective = build_objective(config.objective, {**recipe.objective, **config.objective_options})
     default_sampler, default_steps = study_sampler(config.objective, config.conditioning)
     samplers = [(config.sampler or default_sampler, config.steps or default_steps)] + ([config.compare] if config.compare else [])
-    probe = Generator(build_generative_unet(config.objective, config.conditioning, 4), objective.config(), "")
+    model = build_generative_unet(config.objective, config.conditioning, config.num_hiddens or recipe.num_hiddens)
     for sampler, steps in samplers:   # bad sampler or steps: refused before anything is trained or written
-        validate_sampling(probe, sampler, steps, config.guidance_scale)
+        validate_sampling(Generator(model, objective.config(), ""), sampler, steps, config.guidance_scale)
     out = ensure_writable_dir(out_dir)
     device = resolve_device(train_config.device)
     started = time.monotonic()
-    model = build_generative_unet(config.objective, config.conditioning, config.num_hiddens or recipe.num_hiddens)
     tag = f"{config.objective}-{config.conditioning}"
     run = train(model, objective, mnist.train_images, mnist.train_labels, train_config, out / f"{tag}-run",
                 resume=resume, data_source=mnist.source, desc=f"{config.objective} ({config.conditioning})")
