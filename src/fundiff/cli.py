@@ -25,9 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fundiff {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    from fundiff.commands import editing, part_a, part_b, serve
+    from fundiff.commands import distill, editing, part_a, part_b, serve
 
     part_b.register(sub)
+    distill.register(sub)
     part_a.register(sub)
     editing.register(sub)
     serve.register(sub)

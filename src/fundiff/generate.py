@@ -1,7 +1,8 @@
 """Generation from a trained MNIST flow or DDPM model: prompts in, images in [0, 1] out.
 
-``load_generator("mnist")`` is the embedded class-conditional flow model shipped with fundiff;
-any other value is a path to a ``model.safetensors`` written by ``fundiff train flow|ddpm``.
+``load_generator("mnist")`` is the embedded class-conditional flow model shipped with fundiff,
+``load_generator("mnist-fast")`` its distilled few-step student (``fundiff distill``); any other value is
+a path to a ``model.safetensors`` written by ``fundiff train flow|ddpm`` or ``fundiff distill``.
 ``generate(...)`` takes diffusers-style arguments (``num_inference_steps``, ``guidance_scale``,
 ``generator``) and picks the sampler family from the model's objective.
 """
@@ -19,21 +20,25 @@ import torch
 from torch import nn
 
 from fundiff.errors import CheckpointError, FundiffError
-from fundiff.guidance import conditional_prediction
+from fundiff.guidance import conditional_prediction, distilled_prediction
 from fundiff.nn.fuse import fold_batchnorm
 from fundiff.training import speed
 from fundiff.training.precision import resolve_precision, with_precision
 from fundiff.engine.schedule import Schedule
-from fundiff.samplers import DDPM_SAMPLERS, EVALS_PER_STEP, FLOW_SAMPLERS, sample_ddpm, sample_flow
+from fundiff.samplers import (DDPM_SAMPLERS, EVALS_PER_STEP, FLOW_SAMPLERS, SHORTCUT_SAMPLERS, sample_ddpm, sample_flow,
+                              sample_shortcut)
 from fundiff.training.checkpoint import load_model, read_metadata
 
 EMBEDDED = "mnist"
+EMBEDDED_FAST = "mnist-fast"
+EMBEDDED_FILES = {EMBEDDED: "mnist_flow.safetensors", EMBEDDED_FAST: "mnist_fast.safetensors"}
 MAX_STEPS = 1000
 MAX_GUIDANCE = 50.0
+STUDY_GUIDANCE = 5.0   # the study's gamma for MNIST: the default of a guided teacher
 
 
-def embedded_model_path() -> Path:
-    return Path(str(resources.files("fundiff") / "assets" / "mnist_flow.safetensors"))
+def embedded_model_path(name: str = EMBEDDED) -> Path:
+    return Path(str(resources.files("fundiff") / "assets" / EMBEDDED_FILES[name]))
 
 
 @dataclass
@@ -59,12 +64,27 @@ class Generator:
         return self.objective.get("name") == "flow"
 
     @property
+    def is_shortcut(self) -> bool:
+        """A distilled few-step student (fundiff.nn.shortcut): gamma and the step size are its inputs."""
+        return getattr(self.model, "kind", None) == "shortcut"
+
+    @property
     def is_class_conditional(self) -> bool:
-        return getattr(self.model, "kind", None) == "class"
+        return getattr(self.model, "kind", None) in ("class", "shortcut")
 
     @property
     def default_sampler(self) -> str:
-        return "midpoint" if self.is_flow else "ddim"
+        return "shortcut" if self.is_shortcut else "midpoint" if self.is_flow else "ddim"
+
+    @property
+    def guidance_range(self) -> tuple[float, float]:
+        """The guidance scales the model takes: a student only those it was distilled for."""
+        return tuple(self.objective.get("guidance_range", (0.0, MAX_GUIDANCE)))
+
+    @property
+    def default_guidance_scale(self) -> float:
+        """The study's 5 for a teacher; a student's own, chosen by measurement when it was distilled."""
+        return float(self.objective.get("default_guidance_scale", STUDY_GUIDANCE))
 
     @property
     def default_steps(self) -> int:
@@ -73,10 +93,19 @@ class Generator:
         Measured on the embedded model (1000 images, gamma 2): classifier-FID 0.91 for midpoint x 7,
         2.05 for Heun x 7 (Heun's last evaluation sits at t = 1, where the field bends most).
         """
+        if self.is_shortcut:
+            return int(self.objective.get("default_steps", 4))
         return 7 if self.is_flow else 50
 
     @property
+    def shortcut_steps(self) -> list[int]:
+        """The step counts a student was trained for: 1, 2, 4, ..., 2^(levels - 1)."""
+        return [2**m for m in range(int(self.objective.get("levels", 1)))]
+
+    @property
     def samplers(self) -> tuple[str, ...]:
+        if self.is_shortcut:
+            return SHORTCUT_SAMPLERS
         return FLOW_SAMPLERS if self.is_flow else DDPM_SAMPLERS
 
     @property
@@ -86,10 +115,11 @@ class Generator:
 
 def load_generator(name_or_path: str | Path = EMBEDDED, device: str | torch.device = "cpu",
                    precision: str = "fp32") -> Generator:
-    """The embedded model ("mnist") or a flow / DDPM model file."""
-    path = embedded_model_path() if str(name_or_path) == EMBEDDED else Path(name_or_path)
-    if str(name_or_path) == EMBEDDED and not path.is_file():
-        raise FundiffError("the embedded MNIST model is not in this installation (fundiff/assets/mnist_flow.safetensors)")
+    """An embedded model ("mnist", "mnist-fast") or a flow / DDPM / distilled model file."""
+    name = str(name_or_path)
+    path = embedded_model_path(name) if name in EMBEDDED_FILES else Path(name_or_path)
+    if name in EMBEDDED_FILES and not path.is_file():
+        raise FundiffError(f"the embedded model {name!r} is not in this installation (fundiff/assets/{path.name})")
     if path.is_dir():
         path = path / "model.safetensors"
     meta = read_metadata(path)
@@ -101,24 +131,30 @@ def load_generator(name_or_path: str | Path = EMBEDDED, device: str | torch.devi
         raise CheckpointError(f"{path} is not a flow or DDPM model (objective {objective.get('name')!r}); "
                               "train one with fundiff train flow|ddpm")
     model = load_model(path, device)
-    if getattr(model, "kind", None) not in ("time", "class"):
+    if getattr(model, "kind", None) not in ("time", "class", "shortcut"):
         raise CheckpointError(f"{path} holds a {model.kind!r} model; generation needs a time- or class-conditioned UNet")
     return Generator.for_sampling(model, objective, str(path), precision)
 
 
 def validate_sampling(gen: Generator, sampler: str, steps: int, guidance_scale: float) -> None:
     if sampler not in gen.samplers:
-        raise FundiffError(f"--sampler {sampler!r} does not fit a {gen.objective['name']} model; choose one of {', '.join(gen.samplers)}")
+        kind = "distilled few-step" if gen.is_shortcut else gen.objective["name"]
+        raise FundiffError(f"--sampler {sampler!r} does not fit a {kind} model; choose one of {', '.join(gen.samplers)}")
     limit = gen.objective.get("num_steps", MAX_STEPS) if not gen.is_flow else MAX_STEPS
+    if gen.is_shortcut and steps not in gen.shortcut_steps:
+        raise FundiffError(f"--steps must be one of {', '.join(map(str, gen.shortcut_steps))} for the distilled model "
+                           f"{gen.source} (the step sizes it was trained for), got {steps}")
     if not 1 <= steps <= limit:
         raise FundiffError(f"--steps must be in 1..{limit}, got {steps}")
-    if not (0 <= guidance_scale <= MAX_GUIDANCE) or math.isnan(guidance_scale):
-        raise FundiffError(f"--guidance-scale must be in [0, {MAX_GUIDANCE:g}], got {guidance_scale}")
+    low, high = gen.guidance_range
+    if not (low <= guidance_scale <= high) or math.isnan(guidance_scale):
+        trained = " (the scales this distilled model was trained for)" if gen.is_shortcut else ""
+        raise FundiffError(f"--guidance-scale must be in [{low:g}, {high:g}]{trained}, got {guidance_scale}")
 
 
 def evaluations_per_image(gen: Generator, sampler: str, steps: int, guidance_scale: float, conditional: bool) -> int:
     """UNet evaluations each image costs (a guided step counts its two passes)."""
-    guided = gen.is_class_conditional and conditional and guidance_scale != 1.0
+    guided = gen.is_class_conditional and conditional and guidance_scale != 1.0 and not gen.is_shortcut
     return steps * EVALS_PER_STEP[sampler] * (2 if guided else 1)
 
 
@@ -130,7 +166,7 @@ def generate_batches(
     *,
     num_inference_steps: int | None = None,
     sampler: str | None = None,
-    guidance_scale: float = 5.0,
+    guidance_scale: float | None = None,
     generator: torch.Generator | None = None,
     keep_trajectory: bool = False,
     batch_size: int = 500,
@@ -145,6 +181,7 @@ def generate_batches(
     """
     sampler = sampler or gen.default_sampler
     steps = num_inference_steps or gen.default_steps
+    guidance_scale = gen.default_guidance_scale if guidance_scale is None else guidance_scale
     validate_sampling(gen, sampler, steps, guidance_scale)
     if labels is not None:
         labels = torch.as_tensor(labels, dtype=torch.long)
@@ -158,8 +195,11 @@ def generate_batches(
         n = min(batch_size, num_images - start)
         x = torch.randn((n, 1, 28, 28), generator=generator).to(device)
         lab = labels[start : start + n].to(device) if labels is not None else None
-        predict, _ = conditional_prediction(with_precision(gen.model, gen.precision, device), lab, guidance_scale)
-        if gen.is_flow:
+        model = with_precision(gen.model, gen.precision, device)
+        predict, _ = (None, 1) if gen.is_shortcut else conditional_prediction(model, lab, guidance_scale)
+        if gen.is_shortcut:
+            x, traj = sample_shortcut(distilled_prediction(model, lab, guidance_scale), x, steps, keep_trajectory, callback)
+        elif gen.is_flow:
             x, traj = sample_flow(predict, x, steps, sampler, keep_trajectory, callback)
         else:
             schedule = Schedule.linear(gen.objective["num_steps"], gen.objective["beta1"], gen.objective["beta2"])

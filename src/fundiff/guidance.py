@@ -59,3 +59,17 @@ def conditional_prediction(
                            x, keep, drop, guidance_scale, torch.cat)
 
     return guided, 2
+
+
+def distilled_prediction(model: nn.Module, labels: torch.Tensor | None, guidance_scale: float):
+    """(x, t, d) -> s(x, c, t, gamma, d) of a guidance-distilled shortcut student: one pass per image whatever gamma
+    (labels None: unconditional)."""
+    def predict(x: torch.Tensor, t: torch.Tensor, d: float) -> torch.Tensor:
+        n = x.shape[0]
+        if labels is None:
+            lab, keep = torch.zeros(n, dtype=torch.long, device=x.device), torch.zeros(n, device=x.device)
+        else:
+            lab, keep = labels, torch.ones(n, device=x.device)
+        return model(x, lab, t, guidance_scale, d, keep)
+
+    return predict

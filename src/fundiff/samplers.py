@@ -6,6 +6,10 @@ Flow models predict the velocity u(x, t) of the ODE dx/dt = u from t = 0 (noise)
 * ``midpoint``  x <- x + h u(x + h/2 u(x, t), t + h/2)                                   2 NFE/step
 * ``heun``      k1 = u(x, t), k2 = u(x + h k1, t + h), x <- x + h/2 (k1 + k2)            2 NFE/step
 
+A distilled few-step student (:mod:`fundiff.nn.shortcut`) predicts the average velocity over a step of size d:
+
+* ``shortcut``  x <- x + h s(x, t, h)                  (h = 1/steps, steps a power of two)     1 NFE/step
+
 DDPM models predict eps at step t of T (the UNet sees t / T); with x0 = (x - s eps) / a:
 
 * ``ddpm``      ancestral: x_t' = sqrt(ab_t') b/(1 - ab_t) x0 + sqrt(al)(1 - ab_t')/(1 - ab_t) x_t + sqrt(b) z
@@ -28,7 +32,8 @@ from fundiff.paths import x0_from_eps
 
 FLOW_SAMPLERS = ("euler", "midpoint", "heun")
 DDPM_SAMPLERS = ("ddpm", "ddim")
-EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "ddpm": 1, "ddim": 1}
+SHORTCUT_SAMPLERS = ("shortcut",)
+EVALS_PER_STEP = {"euler": 1, "midpoint": 2, "heun": 2, "ddpm": 1, "ddim": 1, "shortcut": 1}
 
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -58,6 +63,24 @@ def sample_flow(
             k1 = velocity(x, _const_t(t, x))
             k2 = velocity(x + h * k1, _const_t(t + h, x))
             x = x + 0.5 * h * (k1 + k2)
+        if keep_trajectory:
+            trajectory.append(x.cpu())
+        if callback:
+            callback(i, t, x)
+    return x, trajectory
+
+
+@torch.no_grad()
+def sample_shortcut(
+    step_velocity: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor], x: torch.Tensor, steps: int,
+    keep_trajectory: bool = False, callback: Callable[[int, float, torch.Tensor], None] | None = None,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """x <- x + h s(x, t, h) for t = 0, h, ..., 1 - h with h = 1/steps; ``callback(i, t, x)`` after each."""
+    h = 1.0 / steps
+    trajectory = [x.cpu()] if keep_trajectory else []
+    for i in range(steps):
+        t = i * h
+        x = x + h * step_velocity(x, _const_t(t, x), h)
         if keep_trajectory:
             trajectory.append(x.cpu())
         if callback:

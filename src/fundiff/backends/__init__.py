@@ -10,7 +10,7 @@ import torch
 
 from fundiff.engine.denoiser import Denoiser
 from fundiff.errors import FundiffError
-from fundiff.generate import EMBEDDED
+from fundiff.generate import EMBEDDED, EMBEDDED_FAST
 
 DEEPFLOYD = "deepfloyd"
 
@@ -54,6 +54,6 @@ def load_denoiser(
                               max_batch=max_batch)
     from fundiff.backends.mnist import MnistDenoiser
 
-    if model != EMBEDDED and not Path(model).exists():
+    if model not in (EMBEDDED, EMBEDDED_FAST) and not Path(model).exists():
         raise FundiffError(f"--model must be 'mnist', 'deepfloyd' or a fundiff flow model file/folder; {model!r} is none")
     return MnistDenoiser.load(model, device or "cpu", precision)

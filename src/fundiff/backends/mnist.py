@@ -45,6 +45,9 @@ class MnistDenoiser(Denoiser):
         if not generator.is_flow:
             raise FundiffError(f"{generator.source} is a {generator.objective.get('name')} model; "
                                "the Part A engine takes fundiff flow models (fundiff train flow)")
+        if generator.is_shortcut:
+            raise FundiffError(f"{generator.source} is a distilled few-step model; Part A's algorithms need a denoiser "
+                               "at every noise level: use --model mnist (its teacher)")
         self.generator = generator
         self.model = with_precision(generator.model, generator.precision, generator.device)   # bf16: autocast view
         self.schedule = schedule or Schedule.squaredcos()

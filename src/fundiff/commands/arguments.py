@@ -107,7 +107,7 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
 STEPS_HELP = "num_inference_steps (diffusers spacing); default: the study's strided list 990, 960, ..., 0"
 IMAGE_HELP = "image file, bundled sample name, or mnist-test:N"
 PROMPT_HELP = "default: 'a high quality photo' (DeepFloyd) / '' (MNIST)"
-SAMPLERS = ("euler", "midpoint", "heun", "ddpm", "ddim")
+SAMPLERS = ("euler", "midpoint", "heun", "ddpm", "ddim", "shortcut")
 
 # The flags several commands share, each spelt once: name -> (option strings, add_argument keywords).
 # ``add_flags`` adds them; a keyword given there replaces the table's default, and help shows it by %(default)s.
@@ -121,7 +121,8 @@ FLAGS: dict[str, tuple[tuple[str, ...], dict]] = {
     "guidance_scale": (("--guidance-scale",), dict(type=nonneg_float, help="CFG scale gamma (default %(default)s; 1 = none)")),
     "num_images": (("--num-images",), dict(type=positive_int, default=None, help="images per setting")),
     "sampler": (("--sampler",), dict(choices=SAMPLERS, default=None,
-                                     help="flows: euler, midpoint (default), heun; DDPM: ddpm, ddim (default)")),
+                                     help="flows: euler, midpoint (default), heun; DDPM: ddpm, ddim (default); "
+                                          "distilled (mnist-fast): shortcut")),
     "seed": (("--seed",), dict(type=int, default=0, help="random seed (default 0): same seed, same images")),
     "device": (("--device",), dict(default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where to compute (default auto)")),
     "precision": (("--precision",), dict(default="fp32", choices=["auto", "fp32", "bf16"],

@@ -15,8 +15,8 @@ from fundiff.commands.arguments import (SAMPLERS, Parser, add_command, add_data_
                                         add_run_args, nonneg_float, positive_float, positive_int, sigma)
 from fundiff.errors import FundiffError
 
-SAMPLE_STEPS_HELP = "sampler steps (default 7 midpoint steps for flows, 50 for DDPM)"
-MODEL_HELP = "'mnist' (embedded) or a model.safetensors / run folder"
+SAMPLE_STEPS_HELP = "sampler steps (default 7 midpoint steps for flows, 50 for DDPM, the distilled model's own for mnist-fast)"
+MODEL_HELP = "'mnist' (embedded), 'mnist-fast' (its distilled few-step student) or a model.safetensors / run folder"
 
 
 def register(sub) -> None:
@@ -64,7 +64,9 @@ def register(sub) -> None:
     p.add_argument("--model", default="mnist", help=MODEL_HELP)
     p.add_argument("--prompt", action="append", default=None, help="class prompt, repeatable: '7', 'seven', 'a 7', '' = unconditional")
     p.add_argument("--steps", "--num-inference-steps", dest="steps", type=positive_int, default=None, help=SAMPLE_STEPS_HELP)
-    add_flags(p, "sampler", "seed", "device", "precision", num_images=4, guidance_scale=5.0)
+    add_flags(p, "sampler", "seed", "device", "precision", num_images=4)
+    p.add_argument("--guidance-scale", type=nonneg_float, default=None,
+                   help="CFG scale gamma (default: the model's: 5, the study's, for a teacher; mnist-fast's own; 1 = none)")
     p.add_argument("--out", type=Path, default=Path("samples.png"), help="PNG grid to write (default samples.png)")
     p.add_argument("--save-array", type=Path, default=None, metavar="PATH.npz", help="also write the raw images and labels")
     p.add_argument("--gif", type=Path, default=None, metavar="PATH.gif", help="also write the sampling trajectory as an animation")

@@ -3,6 +3,7 @@
 from fundiff.objectives.ddpm import DDPMObjective
 from fundiff.objectives.classify import ClassifyObjective
 from fundiff.objectives.denoise import DenoiseObjective
+from fundiff.objectives.distill import ShortcutDistillation
 from fundiff.objectives.flow import FlowMatchingObjective
 
-__all__ = ["ClassifyObjective", "DenoiseObjective", "FlowMatchingObjective", "DDPMObjective"]
+__all__ = ["ClassifyObjective", "DenoiseObjective", "FlowMatchingObjective", "DDPMObjective", "ShortcutDistillation"]

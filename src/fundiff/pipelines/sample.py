@@ -22,7 +22,8 @@ BATCH_SIZE = 500
 
 
 class SamplePipeline:
-    """``SamplePipeline.from_pretrained("mnist")(prompt="7", num_images_per_prompt=8).images``."""
+    """``SamplePipeline.from_pretrained("mnist")(prompt="7", num_images_per_prompt=8).images``; "mnist-fast" is the
+    distilled student (one UNet pass per step, a few steps)."""
 
     def __init__(self, generator_model: Generator):
         if not isinstance(generator_model, Generator):
@@ -49,7 +50,7 @@ class SamplePipeline:
         return cls(gen)
 
     def check_inputs(self, prompt: str | Sequence[str] | None, num_images_per_prompt: int,
-                     num_inference_steps: int | None, sampler: str | None, guidance_scale: float, output_type: str,
+                     num_inference_steps: int | None, sampler: str | None, guidance_scale: float | None, output_type: str,
                      generator: Any, callback: Any, limit: int | None = MAX_IMAGES_PER_CALL):
         """(prompts, labels or None, number of images, sampler, steps); one-line errors for everything else."""
         from fundiff.generate import validate_sampling
@@ -60,7 +61,7 @@ class SamplePipeline:
         if not isinstance(steps, int) or isinstance(steps, bool):
             raise FundiffError(f"num_inference_steps must be a whole number, got {steps!r}")
         try:
-            scale = float(guidance_scale)
+            scale = gen.default_guidance_scale if guidance_scale is None else float(guidance_scale)
         except (TypeError, ValueError):
             raise FundiffError(f"--guidance-scale must be a number, got {guidance_scale!r}") from None
         validate_sampling(gen, sampler, steps, scale)
@@ -89,7 +90,7 @@ class SamplePipeline:
         return prompts, labels, n, sampler, steps
 
     def batches(self, prompt: str | Sequence[str] | None = None, *, num_images_per_prompt: int = 4,
-                num_inference_steps: int | None = None, sampler: str | None = None, guidance_scale: float = 5.0,
+                num_inference_steps: int | None = None, sampler: str | None = None, guidance_scale: float | None = None,
                 generator: torch.Generator | None = None, callback: Callback | None = None,
                 batch_size: int = BATCH_SIZE, return_trajectory: bool = False) -> Iterator[tuple[torch.Tensor, list]]:
         """The images as (B, 1, 28, 28) tensors in [0, 1], ``batch_size`` at a time (any number, bounded memory),
@@ -102,8 +103,9 @@ class SamplePipeline:
                                 batch_size=batch_size, callback=callback)
 
     def record(self, prompts: list[str], num_images_per_prompt: int, num_inference_steps: int | None,
-               sampler: str | None, guidance_scale: float) -> dict[str, Any]:
+               sampler: str | None, guidance_scale: float | None) -> dict[str, Any]:
         gen = self.model
+        guidance_scale = gen.default_guidance_scale if guidance_scale is None else guidance_scale
         sampler, steps = sampler or gen.default_sampler, num_inference_steps or gen.default_steps
         conditional = gen.is_class_conditional and any(parse_digit_prompt(p) is not None for p in prompts)
         return {"model": gen.source, "objective": gen.objective.get("name"), "prompts": prompts,
@@ -113,11 +115,11 @@ class SamplePipeline:
 
     @torch.no_grad()
     def __call__(self, prompt: str | Sequence[str] | None = None, *, num_images_per_prompt: int = 4,
-                 num_inference_steps: int | None = None, sampler: str | None = None, guidance_scale: float = 5.0,
+                 num_inference_steps: int | None = None, sampler: str | None = None, guidance_scale: float | None = None,
                  generator: torch.Generator | None = None, output_type: str = "pil", callback: Callback | None = None,
                  batch_size: int = BATCH_SIZE, return_trajectory: bool = False) -> PipelineOutput:
         """``num_images_per_prompt`` digits per prompt (None: every digit), prompt by prompt; defaults are
-        ``fundiff sample``'s.  ``return_trajectory`` puts the states after each step in ``extras["trajectory"]``."""
+        ``fundiff sample``'s (``guidance_scale`` None: the model's, 5 for a teacher, a distilled model's own).  ``return_trajectory`` puts the states after each step in ``extras["trajectory"]``."""
         prompts, labels, n, sampler_, steps = self.check_inputs(prompt, num_images_per_prompt, num_inference_steps,
                                                                 sampler, guidance_scale, output_type, generator, callback)
         outs, trajs = [], []

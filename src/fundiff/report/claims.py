@@ -75,3 +75,26 @@ def ablation_claims(r: dict[str, Any]) -> list[str]:
                   f"images each (real-data floor {r['fid_floor']:.2f}). One seed per row: the spread between seeds was "
                   "not measured.")
     return claims
+
+
+def few_step_claims(r: dict[str, Any]) -> list[str]:
+    """Teacher against student, row by row, and the images per second each buys at matched evaluations."""
+    rows, floor = r["rows"], r["fid_floor"]
+
+    def line(x: dict[str, Any]) -> str:
+        return (f"{x['evaluations_per_image']:g} evaluations ({x['sampler']} x {x['steps']}, γ {x['guidance_scale']:g}): "
+                f"accuracy {x['accuracy']:.1%}, classifier-FID {x['fid']:.2f} ({x['fid'] / floor:.1f}x the floor), "
+                f"{x['images_per_second']:.0f} images/s")
+
+    claims = [f"{r['num_images']} images a setting, real-data floor {floor:.3f} at that n, one seed."]
+    claims += [f"Teacher, {line(x)}." for x in rows if x["model"] == "teacher"]
+    claims += [f"Student, {line(x)}." for x in rows if x["model"] == "student"]
+    best = next(x for x in rows if x["model"] == "teacher" and x["evaluations_per_image"] == 28) if any(
+        x["evaluations_per_image"] == 28 for x in rows) else None
+    matched = [x for x in rows if x["model"] == "student" and best and x["fid"] <= best["fid"] * 1.25]
+    if best and matched:
+        m = min(matched, key=lambda x: x["evaluations_per_image"])
+        claims.append(f"The student's {m['evaluations_per_image']:g}-evaluation setting comes within 25% of the teacher's "
+                      f"28-evaluation classifier-FID ({m['fid']:.2f} vs {best['fid']:.2f}) at "
+                      f"{m['images_per_second'] / best['images_per_second']:.1f}x its images per second.")
+    return claims

@@ -11,7 +11,7 @@ NAV = {"forward": "1.1 forward", "denoise": "1.2-1.4 denoising", "sampling": "1.
        "hybrids": "1.9 hybrids", "one_step": "B1 one-step denoiser", "flow_time": "B2.1 time-conditioned flow",
        "flow": "B2.2 class-conditioned flow", "ablation": "B2.3 the recipe, one factor at a time",
        "ddpm": "B 2024 DDPM", "cfg_scale": "1.6 guidance scale",
-       "shipped": "B3 embedded model"}
+       "shipped": "B3 embedded model", "distilled": "B4 few-step student"}
 
 
 def render_html(sections: list[Any], data: dict[str, Any]) -> str:

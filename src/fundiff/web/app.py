@@ -25,11 +25,11 @@ from fundiff.errors import FundiffError
 from fundiff.web.forms import (CANVAS, DEFAULT_STEPS, DISPLAY, MAX_IMAGES, MAX_STEPS,
                                MAX_UPLOAD, OUTPUT_BUTTONS, _blank_canvas, _default_photo, _editor_value,
                                gr, load_upload, upload_to_canvas)
-from fundiff.web.jobs import (run_anagram, run_generate, run_hybrid, run_inpaint, run_sdedit, usable_kinds,
-                              usable_views)
+from fundiff.web.jobs import (run_anagram, run_generate, run_generate_fast, run_hybrid, run_inpaint, run_sdedit,
+                              usable_kinds, usable_views)
 
 __all__ = ["CANVAS", "DEFAULT_STEPS", "DISPLAY", "MAX_STEPS", "build_app", "check_login", "load_upload",
-           "run_anagram", "run_generate", "run_hybrid", "run_inpaint", "run_sdedit", "serve", "upload_to_canvas",
+           "run_anagram", "run_generate", "run_generate_fast", "run_hybrid", "run_inpaint", "run_sdedit", "serve", "upload_to_canvas",
            "usable_kinds", "usable_views"]
 
 
@@ -61,6 +61,18 @@ def _editor_brush(den, mask: bool) -> gr.Brush:
                     default_size=max(4, CANVAS // 24))
 
 
+def fast_pipeline(den):
+    """The distilled "mnist-fast" sampling pipeline when ``den`` is the embedded teacher it was distilled from, else None."""
+    from fundiff.generate import EMBEDDED, EMBEDDED_FAST, embedded_model_path
+
+    gen = getattr(den, "generator", None)
+    if gen is None or gen.source != str(embedded_model_path(EMBEDDED)) or not embedded_model_path(EMBEDDED_FAST).is_file():
+        return None
+    from fundiff.pipelines import SamplePipeline
+
+    return SamplePipeline.from_pretrained(EMBEDDED_FAST, device=str(gen.device))
+
+
 def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_queue: int = 16,
               threshold: bool | str = True, seed: int = 0, **backend_kwargs) -> gr.Blocks:
     """The gradio app over one denoiser, loaded once here (``model`` and ``backend_kwargs`` as for
@@ -86,8 +98,17 @@ def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_
     helptext = _prompt_help(den)
     default_prompt = "7" if mnist else "a high quality photo"
 
-    def generate_job(prompt, steps, guidance, seed, n, progress=gr.Progress()):
+    fast = fast_pipeline(den)   # the distilled student, offered as a "fast" choice on the Generate tab
+
+    def generate_job(prompt, steps, guidance, seed, n, choice="teacher", progress=gr.Progress()):
+        if choice == "fast" and fast is not None:
+            return run_generate_fast(fast, prompt, steps, guidance, seed, n, progress=progress)
         return run_generate(base, prompt, steps, guidance, seed, n, progress=progress)
+
+    def on_model_choice(choice):   # each model's own defaults for steps and guidance
+        if choice == "fast" and fast is not None:
+            return fast.model.default_steps, fast.model.default_guidance_scale
+        return DEFAULT_STEPS, 7.0
 
     def sdedit_job(editor, prompt, strength, steps, guidance, seed, n, progress=gr.Progress()):
         return run_sdedit(base, editor, prompt, strength, steps, guidance, seed, n, progress=progress)
@@ -125,6 +146,10 @@ def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_
                 with gr.Row():
                     with gr.Column():
                         g_prompt = gr.Textbox(value=default_prompt, label="prompt", info=helptext, elem_id="gen-prompt")
+                        g_model = gr.Radio(["teacher", "fast"], value="teacher", label="model", visible=fast is not None,
+                                           elem_id="gen-model",
+                                           info="fast: the distilled mnist-fast, one UNet pass per step (steps 1, 2, 4, "
+                                                "8, ...; guidance 1-5); teacher: the study's loop")
                         g_steps = _steps_slider("gen-steps")
                         g_guidance = _guidance_slider()
                         with gr.Row():
@@ -134,7 +159,8 @@ def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_
                     with gr.Column():
                         g_out = gr.Image(label="images", type="pil", format="png", interactive=False,
                                          buttons=OUTPUT_BUTTONS, elem_id="gen-output")
-                g_inputs = [g_prompt, g_steps, g_guidance, g_seed, g_n]
+                g_inputs = [g_prompt, g_steps, g_guidance, g_seed, g_n, g_model]
+                g_model.change(on_model_choice, g_model, [g_steps, g_guidance], api_visibility="private", queue=False)
                 g_button.click(generate_job, g_inputs, g_out, api_name="generate", **job)
                 g_prompt.submit(generate_job, g_inputs, g_out, api_visibility="private", **job)
 

@@ -43,6 +43,23 @@ def run_generate(den, prompt: str, steps: Any = DEFAULT_STEPS, guidance_scale: A
 
 
 @user_errors
+def run_generate_fast(pipe, prompt: str, steps: Any = None, guidance_scale: Any = None, seed: Any = 0,
+                      num_images: Any = 4, progress=None) -> Image.Image:
+    """Images from a prompt with the distilled few-step model (a :class:`~fundiff.pipelines.SamplePipeline` over
+    "mnist-fast"): one UNet pass per step; ``steps`` and ``guidance_scale`` None are its defaults."""
+    gen = pipe.model
+    n_steps = gen.default_steps if steps in (None, "") else _int(steps, "steps", 1, MAX_STEPS)
+    if n_steps not in gen.shortcut_steps:
+        raise FundiffError(f"the fast model takes {', '.join(map(str, gen.shortcut_steps))} steps, got {n_steps}")
+    low, high = gen.guidance_range
+    scale = gen.default_guidance_scale if guidance_scale in (None, "") else _float(guidance_scale, "guidance scale", low, high)
+    out = pipe("" if prompt is None else str(prompt).strip(), num_inference_steps=n_steps, guidance_scale=scale,
+               num_images_per_prompt=_int(num_images, "number of images", 1, MAX_IMAGES), generator=_generator(seed),
+               output_type="pt", callback=_progress(progress, n_steps, "sampling"))
+    return to_picture(out.images)
+
+
+@user_errors
 def run_sdedit(den, editor: Any, prompt: str, strength: Any = 0.6, steps: Any = DEFAULT_STEPS,
                guidance_scale: Any = 7.0, seed: Any = 0, num_images: Any = 2, progress=None) -> tuple[Image.Image, str]:
     """SDEdit (reference 1.7): the canvas picture noised to ``strength`` of the way and denoised toward the prompt.

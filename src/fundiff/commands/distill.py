@@ -1,0 +1,57 @@
+"""``fundiff distill``: a few-step student of a class-conditional flow model (see :mod:`fundiff.distillation`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from fundiff.commands.arguments import add_command, add_data_args, add_run_args, nonneg_float, positive_float, positive_int
+
+
+def register(sub) -> None:
+    from fundiff.distillation import DISTILL_DEFAULTS as T, DistillOptions
+
+    o = DistillOptions()
+    p = add_command(sub, "distill", cmd_distill, "distil a flow model into a few-step student (1-32 UNet passes per image)",
+                    "Train a shortcut student of a class-conditional flow teacher (default: the embedded model): guidance "
+                    "becomes an input (one UNet pass per step instead of two) and the step size too, so it samples in "
+                    "1, 2, 4, ... steps. Resumable (--resume) and checkpointed like every training run; the result works "
+                    "with fundiff sample/evaluate --model DIR.", add_run_args, add_data_args)
+    p.add_argument("--out", required=True, type=Path, help="run folder")
+    p.add_argument("--teacher", default="mnist", help="'mnist' (embedded, default) or a class-conditional flow model file/folder")
+    g = p.add_argument_group("hyperparameters")
+    g.add_argument("--epochs", type=positive_int, default=None, help=f"passes over the training images (default {T.epochs})")
+    g.add_argument("--batch-size", type=positive_int, default=None, help=f"images per step (default {T.batch_size})")
+    g.add_argument("--lr", type=positive_float, default=None, help=f"AdamW learning rate (default {T.lr:g})")
+    g.add_argument("--ema-decay", type=nonneg_float, default=None, help=f"EMA of the weights (default {T.ema_decay})")
+    g.add_argument("--num-train", type=positive_int, default=None, metavar="N", help="train on a seeded subset of N images")
+    g.add_argument("--max-train-minutes", type=positive_float, default=None, help="stop after this much training time")
+    g.add_argument("--compile", action="store_true", default=None, help="torch.compile the student (same math, faster)")
+    g.add_argument("--levels", type=positive_int, default=o.levels,
+                   help=f"step sizes 1, 1/2, ..., 2^-(levels-1) (default {o.levels}: 1 to {2 ** (o.levels - 1)} steps)")
+    g.add_argument("--consistency-fraction", type=positive_float, default=o.consistency_fraction,
+                   help=f"share of each batch on self-consistency targets (default {o.consistency_fraction})")
+    g.add_argument("--guidance-min", type=nonneg_float, default=o.guidance_min, help=f"default {o.guidance_min:g}")
+    g.add_argument("--guidance-max", type=nonneg_float, default=o.guidance_max,
+                   help=f"guidance scales the student learns (default {o.guidance_min:g}..{o.guidance_max:g})")
+    g.add_argument("--p-uncond", type=nonneg_float, default=o.p_uncond, help=f"class dropout (default {o.p_uncond})")
+    g.add_argument("--default-steps", type=positive_int, default=o.default_steps,
+                   help=f"the student's sampling default, stored with it (default {o.default_steps})")
+    g.add_argument("--default-guidance-scale", type=nonneg_float, default=o.default_guidance_scale,
+                   help=f"the student's default gamma, stored with it (default {o.default_guidance_scale:g})")
+
+
+def cmd_distill(args) -> int:
+    from fundiff.commands.part_b import _load_data, _overrides, _report_training
+    from fundiff.distillation import DISTILL_DEFAULTS, DistillOptions, distill
+
+    hp = _overrides(args, ["epochs", "batch_size", "lr", "ema_decay", "num_train", "seed", "device", "precision",
+                           "checkpoint_interval", "compile"])
+    if args.max_train_minutes is not None:
+        hp["max_train_seconds"] = args.max_train_minutes * 60
+    config = dataclasses.replace(DISTILL_DEFAULTS, **hp, progress=not args.no_progress)
+    options = DistillOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(DistillOptions)})
+    mnist = _load_data(args)
+    result = distill(args.out, mnist, teacher=args.teacher, config=config, options=options, resume=args.resume)
+    _report_training(result)
+    return 0
