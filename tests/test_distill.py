@@ -170,7 +170,7 @@ def test_shipped_fast_model_loads_samples_and_reads_right():
     assert gen.is_shortcut and gen.default_steps <= 8 and gen.source.endswith("mnist_fast.safetensors")
     out = pipe(None, num_images_per_prompt=3, generator=torch.Generator().manual_seed(0), output_type="pt")
     assert out.record["model_evaluations_per_image"] == gen.default_steps
-    read = classifier_predictions(out.images)
+    read, _ = classifier_predictions(out.images)
     assert (read == out.extras["labels"]).float().mean() >= 0.9
     one = pipe("7", num_images_per_prompt=2, num_inference_steps=1, output_type="pt")
     assert one.images.shape == (2, 1, 28, 28) and one.record["model_evaluations_per_image"] == 1

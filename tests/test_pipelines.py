@@ -129,7 +129,11 @@ def test_defaults_equal_the_commands(t2i):
     assert default(fundiff.Text2ImagePipeline, "guidance_scale") == 7.0
     assert default(fundiff.AnagramPipeline, "num_images_per_prompt") == 4
     assert default(fundiff.InpaintPipeline, "num_images_per_prompt") == 3
-    assert default(fundiff.SamplePipeline, "guidance_scale") == 5.0
+    assert default(fundiff.SamplePipeline, "guidance_scale") is None       # the model's: 5 for a teacher, as the CLI
+    assert fundiff.SamplePipeline(t2i.denoiser.generator).model.default_guidance_scale == 5.0
+    from fundiff.cli import build_parser
+
+    assert build_parser().parse_args(["sample"]).guidance_scale is None
     assert t2i.threshold == t2i.denoiser.threshold   # "auto": the backend's own (static for MNIST)
 
 

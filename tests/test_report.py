@@ -32,7 +32,7 @@ def test_every_section_and_figure(report):
     out, data = report
     keys = [s["key"] for s in data["sections"]]
     assert keys == ["forward", "denoise", "sampling", "steps", "cfg_scale", "sdedit", "inpaint", "anagrams", "hybrids",
-                    "one_step", "flow_time", "flow", "ablation", "ddpm", "shipped"]
+                    "one_step", "flow_time", "flow", "ablation", "ddpm", "shipped", "distilled"]
     for s in data["sections"]:
         assert s["figures"], s["key"]
         assert s["commands"], s["key"]
@@ -84,6 +84,12 @@ def test_claims_quote_the_measured_numbers(report):
     for key in ("one_step", "flow_time", "flow", "ablation", "ddpm"):   # each CPU-sized section: the study's size too
         assert data_full_size(sec[key]), key
     assert re.search(r"accuracy [\d.]+% at γ = 5", sec["shipped"]["claims"][-1])
+    few = sec["distilled"]["numbers"]["rows"]   # teacher and student at counted evaluations per image
+    assert [(r["model"], r["evaluations_per_image"]) for r in few] == [
+        ("teacher", 1), ("teacher", 2), ("teacher", 4), ("teacher", 8), ("teacher", 28),
+        ("student", 1), ("student", 2), ("student", 4), ("student", 8)]
+    assert all(r["evaluations_per_image"] == r["expected_evaluations"] for r in few)
+    assert all(f"classifier-FID {r['fid']:.2f}" in " ".join(sec["distilled"]["claims"]) for r in few)
     sweep = sec["cfg_scale"]["numbers"]["per_guidance_scale"]
     assert [r["guidance_scale"] for r in sweep] == [1.0, 5.0]                       # --quick: two of the six
     assert all(f"{r['accuracy']:.0%} / {r['classifier_fid']:.2f}" in sec["cfg_scale"]["claims"][0] for r in sweep)

@@ -101,6 +101,32 @@ def test_generate_gives_an_enlarged_grid_of_the_prompted_digit(den):
     assert not np.array_equal(np.asarray(web.run_generate(den, "7", 3, 7.0, 5, 1)), np.asarray(web.run_generate(den, "7", 3, 7.0, 6, 1)))
 
 
+def test_generate_tab_offers_the_distilled_model_as_fast(den):
+    from fundiff.classifier import load_classifier
+
+    demo = web.build_app(denoiser=den)
+    radios = [c["props"] for c in demo.config["components"] if c["props"].get("elem_id") == "gen-model"]
+    assert radios and [list(c) for c in radios[0]["choices"]] == [["teacher"] * 2, ["fast"] * 2] and radios[0]["visible"] is True
+    fast = web.fast_pipeline(den)
+    assert fast.model.is_shortcut
+    one = web.run_generate_fast(fast, "seven", seed=0, num_images=1)     # its own default steps and guidance
+    digit = torch.from_numpy(np.asarray(one, dtype=np.float32)[::SCALE, ::SCALE] / 255)[None, None]
+    assert one.size == (CELL, CELL) and load_classifier()(digit).argmax(1).item() == 7
+    calls = []
+    web.run_generate_fast(fast, "3", steps=2, guidance_scale=2, num_images=1,
+                          progress=lambda value, desc=None, unit=None: calls.append(value))
+    assert calls == [(0, 2), (1, 2), (2, 2)]
+    for kwargs, fragment in (({"steps": 3}, "takes 1, 2, 4"), ({"guidance_scale": 7}, "guidance scale must be in 1..5")):
+        with pytest.raises(gr.Error) as excinfo:
+            web.run_generate_fast(fast, "7", **kwargs)
+        assert fragment in _message(excinfo)
+    from fundiff.backends.mnist import MnistDenoiser
+    from fundiff.generate import Generator
+
+    other = MnistDenoiser(Generator(den.generator.model, den.generator.objective, "/elsewhere/model.safetensors"))
+    assert web.fast_pipeline(other) is None   # not the embedded teacher: no student of it to offer
+
+
 def test_progress_is_reported_step_by_step(den):
     calls = []
     web.run_generate(den, "3", steps=4, num_images=1, progress=lambda value, desc=None, unit=None: calls.append(value))
