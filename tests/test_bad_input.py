@@ -78,6 +78,16 @@ def _cases():
         ("color-on-grey", "hybrid --prompt 1 --prompt 7 --kind color --out {o}", "3 colour channels"),
         ("unknown-prompt", "generate --prompt cat --out {o}", "cat"),
         ("unknown-sample-prompt", "sample --prompt 'a dog' --out {o}.png", "a dog"),
+        # the distilled model and fundiff distill
+        ("fast-odd-steps", "sample --model mnist-fast --steps 3 --out {o}.png", "--steps must be one of 1, 2, 4"),
+        ("fast-guidance-untrained", "sample --model mnist-fast --guidance-scale 9 --out {o}.png",
+         "--guidance-scale must be in [1, 5]"),
+        ("fast-teacher-sampler", "sample --model mnist-fast --sampler euler --out {o}.png", "distilled few-step"),
+        ("fast-in-part-a", "edit --model mnist-fast --out {o}", "use --model mnist"),
+        ("distill-a-student", "distill --teacher mnist-fast --out {o}", "itself distilled"),
+        ("distill-missing-teacher", "distill --teacher {d}/nope.safetensors --out {o}", "no such model file"),
+        ("distill-garbage-teacher", "distill --teacher {d}/garbage.safetensors --out {o}", "garbage.safetensors"),
+        ("distill-odd-default-steps", "distill --default-steps 3 --out {o}", "power of two"),
         ("unknown-sampler", "sample --sampler rk4 --out {o}.png", "invalid choice: 'rk4'"),
         ("sampler-for-other-objective", "sample --sampler ddpm --out {o}.png", "ddpm"),
         ("unknown-recipe", "train flow --recipe fast --out {o}", "invalid choice: 'fast'"),
@@ -129,7 +139,7 @@ def test_the_sweep_is_wide():
     assert len(CASES) >= 40
     commands = {argv.split()[0] for _, argv, _ in CASES}
     assert commands >= {"edit", "inpaint", "anagram", "hybrid", "forward", "denoise", "generate", "upsample", "sample",
-                        "evaluate", "train", "data", "serve"}
+                        "evaluate", "train", "data", "serve", "distill"}
 
 
 @pytest.mark.parametrize("argv,fragment", [(a, f) for _, a, f in CASES], ids=[i for i, _, _ in CASES])
