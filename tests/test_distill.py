@@ -169,3 +169,16 @@ def test_shipped_fast_model_loads_samples_and_reads_right():
     assert (read == out.extras["labels"]).float().mean() >= 0.9
     one = pipe("7", num_images_per_prompt=2, num_inference_steps=1, output_type="pt")
     assert one.images.shape == (2, 1, 28, 28) and one.record["model_evaluations_per_image"] == 1
+
+
+def test_ctrl_c_during_distill_points_to_resume(tmp_path, monkeypatch, capsys):
+    import fundiff.distillation as distillation
+    from fundiff.cli import main
+
+    def interrupted(out, *args, **kwargs):   # the trainer saves its checkpoint, then re-raises
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(distillation, "distill", interrupted)
+    assert main(["distill", "--out", str(tmp_path / "d")]) == 130
+    assert capsys.readouterr().err.strip() == ("fundiff: interrupted; the latest checkpoint is saved, rerun with "
+                                               "--resume to continue")

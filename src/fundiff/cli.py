@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = getattr(args, "command", None)
         if command == "report":
             hint = "rerun the same command to continue (finished trainings are reused)"
-        elif command in ("train", "study"):
+        elif command in ("train", "study", "distill"):
             hint = "the latest checkpoint is saved, rerun with --resume to continue"
         else:   # sampling and editing commands write their files only at the end, atomically
             hint = "nothing was written"
