@@ -182,3 +182,18 @@ def test_ctrl_c_during_distill_points_to_resume(tmp_path, monkeypatch, capsys):
     assert main(["distill", "--out", str(tmp_path / "d")]) == 130
     assert capsys.readouterr().err.strip() == ("fundiff: interrupted; the latest checkpoint is saved, rerun with "
                                                "--resume to continue")
+
+
+def test_distill_flags_reach_the_run_config(tmp_path, monkeypatch):
+    import fundiff.distillation as distillation
+    from fundiff.cli import main
+
+    seen = {}
+    monkeypatch.setattr(distillation, "distill", lambda out, mnist, **kw: seen.update(kw) or (_ for _ in ()).throw(
+        KeyboardInterrupt))
+    main(["distill", "--out", str(tmp_path / "d"), "--lr-schedule", "cosine", "--lr-final-factor", "0.05", "--lr", "1e-4",
+          "--levels", "4", "--default-steps", "8", "--guidance-max", "4"])
+    c, o = seen["config"], seen["options"]
+    assert (c.lr_schedule, c.lr_final_factor, c.lr, c.ema_decay) == ("cosine", 0.05, 1e-4, 0.999)
+    assert (o.levels, o.default_steps, o.guidance_max, o.guidance_min) == (4, 8, 4.0, 1.0)
+

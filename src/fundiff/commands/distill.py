@@ -23,6 +23,10 @@ def register(sub) -> None:
     g.add_argument("--epochs", type=positive_int, default=None, help=f"passes over the training images (default {T.epochs})")
     g.add_argument("--batch-size", type=positive_int, default=None, help=f"images per step (default {T.batch_size})")
     g.add_argument("--lr", type=positive_float, default=None, help=f"AdamW learning rate (default {T.lr:g})")
+    g.add_argument("--lr-schedule", choices=["none", "exponential", "cosine"], default=None,
+                   help=f"learning-rate decay (default {T.lr_schedule}; cosine: per step to lr x --lr-final-factor)")
+    g.add_argument("--lr-final-factor", type=positive_float, default=None, metavar="F",
+                   help=f"final lr / lr of the schedule (default {T.lr_final_factor})")
     g.add_argument("--ema-decay", type=nonneg_float, default=None, help=f"EMA of the weights (default {T.ema_decay})")
     g.add_argument("--num-train", type=positive_int, default=None, metavar="N", help="train on a seeded subset of N images")
     g.add_argument("--max-train-minutes", type=positive_float, default=None, help="stop after this much training time")
@@ -45,7 +49,7 @@ def cmd_distill(args) -> int:
     from fundiff.commands.part_b import _load_data, _overrides, _report_training
     from fundiff.distillation import DISTILL_DEFAULTS, DistillOptions, distill
 
-    hp = _overrides(args, ["epochs", "batch_size", "lr", "ema_decay", "num_train", "seed", "device", "precision",
+    hp = _overrides(args, ["epochs", "batch_size", "lr", "lr_schedule", "lr_final_factor", "ema_decay", "num_train", "seed", "device", "precision",
                            "checkpoint_interval", "compile"])
     if args.max_train_minutes is not None:
         hp["max_train_seconds"] = args.max_train_minutes * 60
