@@ -196,12 +196,13 @@ def generate_batches(
         x = torch.randn((n, 1, 28, 28), generator=generator).to(device)
         lab = labels[start : start + n].to(device) if labels is not None else None
         model = with_precision(gen.model, gen.precision, device)
-        predict, _ = (None, 1) if gen.is_shortcut else conditional_prediction(model, lab, guidance_scale)
-        if gen.is_shortcut:
+        if gen.is_shortcut:   # guidance is an input of the student: one pass per step
             x, traj = sample_shortcut(distilled_prediction(model, lab, guidance_scale), x, steps, keep_trajectory, callback)
         elif gen.is_flow:
+            predict, _ = conditional_prediction(model, lab, guidance_scale)
             x, traj = sample_flow(predict, x, steps, sampler, keep_trajectory, callback)
         else:
+            predict, _ = conditional_prediction(model, lab, guidance_scale)
             schedule = Schedule.linear(gen.objective["num_steps"], gen.objective["beta1"], gen.objective["beta2"])
             step_gen = torch.Generator(device=device).manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
             x, traj = sample_ddpm(predict, x, steps, schedule, sampler, step_gen, keep_trajectory, callback)

@@ -1,10 +1,11 @@
-"""What the commands share beyond their flags: loading a pipeline from the backend flags, a progress bar."""
+"""What the commands share beyond their flags: loading a pipeline from the backend flags, MNIST and the training
+flags, a progress bar."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from fundiff.errors import FundiffError
 
@@ -54,3 +55,38 @@ def progress_bar(total: int, desc: str) -> Iterator:
 def check_out(path: Path, suffix: str) -> None:
     if path.suffix.lower() != suffix:
         raise FundiffError(f"{path} should end in {suffix}")
+
+
+def load_data(args):
+    """MNIST from --data / --download (default: the bundled copy); one line if --download lacks a folder."""
+    from fundiff.data import load_mnist
+
+    if args.download and not args.data:
+        raise FundiffError("--download needs --data DIR: the folder to download the MNIST idx files into")
+    return load_mnist(args.data, download=args.download)
+
+
+def given_flags(args, names: Sequence[str]) -> dict:
+    """The flags among ``names`` the user gave (not None): what replaces a recipe's defaults."""
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def training_flags(args, names: Sequence[str]) -> dict:
+    """:func:`given_flags` for a TrainConfig: a given ``--max-train-minutes`` becomes its ``max_train_seconds``."""
+    flags = given_flags(args, names)
+    if getattr(args, "max_train_minutes", None) is not None:
+        flags["max_train_seconds"] = args.max_train_minutes * 60
+    return flags
+
+
+def report_training(result) -> None:
+    """The one line a finished training run prints (rank 0 only under torchrun)."""
+    from fundiff.training import distributed
+
+    if not distributed.is_main():
+        return
+    recent = result.losses[-100:]
+    note = " (stopped by the time budget)" if result.extra.get("stopped_by_time_budget") else ""
+    print(f"trained {len(result.losses)} steps{note}, mean loss of the last {len(recent)} steps "
+          f"{sum(recent) / len(recent):.5f}, {result.images_per_second:.1f} images/s; "
+          f"weights: {result.run_dir / 'model.safetensors'}")

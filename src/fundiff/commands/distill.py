@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from fundiff.commands.arguments import add_command, add_data_args, add_run_args, nonneg_float, positive_float, positive_int
+from fundiff.commands.arguments import (add_command, add_data_args, add_run_args, nonneg_float, positive_float,
+                                        positive_int)
+from fundiff.commands.common import load_data, report_training, training_flags
 
 
 def register(sub) -> None:
-    from fundiff.distillation import DISTILL_DEFAULTS as T, DistillOptions
+    from fundiff.distillation import DISTILL_DEFAULTS as T
+    from fundiff.distillation import DistillOptions
 
     o = DistillOptions()
     p = add_command(sub, "distill", cmd_distill, "distil a flow model into a few-step student (1-32 UNet passes per image)",
@@ -46,16 +49,13 @@ def register(sub) -> None:
 
 
 def cmd_distill(args) -> int:
-    from fundiff.commands.part_b import _load_data, _overrides, _report_training
     from fundiff.distillation import DISTILL_DEFAULTS, DistillOptions, distill
 
-    hp = _overrides(args, ["epochs", "batch_size", "lr", "lr_schedule", "lr_final_factor", "ema_decay", "num_train", "seed", "device", "precision",
-                           "checkpoint_interval", "compile"])
-    if args.max_train_minutes is not None:
-        hp["max_train_seconds"] = args.max_train_minutes * 60
+    hp = training_flags(args, ["epochs", "batch_size", "lr", "lr_schedule", "lr_final_factor", "ema_decay", "num_train",
+                               "seed", "device", "precision", "checkpoint_interval", "compile"])
     config = dataclasses.replace(DISTILL_DEFAULTS, **hp, progress=not args.no_progress)
     options = DistillOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(DistillOptions)})
-    mnist = _load_data(args)
+    mnist = load_data(args)
     result = distill(args.out, mnist, teacher=args.teacher, config=config, options=options, resume=args.resume)
-    _report_training(result)
+    report_training(result)
     return 0

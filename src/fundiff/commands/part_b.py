@@ -13,6 +13,7 @@ from typing import Sequence
 
 from fundiff.commands.arguments import (SAMPLERS, Parser, add_command, add_data_args, add_denoiser_hparams, add_flags,
                                         add_run_args, nonneg_float, positive_float, positive_int, sigma)
+from fundiff.commands.common import given_flags, load_data, report_training, training_flags
 from fundiff.errors import FundiffError
 
 SAMPLE_STEPS_HELP = "sampler steps (default 7 midpoint steps for flows, 50 for DDPM, the distilled model's own for mnist-fast)"
@@ -158,32 +159,8 @@ def _add_generative_hparams(p: argparse.ArgumentParser, objective: str) -> None:
                    help="run the convolutions on NHWC tensors (same math; default on)")
 
 
-def _load_data(args):
-    from fundiff.data import load_mnist
-
-    if args.download and not args.data:
-        raise FundiffError("--download needs --data DIR: the folder to download the MNIST idx files into")
-    return load_mnist(args.data, download=args.download)
-
-
-def _overrides(args, names: Sequence[str]) -> dict:
-    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
-
-
-def _report_training(result) -> None:
-    from fundiff.training import distributed
-
-    if not distributed.is_main():
-        return
-    recent = result.losses[-100:]
-    note = " (stopped by the time budget)" if result.extra.get("stopped_by_time_budget") else ""
-    print(f"trained {len(result.losses)} steps{note}, mean loss of the last {len(recent)} steps "
-          f"{sum(recent) / len(recent):.5f}, {result.images_per_second:.1f} images/s; "
-          f"weights: {result.run_dir / 'model.safetensors'}")
-
-
 def cmd_data(args) -> int:
-    mnist = _load_data(args)
+    mnist = load_data(args)
     print(f"MNIST from {mnist.source}")
     print(f"  train: {tuple(mnist.train_images.shape)} uint8, labels {tuple(mnist.train_labels.shape)}")
     print(f"  test:  {tuple(mnist.test_images.shape)} uint8, labels {tuple(mnist.test_labels.shape)}")
@@ -195,17 +172,17 @@ def cmd_train_denoiser(args) -> int:
     from fundiff.objectives import DenoiseObjective
     from fundiff.training import TrainConfig, train
 
-    hp = _overrides(args, ["batch_size", "lr", "epochs", "num_train", "seed", "device", "checkpoint_interval",
+    hp = given_flags(args, ["batch_size", "lr", "epochs", "num_train", "seed", "device", "checkpoint_interval",
                          "precision"])
     config = TrainConfig(**hp, progress=not args.no_progress)
     config.validate()
     objective = DenoiseObjective(args.sigma)
-    mnist = _load_data(args)
+    mnist = load_data(args)
     result = train(
         UnconditionalUNet(1, args.num_hiddens or 128), objective, mnist.train_images, mnist.train_labels,
         config, args.out, resume=args.resume, data_source=mnist.source,
     )
-    _report_training(result)
+    report_training(result)
     return 0
 
 
@@ -214,12 +191,12 @@ def cmd_train_classifier(args) -> int:
 
     config = dataclasses.replace(
         CLASSIFIER_DEFAULTS,
-        **_overrides(args, ["batch_size", "lr", "epochs", "num_train", "seed", "device", "checkpoint_interval",
+        **given_flags(args, ["batch_size", "lr", "epochs", "num_train", "seed", "device", "checkpoint_interval",
                          "precision"]),
         progress=not args.no_progress,
     )
     config.validate()
-    mnist = _load_data(args)
+    mnist = load_data(args)
     result = train_classifier(args.out, config, mnist, resume=args.resume)
     print(f"classifier test accuracy {result['test_accuracy']:.4f}; weights: {args.out / 'model.safetensors'}")
     return 0
@@ -230,20 +207,18 @@ def cmd_train_generative(args) -> int:
     from fundiff.training import train
 
     recipe = get_recipe(args.objective, args.recipe)
-    hp = _overrides(args, ["batch_size", "lr", "epochs", "lr_schedule", "lr_final_factor", "warmup_steps", "optimizer",
+    hp = training_flags(args, ["batch_size", "lr", "epochs", "lr_schedule", "lr_final_factor", "warmup_steps", "optimizer",
                            "weight_decay", "adam_beta2", "grad_clip", "ema_decay", "num_train", "seed", "device", "precision",
                            "checkpoint_interval", "compile", "channels_last"])
-    if args.max_train_minutes is not None:
-        hp["max_train_seconds"] = args.max_train_minutes * 60
     config = dataclasses.replace(recipe.train, **hp, progress=not args.no_progress)
     config.validate()
-    options = {**recipe.objective, **_overrides(args, ["p_uncond", "time_sampling"])}
+    options = {**recipe.objective, **given_flags(args, ["p_uncond", "time_sampling"])}
     objective = build_objective(args.objective, options)
     model = build_generative_unet(args.objective, args.conditioning, args.num_hiddens or recipe.num_hiddens)
-    mnist = _load_data(args)
+    mnist = load_data(args)
     result = train(model, objective, mnist.train_images, mnist.train_labels, config, args.out,
                    resume=args.resume, data_source=mnist.source)
-    _report_training(result)
+    report_training(result)
     return 0
 
 
@@ -304,7 +279,7 @@ def cmd_evaluate(args) -> int:
     from fundiff.training import resolve_device
 
     gen = load_generator(args.model, resolve_device(args.device), args.precision)
-    mnist = _load_data(args)
+    mnist = load_data(args)
     print(f"evaluating {gen.source}")
     res = evaluate_generator(gen, mnist, n_per_class=args.num_per_class, sampler=args.sampler, steps=args.steps,
                              guidance_scales=args.guidance_scale or DEFAULT_SCALES, seed=args.seed, log=print)
@@ -335,16 +310,14 @@ def flow_study_config(args):
     """The :class:`~fundiff.studies.flow.FlowStudyConfig` that ``fundiff study flow`` flags ask for."""
     from fundiff.studies.flow import FlowStudyConfig
 
-    overrides = _overrides(args, ["batch_size", "lr", "epochs", "lr_schedule", "lr_final_factor", "warmup_steps", "optimizer",
+    overrides = training_flags(args, ["batch_size", "lr", "epochs", "lr_schedule", "lr_final_factor", "warmup_steps", "optimizer",
                                   "weight_decay", "adam_beta2", "grad_clip", "ema_decay", "num_train", "device", "precision",
                                   "checkpoint_interval", "compile", "channels_last"])
-    if args.max_train_minutes is not None:
-        overrides["max_train_seconds"] = args.max_train_minutes * 60
     return FlowStudyConfig(
         objective=args.objective, conditioning=args.conditioning, recipe=args.recipe, overrides=overrides,
         num_hiddens=args.num_hiddens, show_epochs=tuple(args.show_epochs), steps=args.steps, sampler=args.sampler,
         guidance_scale=args.guidance_scale, eval_per_class=args.eval_per_class, seed=args.seed or 0,
-        objective_options=_overrides(args, ["p_uncond", "time_sampling"]), compare=_compare(args.compare),
+        objective_options=given_flags(args, ["p_uncond", "time_sampling"]), compare=_compare(args.compare),
         animation=not args.no_animation,
     )
 
@@ -353,7 +326,7 @@ def cmd_study_flow(args) -> int:
     from fundiff.studies.flow import run_flow_study
 
     config = flow_study_config(args)
-    mnist = _load_data(args)
+    mnist = load_data(args)
     run_flow_study(args.out, config, mnist, resume=args.resume, progress=not args.no_progress)
     return 0
 
@@ -373,13 +346,13 @@ def cmd_study_denoiser(args) -> int:
 
     config = dataclasses.replace(
         PRESETS[args.preset],
-        **_overrides(args, ["num_hiddens", "batch_size", "lr", "epochs", "num_train", "sigma", "eval_images",
+        **given_flags(args, ["num_hiddens", "batch_size", "lr", "epochs", "num_train", "sigma", "eval_images",
                             "seed", "device", "checkpoint_interval", "precision"]),
     )
     if args.no_pure_noise:
         config.pure_noise = False
     config.validate()
-    mnist = _load_data(args)
+    mnist = load_data(args)
     run_one_step_study(args.out, config, mnist, resume=args.resume, progress=not args.no_progress)
     return 0
 

@@ -35,7 +35,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from fundiff.errors import FundiffError
-from fundiff.nn.conditioning import condition_dropout
+from fundiff.guidance import guide
+from fundiff.nn.conditioning import call_model, condition_dropout
 from fundiff.paths import FLOW_PATH
 from fundiff.training.rng import BatchRandom
 
@@ -43,11 +44,9 @@ from fundiff.training.rng import BatchRandom
 def teacher_guided_velocity(teacher: nn.Module, x: torch.Tensor, labels: torch.Tensor, t: torch.Tensor,
                             gamma: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """v(x, t, 0) + gamma (v(x, t, c) - v(x, t, 0)) per image (gamma, keep: (N,)); one batched call of 2N."""
-    n = x.shape[0]
-    both = teacher(torch.cat([x, x]), torch.cat([labels, labels]), torch.cat([t, t]),
-                   torch.cat([torch.zeros_like(keep), keep]))
-    uncond, cond = both.chunk(2)
-    return uncond + gamma.reshape(n, 1, 1, 1) * (cond - uncond)
+    uncond, cond = call_model(teacher, torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, labels]),
+                              torch.cat([torch.zeros_like(keep), keep])).chunk(2)
+    return guide(uncond, cond, gamma.reshape(-1, 1, 1, 1))
 
 
 class ShortcutDistillation:
