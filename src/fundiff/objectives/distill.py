@@ -62,7 +62,7 @@ class ShortcutDistillation:
         if not 0 < consistency_fraction < 1:
             raise FundiffError(f"--consistency-fraction must be in (0, 1), got {consistency_fraction}")
         if not (0 <= guidance_min <= guidance_max <= 50 and math.isfinite(guidance_max)):
-            raise FundiffError(f"guidance range must satisfy 0 <= min <= max <= 50, got {guidance_min}..{guidance_max}")
+            raise FundiffError(f"--guidance-min and --guidance-max must satisfy 0 <= min <= max <= 50, got {guidance_min}..{guidance_max}")
         if not 0 <= p_uncond < 1:
             raise FundiffError(f"--p-uncond must be in [0, 1), got {p_uncond}")
         if default_steps not in [2**m for m in range(levels)]:
