@@ -21,11 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from fundiff.classifier import load_classifier
+from fundiff.engine.decompositions import Hybrid
 from fundiff.engine.schedule import THRESHOLD_CHOICES, describe_threshold
 from fundiff.engine.views import get_view
 from fundiff.pipelines import AnagramPipeline, HybridPipeline
@@ -38,7 +40,8 @@ ANAGRAMS = {
     "negate": [("0", "1"), ("1", "7")],
 }
 HYBRIDS = [("0", "1"), ("1", "7"), ("3", "8"), ("6", "9"), ("7", "1")]
-TARGETS = {"flip": [("1", "7"), ("3", "8"), ("0", "4"), ("2", "5")], "rotate_cw": [("1", "7"), ("7", "1"), ("3", "8"), ("4", "7")],
+TARGETS = {"flip": [("1", "7"), ("3", "8"), ("0", "4"), ("2", "5")],
+           "rotate_cw": [("1", "7"), ("7", "1"), ("3", "8"), ("4", "7")],
            "hybrid": [("1", "7"), ("0", "1"), ("3", "8")]}
 
 
@@ -62,20 +65,63 @@ def noise(n: int, first_seed: int) -> torch.Tensor:
     return torch.cat([torch.randn(1, 1, 28, 28, generator=torch.Generator().manual_seed(first_seed + k)) for k in range(n)])
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", type=int, default=50)
+OTHER = "other"   # --negative other: each view / component is guided away from the other prompt
+
+
+@dataclass
+class Settings:
+    """One way of making the illusions (the commands' defaults unless changed): what a lever changes."""
+
+    guidance_scale: float = 7.0
+    threshold: str = "auto"
+    negative: str | None = None          # None: the null prompt; "other": the other prompt; else that prompt
+    reduction: str = "mean"
+    resample_steps: int = 0
+    resample_times: int = 1
+    hybrid_sigma: float | None = None    # None: the decomposition's default at 28 px
+    gamma_b: float | None = None         # prompt B's (view 2 / high-pass) guidance scale, if not guidance_scale
+
+    def flags(self) -> str:
+        out = [f"--guidance-scale {self.guidance_scale:g}", f"--threshold {self.threshold}"]
+        for name, value, default in [("negative", self.negative, None), ("reduction", self.reduction, "mean"),
+                                     ("resample-steps", self.resample_steps, 0), ("resample-times", self.resample_times, 1),
+                                     ("hybrid-sigma", self.hybrid_sigma, None), ("gamma-b", self.gamma_b, None)]:
+            if value != default:
+                out.append(f"--{name} {value}")
+        return " ".join(out)
+
+    def call_options(self, a: str, b: str) -> dict:
+        neg = [b, a] if self.negative == OTHER else self.negative
+        gamma = self.guidance_scale if self.gamma_b is None else [self.guidance_scale, self.gamma_b]
+        return dict(guidance_scale=gamma, negative_prompt=neg, resample_steps=self.resample_steps,
+                    resample_times=self.resample_times)
+
+
+def add_setting_flags(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--guidance-scale", type=float, default=7.0)
     ap.add_argument("--threshold", choices=THRESHOLD_CHOICES, default="auto", help="x0-hat thresholding (auto: static on MNIST)")
-    ap.add_argument("--pairs", choices=["curated", "all"], default="curated",
-                    help="curated: the pairs above; all: every ordered pair a != b under flip, rotate_cw and negate")
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "illusions.json")
-    args = ap.parse_args()
-    torch.set_num_threads(2)
-    anagram = AnagramPipeline.from_pretrained("mnist", threshold=args.threshold)
+    ap.add_argument("--negative", default=None, help="negative prompt of every view: a prompt, or 'other' (the other view's)")
+    ap.add_argument("--reduction", choices=["mean", "alternate"], default="mean")
+    ap.add_argument("--resample-steps", type=int, default=0, help="resample the first N steps (RePaint-style)")
+    ap.add_argument("--resample-times", type=int, default=1, help="... this many times each")
+    ap.add_argument("--hybrid-sigma", type=float, default=None, help="the hybrid's Gaussian sigma in px (default 0.875 at 28 px)")
+    ap.add_argument("--gamma-b", type=float, default=None, help="guidance scale of prompt B (view 2 / high-pass)")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings(args.guidance_scale, args.threshold, args.negative, args.reduction, args.resample_steps,
+                    args.resample_times, args.hybrid_sigma, args.gamma_b)
+
+
+def target_pairs() -> tuple[dict, list]:
+    return {v: TARGETS[v] for v in ("flip", "rotate_cw")}, TARGETS["hybrid"]
+
+
+def measure(settings: Settings, anagrams: dict, hybrids: list, n: int, log=print) -> dict:
+    """Both-readings-right rows for the given pairs (n images each) under ``settings``, and their pooled shares."""
+    anagram = AnagramPipeline.from_pretrained("mnist", threshold=settings.threshold)
     hybrid = HybridPipeline.from_pipe(anagram)
     clf = load_classifier()
-    n = args.seeds
 
     def read(img: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -83,45 +129,66 @@ def main() -> None:
 
     def sample(pipe, *call, **kwargs) -> torch.Tensor:
         """n images: image k starts from seed k's noise; the steps draw from one generator (seed 10000)."""
-        return pipe(*call, latents=noise(n, 0), num_images_per_prompt=n, guidance_scale=args.guidance_scale,
+        return pipe(*call, latents=noise(n, 0), num_images_per_prompt=n,
                     generator=torch.Generator().manual_seed(10_000), output_type="pt", batch_size=n, **kwargs).samples
 
     def with_interval(row: dict) -> dict:
         low, high = wilson_interval(row["both_rate"], row["n"])
         return {**row, "both_wilson95": [round(low, 4), round(high, 4)]}
 
-    anagrams = {v: all_pairs() for v in ANAGRAMS} if args.pairs == "all" else ANAGRAMS
-    hybrids = sorted(set(HYBRIDS) | set(TARGETS["hybrid"]))
     rows, start = [], time.time()
     for view_name, pairs in anagrams.items():
         view = get_view(view_name)
         for a, b in pairs:
-            img = sample(anagram, [a, b], ["identity", view_name])
+            img = sample(anagram, [a, b], ["identity", view_name], reduction=settings.reduction,
+                         **settings.call_options(a, b))
             ok_a, ok_b = read(img) == int(a), read(view.view(img)) == int(b)
-            rows.append({"kind": "anagram", "view": view_name, "A": a, "B": b, "n": n,
-                         "A_rate": ok_a.float().mean().item(), "B_rate": ok_b.float().mean().item(),
-                         "both_rate": (ok_a & ok_b).float().mean().item()})
-            rows[-1] = with_interval(rows[-1])
-            print(json.dumps(rows[-1]), flush=True)
+            rows.append(with_interval({"kind": "anagram", "view": view_name, "A": a, "B": b, "n": n,
+                                       "A_rate": ok_a.float().mean().item(), "B_rate": ok_b.float().mean().item(),
+                                       "both_rate": (ok_a & ok_b).float().mean().item()}))
+            log(json.dumps(rows[-1]))
     dec = hybrid.decomposition("hybrid")
+    if settings.hybrid_sigma is not None:
+        dec = Hybrid(dec.kernel_size, settings.hybrid_sigma)
+        hybrid.decomposition = lambda kind="hybrid": dec   # this run's decomposition (the readings use it too)
     for a, b in hybrids:
-        img = sample(hybrid, [a, b], "hybrid")
+        img = sample(hybrid, [a, b], "hybrid", **settings.call_options(a, b))
         low, close = hybrid_readings(img, dec)   # from afar, up close: the readings best-of uses too
         ok_a, ok_b = read(low) == int(a), read(close) == int(b)
-        rows.append({"kind": "hybrid", "A": a, "B": b, "n": n, "A_rate": ok_a.float().mean().item(),
-                     "B_rate": ok_b.float().mean().item(), "both_rate": (ok_a & ok_b).float().mean().item(),
-                     "whole_image_reads_A": (read(img) == int(a)).float().mean().item()})
-        rows[-1] = with_interval(rows[-1])
-        print(json.dumps(rows[-1]), flush=True)
+        rows.append(with_interval({"kind": "hybrid", "A": a, "B": b, "n": n, "A_rate": ok_a.float().mean().item(),
+                                   "B_rate": ok_b.float().mean().item(), "both_rate": (ok_a & ok_b).float().mean().item(),
+                                   "whole_image_reads_A": (read(img) == int(a)).float().mean().item()}))
+        log(json.dumps(rows[-1]))
     summary_rows = {f"anagram {v}": pooled(rows, lambda r, v=v: r.get("view") == v) for v in anagrams}
-    summary_rows["hybrid"] = pooled(rows, lambda r: r["kind"] == "hybrid")
+    if hybrids:
+        summary_rows["hybrid"] = pooled(rows, lambda r: r["kind"] == "hybrid")
     for kind, pairs in TARGETS.items():
         summary_rows[f"target set {kind} {' '.join(a + '/' + b for a, b in pairs)}"] = pooled(
             rows, lambda r, kind=kind, pairs=pairs: (r.get("view") == kind or r["kind"] == kind) and (r["A"], r["B"]) in pairs)
-    summary = {"command": "python bench/illusions.py " + f"--pairs {args.pairs} --seeds {n} --guidance-scale "
-                          f"{args.guidance_scale:g} --threshold {args.threshold} --out {args.out}", "pooled": summary_rows, "threshold": describe_threshold(anagram.threshold),
-               "model": "embedded MNIST flow (fundiff/assets/mnist_flow.safetensors)", "timesteps": "990..0 by 30",
-               "guidance_scale": args.guidance_scale, "seconds": round(time.time() - start, 1), "rows": rows}
+    return {"settings": settings.flags(), "pooled": summary_rows, "threshold": describe_threshold(anagram.threshold),
+            "seconds": round(time.time() - start, 1), "rows": rows}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, default=50)
+    ap.add_argument("--pairs", choices=["curated", "all", "targets"], default="curated",
+                    help="curated: the pairs above; all: every ordered pair a != b under flip, rotate_cw and negate; "
+                         "targets: issue 17's target sets only")
+    add_setting_flags(ap)
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "illusions.json")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    settings = settings_from(args)
+    if args.pairs == "targets":
+        anagrams, hybrids = target_pairs()
+    else:
+        anagrams = {v: all_pairs() for v in ANAGRAMS} if args.pairs == "all" else ANAGRAMS
+        hybrids = sorted(set(HYBRIDS) | set(TARGETS["hybrid"]))
+    result = measure(settings, anagrams, hybrids, args.seeds, log=lambda line: print(line, flush=True))
+    summary = {"command": f"python bench/illusions.py --pairs {args.pairs} --seeds {args.seeds} {settings.flags()} "
+                          f"--out {args.out}", "model": "embedded MNIST flow (fundiff/assets/mnist_flow.safetensors)",
+               "timesteps": "990..0 by 30", "guidance_scale": args.guidance_scale, **result}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {args.out} in {summary['seconds']} s")

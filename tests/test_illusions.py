@@ -59,3 +59,43 @@ def test_illusion_errors(den):
         hybrid_predict(den, ["1", "2", "3"], get_decomposition("hybrid", 28, 1))
     with pytest.raises(FundiffError, match="square"):
         get_view("rotate_cw").view(torch.zeros(1, 3, 16, 32))
+
+
+def test_per_prompt_guidance_and_negatives(den):
+    """A list with the same entry for every prompt is that setting; a gamma per group is u_i + gamma_i (c_i - u_i);
+    a negative prompt per group replaces that group's unconditional pass."""
+    x = _x()
+    views = [get_view("identity"), get_view("flip")]
+    one = anagram_predict(den, ["1", "7"], views, batch=2, guidance_scale=5.0)(x, 600)
+    listed = anagram_predict(den, ["1", "7"], views, batch=2, guidance_scale=[5.0, 5.0], negative_prompt=[None, None])(x, 600)
+    assert torch.allclose(one.eps, listed.eps, atol=1e-5)
+    flip = views[1]
+    mixed = anagram_predict(den, ["1", "7"], views, batch=2, guidance_scale=[3.0, 9.0], negative_prompt=["7", "1"])(x, 600)
+    p1 = Conditioned.from_prompts(den, ["1", "1"], 3.0, negative_prompt="7")(x, 600)
+    p7 = Conditioned.from_prompts(den, ["7", "7"], 9.0, negative_prompt="1")(flip.view(x), 600)
+    assert torch.allclose(mixed.eps, (p1.eps + flip.inverse_view(p7.eps)) / 2, atol=1e-5)
+    dec = get_decomposition("hybrid", 28, 1)
+    hyb = hybrid_predict(den, ["1", "7"], dec, batch=2, guidance_scale=[3.0, 9.0])(x, 600)
+    q1, q7 = Conditioned.from_prompts(den, ["1", "1"], 3.0)(x, 600), Conditioned.from_prompts(den, ["7", "7"], 9.0)(x, 600)
+    assert torch.allclose(hyb.eps, dec.components(q1.eps)[0] + dec.components(q7.eps)[1], atol=1e-5)
+    with pytest.raises(FundiffError, match="list of 2"):
+        anagram_predict(den, ["1", "7"], views, guidance_scale=[3.0, 4.0, 5.0])
+
+
+def test_alternate_reduction_uses_one_view_per_step(den, monkeypatch):
+    """visual_anagrams' alternate: call k is view k mod N alone, mapped back; at half the model evaluations."""
+    x = _x()
+    flip = get_view("flip")
+    calls, real = [], den.predict
+    monkeypatch.setattr(den, "predict", lambda xs, t, cond: calls.append(xs.shape[0]) or real(xs, t, cond))
+    alt = anagram_predict(den, ["6", "9"], [get_view("identity"), flip], batch=2, guidance_scale=5.0,
+                          reduction="alternate")
+    first, second, third = alt(x, 700), alt(x, 700), alt(x, 700)
+    monkeypatch.undo()
+    assert calls == [4, 4, 4]   # one view's guided pair of 2 images per call (the mean: 8)
+    p6 = Conditioned.from_prompts(den, ["6", "6"], 5.0)(x, 700)
+    p9 = Conditioned.from_prompts(den, ["9", "9"], 5.0)(flip.view(x), 700)
+    assert torch.allclose(first.eps, p6.eps, atol=1e-5) and torch.allclose(third.eps, p6.eps, atol=1e-5)
+    assert torch.allclose(second.eps, flip.inverse_view(p9.eps), atol=1e-5)
+    with pytest.raises(FundiffError, match="reduction must be one of mean, alternate"):
+        anagram_predict(den, ["6", "9"], [get_view("identity"), flip], reduction="median")

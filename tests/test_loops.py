@@ -53,3 +53,26 @@ def test_denoising_gets_closer_to_a_real_digit(den, mnist):
 
     assert q(x) < q(one)
     assert q(it) > q(x) + 3
+
+
+def test_resampling_renoises_and_counts_calls(den):
+    """The first k steps run r times each (RePaint's jumps of length 1): k (r - 1) more model calls; k = 0 or r = 1
+    is the plain loop bit for bit; renoise is q(x_u | x_t) = N(sqrt(ab_u / ab_t) x_t, (1 - ab_u / ab_t) I)."""
+    sched = den.schedule
+    x_t, z = torch.randn(2, 1, 28, 28), torch.randn(2, 1, 28, 28)
+    ratio = sched.alpha_bar(900) / sched.alpha_bar(600)
+    assert torch.allclose(sched.renoise(x_t, 600, 900, z), ratio.sqrt() * x_t + (1 - ratio).sqrt() * z)
+    predict = Conditioned.from_prompts(den, ["3", "3"], 5.0)
+    ts = sched.strided_timesteps()[:6]
+    x = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+
+    def run(**kw):
+        return iterative_denoise(sched, predict, x, ts, generator=torch.Generator().manual_seed(1), **kw)
+
+    plain = run()
+    assert torch.equal(run(resample_steps=0, resample_times=3).image, plain.image)
+    assert torch.equal(run(resample_steps=4, resample_times=1).image, plain.image)
+    more = run(resample_steps=2, resample_times=3)
+    assert more.model_calls == plain.model_calls + 2 * 2 and not torch.equal(more.image, plain.image)
+    with pytest.raises(FundiffError, match="resample_times >= 1"):
+        run(resample_steps=2, resample_times=0)

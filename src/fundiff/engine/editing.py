@@ -106,8 +106,7 @@ def inpaint(den: Denoiser, predict: Predict, image: torch.Tensor, mask: torch.Te
             x, _ = denoise_step(sched, pred, x, t, t_next, thr, generator)
             x = keep(x, t_next)
         else:            # RePaint's undo: noise back up from t to t_next > t
-            ratio = sched.alpha_bar(t_next) / sched.alpha_bar(t)
-            x = ratio.sqrt().to(x) * x + (1 - ratio).sqrt().to(x) * randn(x.shape, generator, x)
+            x = sched.renoise(x, t, t_next, randn(x.shape, generator, x))
         if keep_trajectory:
             result.trajectory.append((t_next, x.detach().cpu()))
         if callback is not None:

@@ -24,14 +24,30 @@ from fundiff.engine.loops import Predict, randn
 from fundiff.errors import FundiffError
 
 
-def _batched(den: Denoiser, prompts: Sequence[str], batch: int, guidance_scale: float, negative_prompt: str | None,
-             views: Sequence[Any] | None = None):
+REDUCTIONS = ("mean", "alternate")
+
+
+def per_prompt(value: Any, n: int, what: str) -> list:
+    """A setting given once (the same for every prompt) or as a list with one entry per prompt."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise FundiffError(f"{what} must be one value or a list of {n} (one per prompt), got {len(value)}")
+        return list(value)
+    return [value] * n
+
+
+def _batched(den: Denoiser, prompts: Sequence[str], batch: int, guidance_scale: float | Sequence[float],
+             negative_prompt: str | Sequence[str | None] | None, views: Sequence[Any] | None = None):
     """len(prompts) groups of ``batch`` images as one guided call (the one CFG wrapper), split back per prompt.
 
+    Group i is guided toward prompt i away from its negative prompt (one for all, or one per prompt; None: the
+    null prompt) at its guidance scale (one for all, or one per prompt: gamma_i of u_i + gamma_i (c_i - u_i)).
     With ``views``, group i's conditioning is seen through view i (``Denoiser.view_condition``: stage II's
     low-resolution input is viewed like the image; text and labels are unchanged).
     """
-    neg = den.null_prompt if negative_prompt is None else negative_prompt
+    n = len(prompts)
+    negs = [den.null_prompt if neg is None else neg for neg in per_prompt(negative_prompt, n, "negative_prompt")]
+    scales = [float(g) for g in per_prompt(guidance_scale, n, "guidance_scale")]
 
     def groups(texts: Sequence[str]):
         conds = [den.encode([p] * batch) for p in texts]
@@ -39,32 +55,63 @@ def _batched(den: Denoiser, prompts: Sequence[str], batch: int, guidance_scale: 
             conds = [den.view_condition(c, v) for c, v in zip(conds, views)]
         return concat_conditions(conds)
 
-    predict = Conditioned(den, groups(prompts), groups([neg] * len(prompts)) if guidance_scale != 1.0 else None,
-                          guidance_scale)
+    if len(set(scales)) == 1:
+        predict = Conditioned(den, groups(prompts), groups(negs) if scales[0] != 1.0 else None, scales[0])
 
-    def run(xs: torch.Tensor, t: int) -> list[Prediction]:
-        return predict(xs, t).chunk(len(prompts))
+        def run(xs: torch.Tensor, t: int) -> list[Prediction]:
+            return predict(xs, t).chunk(n)
 
-    return run
+        return run
+    cond, uncond = groups(prompts), groups(negs)
+    gamma = torch.tensor(scales).repeat_interleave(batch).view(-1, 1, 1, 1)
+
+    def run_scaled(xs: torch.Tensor, t: int) -> list[Prediction]:   # both passes in one call, a gamma per group
+        u, c = den.predict(torch.cat([xs, xs]), t, concat_conditions([uncond, cond])).chunk(2)
+        return Prediction.guide(u, c, gamma.to(xs)).chunk(n)
+
+    return run_scaled
 
 
 def anagram_predict(den: Denoiser, prompts: Sequence[str], views: Sequence[Any], batch: int = 1,
-                    guidance_scale: float = 7.0, negative_prompt: str | None = None) -> Predict:
-    """The averaged, view-mapped prediction of a visual anagram (N prompts, N views)."""
+                    guidance_scale: float | Sequence[float] = 7.0, negative_prompt: str | Sequence[str | None] | None = None,
+                    reduction: str = "mean") -> Predict:
+    """The view-mapped prediction of a visual anagram (N prompts, N views).
+
+    ``reduction`` "mean": every step averages all N mapped predictions (one batched call of N groups);
+    "alternate" (visual_anagrams' option): step k uses view k mod N alone, at 1/N of the cost.
+    """
     if len(prompts) != len(views):
         raise FundiffError(f"a visual anagram needs one view per prompt: {len(prompts)} prompts, {len(views)} views")
+    if reduction not in REDUCTIONS:
+        raise FundiffError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+
+    def mapped_back(v: Any, p: Prediction) -> Prediction:
+        return p.map(v.inverse_view, lambda var: v.inverse_view(var, variance=True))
+
+    if reduction == "alternate":
+        negs = per_prompt(negative_prompt, len(prompts), "negative_prompt")
+        scales = per_prompt(guidance_scale, len(prompts), "guidance_scale")
+        runs = [_batched(den, [p], batch, g, neg, views=[v]) for p, g, neg, v in zip(prompts, scales, negs, views)]
+        calls = [0]
+
+        def predict_one(x: torch.Tensor, t: int) -> Prediction:
+            k = calls[0] % len(views)
+            calls[0] += 1
+            return mapped_back(views[k], runs[k](views[k].view(x), t)[0])
+
+        return predict_one
     run = _batched(den, prompts, batch, guidance_scale, negative_prompt, views=list(views))
 
     def predict(x: torch.Tensor, t: int) -> Prediction:
         preds = run(torch.cat([v.view(x) for v in views]), t)
-        back = [p.map(v.inverse_view, lambda var, v=v: v.inverse_view(var, variance=True)) for v, p in zip(views, preds)]
-        return Prediction.mean(back)
+        return Prediction.mean([mapped_back(v, p) for v, p in zip(views, preds)])
 
     return predict
 
 
 def hybrid_predict(den: Denoiser, prompts: Sequence[str], decomposition: Any, batch: int = 1,
-                   guidance_scale: float = 7.0, negative_prompt: str | None = None) -> Predict:
+                   guidance_scale: float | Sequence[float] = 7.0,
+                   negative_prompt: str | Sequence[str | None] | None = None) -> Predict:
     """Component i of the prediction comes from prompt i (eps, x0 summed; variance averaged)."""
     if len(prompts) != len(decomposition):
         raise FundiffError(f"this decomposition has {len(decomposition)} components "

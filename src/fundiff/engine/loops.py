@@ -18,6 +18,7 @@ import torch
 
 from fundiff.engine.denoiser import Prediction
 from fundiff.engine.schedule import Schedule, Threshold
+from fundiff.errors import FundiffError
 
 Predict = Callable[[torch.Tensor, int], Prediction]
 StepHook = Callable[[torch.Tensor, int], torch.Tensor]  # (x at its new timestep, that timestep) -> x
@@ -84,6 +85,8 @@ def iterative_denoise(
     after_step: StepHook | None = None,
     keep_trajectory: bool = False,
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
+    resample_steps: int = 0,
+    resample_times: int = 1,
 ) -> DenoiseResult:
     """Denoise x, which sits at ``timesteps[i_start]``, along the strided ``timesteps`` (reference 1.4).
 
@@ -91,18 +94,29 @@ def iterative_denoise(
     also steps to the clean image (t' = -1), as diffusers' pipelines do, otherwise the loop stops at
     ``timesteps[-1]`` as the study's does.  ``after_step(x, t')`` may rewrite x after each step
     (inpainting puts the known region back there).  ``callback(i, t, x)`` runs after every step.
+
+    Resampling (RePaint's jumps of length 1, at high noise only): each of the first ``resample_steps`` steps runs
+    ``resample_times`` times; between runs the new x_t' is noised back up to t with q(x_t | x_t')
+    (:meth:`Schedule.renoise`), so the predictions composed in ``predict`` get more tries to agree there.
     """
     Schedule.check_i_start(timesteps, i_start)
+    if resample_steps < 0 or resample_times < 1:
+        raise FundiffError(f"resampling needs resample_steps >= 0 and resample_times >= 1, got {resample_steps} and "
+                           f"{resample_times}")
     result = DenoiseResult(x)
     last = len(timesteps) if final_step else len(timesteps) - 1
     for i in range(i_start, last):
         t = timesteps[i]
         t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
-        pred = predict(x, t)
-        result.model_calls += 1
-        x, x0 = denoise_step(schedule, pred, x, t, t_prev, threshold, generator)
-        if after_step is not None:
-            x = after_step(x, t_prev)
+        runs = resample_times if i - i_start < resample_steps and t_prev >= 0 else 1
+        for run in range(runs):
+            if run:
+                x = schedule.renoise(x, t_prev, t, randn(x.shape, generator, x))
+            pred = predict(x, t)
+            result.model_calls += 1
+            x, x0 = denoise_step(schedule, pred, x, t, t_prev, threshold, generator)
+            if after_step is not None:
+                x = after_step(x, t_prev)
         if keep_trajectory:
             result.trajectory.append((t_prev, x.detach().cpu()))
             result.x0_estimates.append((t, x0.detach().cpu()))

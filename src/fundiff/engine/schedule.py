@@ -194,6 +194,12 @@ class Schedule:
         ab = self.alpha_bar(t).to(x0.device, x0.dtype)
         return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
 
+    def renoise(self, x: torch.Tensor, t: int, t_up: int, noise: torch.Tensor) -> torch.Tensor:
+        """x_t -> x_t_up (t_up > t): a sample of q(x_u | x_t) = N(sqrt(ab_u / ab_t) x_t, (1 - ab_u / ab_t) I),
+        the forward process continued from t (RePaint's undo; t = -1 is the clean image)."""
+        ratio = self.alpha_bar(t_up) / self.alpha_bar(t)
+        return ratio.sqrt().to(x) * x + (1 - ratio).sqrt().to(x) * noise
+
     def posterior_mean(self, x0: torch.Tensor, x: torch.Tensor, t: int, t_prev: int) -> torch.Tensor:
         """The DDPM posterior mean of x_t' given x_t and x0 (reference A.3), t' = t_prev (-1: clean)."""
         ab_t, ab_prev = self.alpha_bar(t), self.alpha_bar(t_prev)

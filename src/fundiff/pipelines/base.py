@@ -174,11 +174,22 @@ class DiffusionPipeline:
     def prompt_or_default(self, prompt: str | Sequence[str] | None, what: str = "prompt") -> list[str]:
         return check_prompts(prompt, self.denoiser.default_prompt, what)
 
-    def check_encodable(self, prompts: Sequence[str], negative_prompt: str | None) -> None:
-        """Prompts the model cannot read ("seven" is fine on MNIST, "a cat" is not) fail here, before any work."""
-        if negative_prompt is not None and not isinstance(negative_prompt, str):
-            raise FundiffError(f"negative_prompt must be a string, got {type(negative_prompt).__name__}")
-        self.denoiser.encode(list(dict.fromkeys(list(prompts) + ([negative_prompt] if negative_prompt else []))))
+    def check_encodable(self, prompts: Sequence[str], negative_prompt: str | Sequence[str | None] | None,
+                        per_prompt: bool = False) -> None:
+        """Prompts the model cannot read ("seven" is fine on MNIST, "a cat" is not) fail here, before any work.
+
+        ``per_prompt``: ``negative_prompt`` may also be a list with one entry (a string or None) per prompt."""
+        negs = [negative_prompt]
+        if per_prompt and isinstance(negative_prompt, (list, tuple)):
+            if len(negative_prompt) != len(prompts):
+                raise FundiffError(f"negative_prompt must be one string or a list of {len(prompts)} (one per prompt), "
+                                   f"got {len(negative_prompt)}")
+            negs = list(negative_prompt)
+        for neg in negs:
+            if neg is not None and not isinstance(neg, str):
+                what = "a string or a list of strings" if per_prompt else "a string"
+                raise FundiffError(f"negative_prompt must be {what}, got {type(neg).__name__}")
+        self.denoiser.encode(list(dict.fromkeys(list(prompts) + [n for n in negs if n])))
 
     def initial(self, latents: torch.Tensor | None, part: slice, generator: torch.Generator | None) -> torch.Tensor:
         """The starting x of one batch: the given ``latents`` rows, or fresh noise from ``generator``."""
@@ -211,9 +222,10 @@ class DiffusionPipeline:
 
     def denoise_batches(self, n: int, batch_size: int | None, timesteps: list[int], make_predict: Callable,
                         latents: torch.Tensor | None, generator: torch.Generator | None, callback: Callback | None,
-                        make_hook: Callable | None = None) -> torch.Tensor:
+                        make_hook: Callable | None = None, resample: tuple[int, int] = (0, 1)) -> torch.Tensor:
         """The strided loop from pure noise over ``n`` images, batch by batch: ``make_predict(part)`` builds each
-        batch's prediction, ``make_hook()`` its after-step hook (applied to the start too), if any."""
+        batch's prediction, ``make_hook()`` its after-step hook (applied to the start too), if any; ``resample``:
+        (steps, times) of the loop's high-noise resampling (``iterative_denoise``)."""
         from fundiff.engine.loops import iterative_denoise
 
         outs = []
@@ -224,7 +236,8 @@ class DiffusionPipeline:
                 x = hook(x, timesteps[0])
             outs.append(iterative_denoise(self.denoiser.schedule, make_predict(part), x, timesteps,
                                           threshold=self.threshold, generator=generator, after_step=hook,
-                                          final_step=self.final_step, callback=callback).image)
+                                          final_step=self.final_step, callback=callback, resample_steps=resample[0],
+                                          resample_times=resample[1]).image)
         return torch.cat(outs)
 
     def record(self, **extra: Any) -> dict[str, Any]:

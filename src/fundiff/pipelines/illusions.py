@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import torch
 
 from fundiff.engine.decompositions import get_decomposition
-from fundiff.engine.illusions import anagram_predict, anchor_hook, hybrid_predict
+from fundiff.engine.illusions import REDUCTIONS, anagram_predict, anchor_hook, hybrid_predict
 from fundiff.engine.views import View, get_view
 from fundiff.errors import FundiffError
 from fundiff.pipelines import readings
@@ -29,14 +29,37 @@ def _prompt_list(prompt: Any, what: str) -> list[str]:
 
 
 class _IllusionPipeline(DiffusionPipeline):
-    def check_shared(self, num_inference_steps: int | None, guidance_scale: float, num_images_per_prompt: int,
+    """What anagrams and hybrids share: one guided prediction per prompt, with (per prompt, optionally) its own
+    ``guidance_scale`` and ``negative_prompt``, and the loop's high-noise resampling (``resample_steps`` steps run
+    ``resample_times`` times each, RePaint-style; see ``engine.loops.iterative_denoise``)."""
+
+    def check_shared(self, num_inference_steps: int | None, guidance_scale: Any, num_images_per_prompt: int,
                      output_type: str, generator: Any, callback: Any, prompts: list[str],
-                     negative_prompt: str | None) -> list[int]:
+                     negative_prompt: Any, resample_steps: int = 0, resample_times: int = 1) -> list[int]:
         check_count(num_images_per_prompt, "num_images_per_prompt")
-        check_scale(guidance_scale)
+        scales = guidance_scale if isinstance(guidance_scale, (list, tuple)) else [guidance_scale]
+        if len(scales) not in (1, len(prompts)):
+            raise FundiffError(f"guidance_scale must be one number or a list of {len(prompts)} (one per prompt), "
+                               f"got {len(scales)}")
+        for g in scales:
+            check_scale(g)
         check_common(output_type, generator, callback)
-        self.check_encodable(prompts, negative_prompt)
-        return self.check_steps(num_inference_steps)
+        self.check_encodable(prompts, negative_prompt, per_prompt=True)
+        ts = self.check_steps(num_inference_steps)
+        check_count(resample_steps, "resample_steps", 0, len(ts))
+        check_count(resample_times, "resample_times", 1, 10)
+        return ts
+
+    @staticmethod
+    def settings_record(guidance_scale: Any, negative_prompt: Any, resample_steps: int, resample_times: int) -> dict:
+        """The guidance and loop settings as the record states them (resampling only when it ran)."""
+        scales = [float(g) for g in guidance_scale] if isinstance(guidance_scale, (list, tuple)) else float(guidance_scale)
+        out: dict[str, Any] = {"guidance_scale": scales}
+        if negative_prompt is not None:
+            out["negative_prompt"] = list(negative_prompt) if isinstance(negative_prompt, (list, tuple)) else negative_prompt
+        if resample_steps and resample_times > 1:
+            out["resample"] = {"steps": resample_steps, "times": resample_times}
+        return out
 
     def check_best_of(self, best_of: int, prompts: list[str], num_images_per_prompt: int) -> list[int] | None:
         """The prompts' digits when ``best_of`` > 1 (None for 1); best-of needs the MNIST model and digit prompts."""
@@ -64,9 +87,10 @@ class _IllusionPipeline(DiffusionPipeline):
 class AnagramPipeline(_IllusionPipeline):
     """``pipe(prompt=["6", "9"], views=["identity", "flip"], num_images_per_prompt=4)``."""
 
-    def check_inputs(self, prompt: Any, views: Any, negative_prompt: str | None, num_inference_steps: int | None,
-                     guidance_scale: float, num_images_per_prompt: int, output_type: str, generator: Any,
-                     callback: Any) -> tuple[list[str], list[View], list[int]]:
+    def check_inputs(self, prompt: Any, views: Any, negative_prompt: Any, num_inference_steps: int | None,
+                     guidance_scale: Any, num_images_per_prompt: int, output_type: str, generator: Any,
+                     callback: Any, reduction: str = "mean", resample_steps: int = 0,
+                     resample_times: int = 1) -> tuple[list[str], list[View], list[int]]:
         prompts = _prompt_list(prompt, "an anagram")
         if views is None:
             if len(prompts) != 2:
@@ -81,32 +105,40 @@ class AnagramPipeline(_IllusionPipeline):
         size = self.image_size
         for v in objs:  # shape checks (a rotation needs a square image) before any work
             v.view(torch.zeros(1, self.denoiser.channels, size, size))
+        if reduction not in REDUCTIONS:
+            raise FundiffError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
         ts = self.check_shared(num_inference_steps, guidance_scale, num_images_per_prompt, output_type, generator,
-                               callback, prompts, negative_prompt)
+                               callback, prompts, negative_prompt, resample_steps, resample_times)
         return prompts, objs, ts
 
     @torch.no_grad()
     def __call__(self, prompt: Sequence[str], views: Sequence[str | View] | None = None, *,
-                 negative_prompt: str | None = None, num_inference_steps: int | None = None, guidance_scale: float = 7.0,
-                 num_images_per_prompt: int = 4, generator: torch.Generator | None = None, output_type: str = "pil",
+                 negative_prompt: str | Sequence[str | None] | None = None, num_inference_steps: int | None = None,
+                 guidance_scale: float | Sequence[float] = 7.0, num_images_per_prompt: int = 4,
+                 generator: torch.Generator | None = None, output_type: str = "pil",
                  callback: Callback | None = None, batch_size: int | None = None,
-                 latents: torch.Tensor | None = None, best_of: int = 1) -> PipelineOutput:
+                 latents: torch.Tensor | None = None, best_of: int = 1, reduction: str = "mean",
+                 resample_steps: int = 0, resample_times: int = 1) -> PipelineOutput:
         """``num_images_per_prompt`` anagrams (defaults: ``fundiff anagram``'s); ``latents``: the starting noise
         (``num_images_per_prompt x best_of`` of them).  ``best_of`` N > 1 (MNIST): N candidates for each image, of
-        which the one the classifier reads right under every view with the highest joint confidence is kept."""
+        which the one the classifier reads right under every view with the highest joint confidence is kept.
+        ``negative_prompt`` / ``guidance_scale``: one for every view or a list, one per view; ``reduction``: "mean"
+        of the views' predictions every step, or "alternate" (one view per step)."""
         prompts, objs, ts = self.check_inputs(prompt, views, negative_prompt, num_inference_steps, guidance_scale,
-                                              num_images_per_prompt, output_type, generator, callback)
+                                              num_images_per_prompt, output_type, generator, callback, reduction,
+                                              resample_steps, resample_times)
         labels = self.check_best_of(best_of, prompts, num_images_per_prompt)
         total = num_images_per_prompt * best_of
         self.check_latents(latents, total)
         samples = self.denoise_batches(
             total, batch_size, ts, lambda part: anagram_predict(
                 self.denoiser, prompts, objs, batch=part.stop - part.start, guidance_scale=guidance_scale,
-                negative_prompt=negative_prompt), latents, generator, callback)
+                negative_prompt=negative_prompt, reduction=reduction), latents, generator, callback,
+            resample=(resample_steps, resample_times))
         specs = views if views is not None else ["identity", "flip"]
         record = self.record(prompts=prompts, views=[s if isinstance(s, str) else s.name for s in specs],
-                             guidance_scale=guidance_scale, num_images=num_images_per_prompt,
-                             num_inference_steps=len(ts))
+                             **self.settings_record(guidance_scale, negative_prompt, resample_steps, resample_times),
+                             reduction=reduction, num_images=num_images_per_prompt, num_inference_steps=len(ts))
         if labels is not None:
             samples = self.keep_best(samples, readings.anagram_readings(samples, objs), labels, best_of, record)
         out = self.output(samples, output_type, record)
@@ -127,9 +159,9 @@ class HybridPipeline(_IllusionPipeline):
     def decomposition(self, kind: str = "hybrid"):
         return get_decomposition(kind, self.image_size, self.denoiser.channels)
 
-    def check_inputs(self, prompt: Any, kind: str, reference: Any, negative_prompt: str | None,
-                     num_inference_steps: int | None, guidance_scale: float, num_images_per_prompt: int,
-                     output_type: str, generator: Any, callback: Any):
+    def check_inputs(self, prompt: Any, kind: str, reference: Any, negative_prompt: Any,
+                     num_inference_steps: int | None, guidance_scale: Any, num_images_per_prompt: int,
+                     output_type: str, generator: Any, callback: Any, resample_steps: int = 0, resample_times: int = 1):
         prompts = _prompt_list(prompt, "a hybrid")
         if not isinstance(kind, str):
             raise FundiffError(f"kind must be a decomposition name, got {kind!r}")
@@ -138,21 +170,24 @@ class HybridPipeline(_IllusionPipeline):
             raise FundiffError(f"this decomposition has {len(dec)} components ({', '.join(dec.names)}) "
                                f"but {len(prompts)} prompts were given")
         ts = self.check_shared(num_inference_steps, guidance_scale, num_images_per_prompt, output_type, generator,
-                               callback, prompts, negative_prompt)
+                               callback, prompts, negative_prompt, resample_steps, resample_times)
         ref = self.image_tensor(reference) if reference is not None else None
         return prompts, dec, ts, ref
 
     @torch.no_grad()
     def __call__(self, prompt: Sequence[str], kind: str = "hybrid", *, reference: Any = None,
-                 negative_prompt: str | None = None, num_inference_steps: int | None = None, guidance_scale: float = 7.0,
-                 num_images_per_prompt: int = 4, generator: torch.Generator | None = None, output_type: str = "pil",
+                 negative_prompt: str | Sequence[str | None] | None = None, num_inference_steps: int | None = None,
+                 guidance_scale: float | Sequence[float] = 7.0, num_images_per_prompt: int = 4,
+                 generator: torch.Generator | None = None, output_type: str = "pil",
                  callback: Callback | None = None, batch_size: int | None = None,
-                 latents: torch.Tensor | None = None, best_of: int = 1) -> PipelineOutput:
+                 latents: torch.Tensor | None = None, best_of: int = 1, resample_steps: int = 0,
+                 resample_times: int = 1) -> PipelineOutput:
         """``num_images_per_prompt`` hybrids; ``out.extras["components"]`` holds each image's components in [-1, 1];
         ``latents``: the starting noise (``num_images_per_prompt x best_of``).  ``best_of`` N > 1 (MNIST, kind
         "hybrid"): of N candidates per image, the one read right from afar and up close, most confidently."""
         prompts, dec, ts, ref = self.check_inputs(prompt, kind, reference, negative_prompt, num_inference_steps,
-                                                  guidance_scale, num_images_per_prompt, output_type, generator, callback)
+                                                  guidance_scale, num_images_per_prompt, output_type, generator, callback,
+                                                  resample_steps, resample_times)
         labels = self.check_best_of(best_of, prompts, num_images_per_prompt, kind)
         total = num_images_per_prompt * best_of
         self.check_latents(latents, total)
@@ -160,8 +195,10 @@ class HybridPipeline(_IllusionPipeline):
             total, batch_size, ts, lambda part: hybrid_predict(
                 self.denoiser, prompts, dec, batch=part.stop - part.start, guidance_scale=guidance_scale,
                 negative_prompt=negative_prompt), latents, generator, callback,
-            make_hook=(lambda: anchor_hook(self.denoiser, dec, ref, generator)) if ref is not None else None)
-        record = self.record(kind=kind, prompts=prompts, components=list(dec.names), guidance_scale=guidance_scale,
+            make_hook=(lambda: anchor_hook(self.denoiser, dec, ref, generator)) if ref is not None else None,
+            resample=(resample_steps, resample_times))
+        record = self.record(kind=kind, prompts=prompts, components=list(dec.names),
+                             **self.settings_record(guidance_scale, negative_prompt, resample_steps, resample_times),
                              num_images=num_images_per_prompt, num_inference_steps=len(ts))
         if labels is not None:
             samples = self.keep_best(samples, readings.hybrid_readings(samples, dec), labels, best_of, record)
