@@ -127,3 +127,22 @@ def test_a_model_whose_samples_blow_up_is_a_one_line_error_and_writes_nothing(ti
                *command[1:], tmp_path / output)
     assert_one_line_error(proc, "NaN or infinite")
     assert not (tmp_path / output).exists()
+
+
+def test_train_flow_init_fine_tunes_from_the_given_weights(tiny_flow, tmp_path, cli):
+    """--init starts from a model's weights, not the seed's: at a vanishing lr the run gives its weights back; the run's
+    config records where it started; a different UNet is a one-line error."""
+    from safetensors.torch import load_file
+
+    out = tmp_path / "tuned"
+    proc = cli("train", "flow", "--out", out, "--num-hiddens", "4", "--num-train", "32", "--batch-size", "32",
+               "--epochs", "1", "--device", "cpu", "--no-progress", "--lr", "1e-12", "--warmup-steps", "0",
+               "--init", tiny_flow)
+    assert proc.returncode == 0, proc.stderr
+    start, tuned = load_file(str(tiny_flow / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    learned = [k for k in start if "running_" not in k and "num_batches" not in k]   # batch-norm statistics do move
+    assert learned and all(torch.allclose(start[k], tuned[k], atol=1e-6) for k in learned)
+    assert json.loads((out / "config.json").read_text())["train"]["init"] == str(tiny_flow)
+    assert_one_line_error(cli("train", "flow", "--out", tmp_path / "bad", "--num-hiddens", "8", "--init", tiny_flow),
+                          "D = 4", "D = 8")
+    assert not (tmp_path / "bad").exists()

@@ -136,6 +136,23 @@ def load_generator(name_or_path: str | Path = EMBEDDED, device: str | torch.devi
     return Generator.for_sampling(model, objective, str(path), precision)
 
 
+def load_initial_weights(model: nn.Module, name_or_path: str | Path, objective: str) -> str:
+    """Copy the weights of ``name_or_path`` (an embedded model name, a model file or run folder) into ``model``, which
+    must be the same UNet (kind and size) trained for the same ``objective``; returns the file they came from.
+    This is how fine-tuning starts."""
+    gen = load_generator(name_or_path)
+    if gen.objective.get("name") != objective or gen.is_shortcut:
+        what = "a distilled" if gen.is_shortcut else f"a {gen.objective.get('name')}"
+        raise FundiffError(f"--init {str(name_or_path)!r} is {what} model; fine-tuning {objective} needs a {objective} model")
+    weights = load_model(gen.source, "cpu")   # as trained (the sampling copy has its norms folded into the convs)
+    source = getattr(weights, "config", lambda: {})()
+    if source != model.config():
+        raise FundiffError(f"--init {str(name_or_path)!r} is a {source.get('kind')} UNet with D = {source.get('num_hiddens')}, "
+                           f"but this run trains a {model.config()['kind']} UNet with D = {model.config()['num_hiddens']}")
+    model.load_state_dict(weights.state_dict())
+    return gen.source
+
+
 def validate_sampling(gen: Generator, sampler: str, steps: int, guidance_scale: float) -> None:
     if sampler not in gen.samplers:
         kind = "distilled few-step" if gen.is_shortcut else gen.objective["name"]

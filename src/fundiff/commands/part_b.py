@@ -57,7 +57,7 @@ def register(sub) -> None:
         p.add_argument("--out", required=True, type=Path, help="run folder")
         p.add_argument("--conditioning", choices=["time", "class"], default="class", help="time-only or class-conditioned UNet (default class)")
         p.add_argument("--recipe", default="study", choices=list(RECIPES[objective]), help="starting configuration (default study)")
-        _add_generative_hparams(p, objective)
+        _add_generative_hparams(p, objective, fine_tune=True)
 
     p = add_command(sub, "sample", cmd_sample, "generate MNIST digits from a prompt ('7', 'seven', 'a 7', '')",
                     "Sample from the embedded class-conditional flow model (--model mnist, offline) or a model trained with "
@@ -135,7 +135,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
-def _add_generative_hparams(p: argparse.ArgumentParser, objective: str) -> None:
+def _add_generative_hparams(p: argparse.ArgumentParser, objective: str, fine_tune: bool = False) -> None:
     g = p.add_argument_group("hyperparameters (default: the recipe's)")
     g.add_argument("--num-hiddens", type=positive_int, default=None, metavar="D", help="UNet width D (study: 64)")
     g.add_argument("--batch-size", type=positive_int, default=None)
@@ -153,6 +153,10 @@ def _add_generative_hparams(p: argparse.ArgumentParser, objective: str) -> None:
     if objective == "flow":
         g.add_argument("--time-sampling", choices=["uniform", "logit-normal"], default=None, help="how t is drawn (study: uniform)")
     g.add_argument("--num-train", type=positive_int, default=None, metavar="N", help="train on a seeded subset of N images")
+    if fine_tune:
+        g.add_argument("--init", default=None, metavar="MODEL",
+                       help="fine-tune: start from these weights ('mnist', the embedded model, or a model file / run "
+                            "folder of the same UNet) instead of the seed's")
     g.add_argument("--max-train-minutes", type=positive_float, default=None, help="stop after this much training time")
     g.add_argument("--compile", action="store_true", default=None, help="torch.compile the training step (same math, faster)")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
@@ -215,9 +219,14 @@ def cmd_train_generative(args) -> int:
     options = {**recipe.objective, **given_flags(args, ["p_uncond", "time_sampling"])}
     objective = build_objective(args.objective, options)
     model = build_generative_unet(args.objective, args.conditioning, args.num_hiddens or recipe.num_hiddens)
+    if args.init is not None:
+        from fundiff.generate import load_initial_weights
+
+        load_initial_weights(model, args.init, args.objective)
+        config = dataclasses.replace(config, init=str(args.init))
     mnist = load_data(args)
     result = train(model, objective, mnist.train_images, mnist.train_labels, config, args.out,
-                   resume=args.resume, data_source=mnist.source)
+                   resume=args.resume, data_source=mnist.source, reinitialize=args.init is None)
     report_training(result)
     return 0
 

@@ -52,6 +52,7 @@ class TrainConfig:
     channels_last: bool = True  # NHWC convolutions (same math; see fundiff.training.speed)
     precision: str = "fp32"  # "auto", "fp32" or "bf16" (the UNet's forward/backward; see fundiff.training.precision)
     progress: bool = True
+    init: str | None = None  # the weights the run started from (fine-tuning; set by the command); None: fresh from seed
 
     # Fields that may differ between a run and its resumption.
     # ``precision`` as asked ("auto") may differ; the precision it resolved to (config.json's top-level
