@@ -80,12 +80,14 @@ class Settings:
     resample_times: int = 1
     hybrid_sigma: float | None = None    # None: the decomposition's default at 28 px
     gamma_b: float | None = None         # prompt B's (view 2 / high-pass) guidance scale, if not guidance_scale
+    model: str = "mnist"                 # the embedded model, or another flow model file / run folder
 
     def flags(self) -> str:
         out = [f"--guidance-scale {self.guidance_scale:g}", f"--threshold {self.threshold}"]
         for name, value, default in [("negative", self.negative, None), ("reduction", self.reduction, "mean"),
                                      ("resample-steps", self.resample_steps, 0), ("resample-times", self.resample_times, 1),
-                                     ("hybrid-sigma", self.hybrid_sigma, None), ("gamma-b", self.gamma_b, None)]:
+                                     ("hybrid-sigma", self.hybrid_sigma, None), ("gamma-b", self.gamma_b, None),
+                                     ("model", self.model, "mnist")]:
             if value != default:
                 out.append(f"--{name} {value}")
         return " ".join(out)
@@ -106,11 +108,12 @@ def add_setting_flags(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--resample-times", type=int, default=1, help="... this many times each")
     ap.add_argument("--hybrid-sigma", type=float, default=None, help="the hybrid's Gaussian sigma in px (default 0.875 at 28 px)")
     ap.add_argument("--gamma-b", type=float, default=None, help="guidance scale of prompt B (view 2 / high-pass)")
+    ap.add_argument("--model", default="mnist", help="the embedded model (default) or a flow model file / run folder")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(args.guidance_scale, args.threshold, args.negative, args.reduction, args.resample_steps,
-                    args.resample_times, args.hybrid_sigma, args.gamma_b)
+                    args.resample_times, args.hybrid_sigma, args.gamma_b, args.model)
 
 
 def target_pairs() -> tuple[dict, list]:
@@ -119,7 +122,7 @@ def target_pairs() -> tuple[dict, list]:
 
 def measure(settings: Settings, anagrams: dict, hybrids: list, n: int, log=print) -> dict:
     """Both-readings-right rows for the given pairs (n images each) under ``settings``, and their pooled shares."""
-    anagram = AnagramPipeline.from_pretrained("mnist", threshold=settings.threshold)
+    anagram = AnagramPipeline.from_pretrained(settings.model, threshold=settings.threshold)
     hybrid = HybridPipeline.from_pipe(anagram)
     clf = load_classifier()
 
@@ -189,6 +192,8 @@ def main() -> None:
     summary = {"command": f"python bench/illusions.py --pairs {args.pairs} --seeds {args.seeds} {settings.flags()} "
                           f"--out {args.out}", "model": "embedded MNIST flow (fundiff/assets/mnist_flow.safetensors)",
                "timesteps": "990..0 by 30", "guidance_scale": args.guidance_scale, **result}
+    if args.model != "mnist":
+        summary["model"] = args.model
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {args.out} in {summary['seconds']} s")

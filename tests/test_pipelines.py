@@ -153,6 +153,13 @@ def test_defaults_equal_the_commands(t2i):
     (lambda p: fundiff.AnagramPipeline.from_pipe(p)(["6", "9"], ["identity", "spin"]), "spin"),
     (lambda p: fundiff.HybridPipeline.from_pipe(p)(["1", "7"], "triple"), "3 components"),
     (lambda p: fundiff.HybridPipeline.from_pipe(p)(["1", "7"], "color"), "3 colour channels"),
+    (lambda p: fundiff.AnagramPipeline.from_pipe(p)(["6", "9"], guidance_scale=[7, 7, 7]), "list of 2"),
+    (lambda p: fundiff.AnagramPipeline.from_pipe(p)(["6", "9"], guidance_scale=[7, -1]), "guidance_scale"),
+    (lambda p: fundiff.AnagramPipeline.from_pipe(p)(["6", "9"], negative_prompt=["9"]), "list of 2"),
+    (lambda p: fundiff.AnagramPipeline.from_pipe(p)(["6", "9"], negative_prompt=["9", "a cat"]), "cat"),
+    (lambda p: fundiff.AnagramPipeline.from_pipe(p)(["6", "9"], reduction="sum"), "reduction"),
+    (lambda p: fundiff.HybridPipeline.from_pipe(p)(["1", "7"], resample_steps=3, resample_times=0), "resample_times"),
+    (lambda p: fundiff.HybridPipeline.from_pipe(p)(["1", "7"], resample_steps=99), "resample_steps"),
     (lambda p: fundiff.SDEditPipeline.from_pipe(p)("7", "digit-3", i_start=99), "i_start=99"),
     (lambda p: fundiff.SDEditPipeline.from_pipe(p)("7", "digit-3", i_start=1, strength=0.5), "not both"),
     (lambda p: fundiff.SDEditPipeline.from_pipe(p)("7", "no-such-sample"), "no-such-sample"),
@@ -249,3 +256,22 @@ def test_final_step_none_is_the_studys_33_call_loop(t2i, tmp_path, cli):
     assert record["runs"][0]["model_evaluations_per_image"] == 66     # 33 steps, both CFG passes
     with pytest.raises(fundiff.FundiffError, match="final_step must be one of clean, none"):
         fundiff.Text2ImagePipeline.from_pipe(t2i, final_step="maybe")
+
+
+def test_illusion_settings_per_prompt_and_resampling_are_recorded(t2i):
+    """Per-prompt gamma and negative prompts, the reduction and resampling reach the record; resampling the first
+    2 of 4 steps twice costs 2 more steps, and the same settings as one value or as a list give the same images."""
+    ana = fundiff.AnagramPipeline.from_pipe(t2i)
+    common = dict(num_images_per_prompt=2, num_inference_steps=4, output_type="pt")
+    seed = lambda: torch.Generator().manual_seed(3)   # noqa: E731
+    one = ana(["1", "7"], guidance_scale=5.0, generator=seed(), **common)
+    listed = ana(["1", "7"], guidance_scale=[5.0, 5.0], negative_prompt=[None, None], generator=seed(), **common)
+    assert torch.allclose(one.samples, listed.samples, atol=1e-5)
+    calls = []
+    out = ana(["1", "7"], guidance_scale=[5.0, 9.0], negative_prompt=["7", "1"], reduction="alternate",
+              resample_steps=2, resample_times=2, generator=seed(), callback=lambda *a: calls.append(a[0]), **common)
+    assert out.record["guidance_scale"] == [5.0, 9.0] and out.record["negative_prompt"] == ["7", "1"]
+    assert out.record["reduction"] == "alternate" and out.record["resample"] == {"steps": 2, "times": 2}
+    assert len(calls) == 4 and not torch.allclose(out.samples, one.samples)
+    hyb = fundiff.HybridPipeline.from_pipe(t2i)(["1", "7"], resample_steps=1, resample_times=3, generator=seed(), **common)
+    assert hyb.record["resample"] == {"steps": 1, "times": 3}

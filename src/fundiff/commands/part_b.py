@@ -294,7 +294,8 @@ def cmd_evaluate(args) -> int:
                              guidance_scales=args.guidance_scale or DEFAULT_SCALES, seed=args.seed, log=print)
     if "best_fid" in res:
         b = res["best_fid"]
-        print(f"accuracy at gamma=5: {res.get('accuracy_at_gamma5', float('nan')):.4f}; best classifier-FID "
+        at5 = f"accuracy at gamma=5: {res['accuracy_at_gamma5']:.4f}; " if "accuracy_at_gamma5" in res else ""
+        print(f"{at5}best classifier-FID "
               f"{b['fid']:.3f} at gamma={b['guidance_scale']:g} ({b['fid_over_floor']:.2f}x the real-data floor "
               f"{res['fid_floor']:.3f} at n={res['num_images']})")
     else:
