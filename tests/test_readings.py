@@ -59,3 +59,55 @@ def test_best_of_on_the_command_line(cli, tmp_path):
     assert_one_line_error(cli("anagram", "--prompt", "6", "--prompt", "", "--best-of", "2", "--out", tmp_path / "a"),
                           "must name a digit")
     assert not (tmp_path / "a").exists()
+
+
+def test_measure_counts_what_the_classifier_reads_on_its_own_images(anagram, tmp_path):
+    """The record's rate is the readings of exactly the images the same call makes, with its Wilson interval."""
+    from fundiff.metrics import wilson_interval
+    from fundiff.studies.illusions import run_anagram
+
+    rec = run_anagram(anagram, tmp_path / "a", ["6", "9"], views=["identity", "flip"], num_inference_steps=8,
+                      num_images=1, seed=4, measure=12)
+    same = anagram(["6", "9"], views=["identity", "flip"], num_inference_steps=8, num_images_per_prompt=12,
+                   generator=torch.Generator().manual_seed(4), output_type="pt")
+    right, _ = reading_scores(anagram_readings(same.samples, same.extras["views"]), [6, 9])
+    m = rec["measured"]
+    assert (m["n"], m["seed"], m["best_of"], m["both_right"]) == (12, 4, 1, int(right.sum()))
+    assert m["wilson95"] == pytest.approx(wilson_interval(m["both_rate"], 12), abs=1e-4)
+    assert all(r >= m["both_rate"] for r in m["reading_rates"])   # both right implies each right
+    assert "measured" not in run_anagram(anagram, tmp_path / "b", ["6", "9"], num_inference_steps=8, num_images=1)
+
+
+@pytest.mark.parametrize("call,fragment", [
+    (lambda a, out: fundiff.studies.illusions.run_anagram(a, out, ["6", "cat"], measure=4), "unknown class prompt"),
+    (lambda a, out: fundiff.studies.illusions.run_anagram(a, out, ["6", ""], measure=4), "measure reads each view"),
+    (lambda a, out: fundiff.studies.illusions.run_anagram(a, out, ["6", "9"], measure=-1), "measure must be"),
+    (lambda a, out: fundiff.studies.illusions.run_hybrid(fundiff.HybridPipeline.from_pipe(a), out, ["1", "7", "3"],
+                                                         kind="triple", measure=4), "needs two components"),
+])
+def test_measure_bad_input_is_one_line_before_any_work(anagram, call, fragment, monkeypatch, tmp_path):
+    import fundiff.studies.illusions  # noqa: F401  (the lambdas reach it as an attribute)
+
+    monkeypatch.setattr(anagram.denoiser, "predict", lambda *a, **k: pytest.fail("the model ran"))
+    with pytest.raises(fundiff.FundiffError, match=fragment):
+        call(anagram, tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_triple_hybrid_on_mnist_writes_its_figure_without_readings(cli, tmp_path):
+    """Three components have no far / close reading: the record has no counts (it used to raise ValueError)."""
+    proc = cli("hybrid", "--kind", "triple", "--prompt", "1", "--prompt", "7", "--prompt", "3", "--num-images", "1",
+               "--steps", "6", "--out", tmp_path / "t")
+    assert proc.returncode == 0, proc.stderr
+    assert "read_of" not in json.loads((tmp_path / "t" / "hybrid.json").read_text())
+
+
+def test_measure_on_the_command_line(cli, tmp_path):
+    proc = cli("hybrid", "--prompt", "1", "--prompt", "7", "--measure", "6", "--num-images", "1", "--steps", "6",
+               "--out", tmp_path / "h")
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads((tmp_path / "h" / "hybrid.json").read_text())["measured"]
+    assert m["n"] == 6 and f"read right both ways: {m['both_right']} of 6 new images" in proc.stdout
+    assert_one_line_error(cli("anagram", "--prompt", "6", "--prompt", "9", "--measure", "x", "--out", tmp_path / "a"),
+                          "--measure")
+    assert not (tmp_path / "a").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 from html.parser import HTMLParser
 
 import pytest
@@ -14,9 +15,9 @@ pytestmark = pytest.mark.slow   # the whole report, --quick (about a minute)
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    from fundiff.cli import main
-
     import torch
+
+    from fundiff.cli import main
 
     out = tmp_path_factory.mktemp("report")
     threads = torch.get_num_threads()
@@ -110,3 +111,20 @@ def test_a_failing_step_is_one_line(cli, tmp_path):
 
     proc = cli("report", "--model", "deepfloyd", "--weights", tmp_path / "nope", "--out", tmp_path / "r")
     assert_one_line_error(proc, "does not exist")
+
+
+def test_illusion_sections_state_the_rates_they_measured(report):
+    """Each shown illusion is measured on --measure N new images; the claim quotes those counts, each record's own."""
+    out, data = report
+    sec = {s["key"]: s for s in data["sections"]}
+    for key, name in (("anagrams", "anagram.json"), ("hybrids", "hybrid.json")):
+        measured = sec[key]["numbers"]["measured"]
+        commands = [shlex.split(c) for c in sec[key]["commands"]]
+        assert len(measured) == len(commands) and all(c[c.index("--measure") + 1] == "8" for c in commands)
+        records = [json.loads((out / c[c.index("--out") + 1] / name).read_text())["measured"] for c in commands]
+        assert list(measured.values()) == records
+        claim = next(c for c in sec[key]["claims"] if c.startswith("Measured:"))
+        for label, m in measured.items():
+            assert m["n"] == 8 and f"{label} {m['both_right']} of 8 (" in claim
+        k = sum(m["both_right"] for m in measured.values())
+        assert f"all {len(measured)} pairs {k} of {8 * len(measured)} (" in claim

@@ -36,6 +36,7 @@ def number(kind: type, minimum: float, inclusive: bool, what: str):
 
 
 positive_int = number(int, 1, True, "a whole number >= 1")
+nonneg_int = number(int, 0, True, "a whole number >= 0")
 positive_float = number(float, 0, False, "a positive number")
 nonneg_float = number(float, 0, True, "a number >= 0")
 

@@ -8,7 +8,7 @@ writes its figure(s), a JSON record and, with ``--save-array``, the raw images.
 from __future__ import annotations
 
 from fundiff.commands.arguments import (PROMPT_HELP, add_command, add_flags, add_generation_args, add_upsample_args,
-                                        positive_float, positive_int)
+                                        nonneg_int, positive_float, positive_int)
 from fundiff.commands.common import load_pipeline, progress_bar
 from fundiff.engine.decompositions import decomposition_names
 from fundiff.engine.views import view_names
@@ -68,6 +68,9 @@ def add_illusion_args(p, default_out: str, prompt_help: str) -> None:
     p.add_argument("--best-of", type=positive_int, default=1, metavar="N",
                    help="MNIST: make N candidates per image and keep the one the classifier reads right both ways with "
                         "the highest joint confidence (default 1: no selection; the record says when it ran)")
+    p.add_argument("--measure", type=nonneg_int, default=0, metavar="N",
+                   help="MNIST: also make N more images (no best-of) and report the share the classifier reads right "
+                        "both ways, with its Wilson 95%% interval (record 'measured'; default 0: none)")
     add_upsample_args(p)
     add_generation_args(p, default_out)
 
@@ -135,12 +138,14 @@ def cmd_anagram(args) -> int:
     pipe = load_pipeline(AnagramPipeline, args)
     up = _upsampler(args, pipe)
     steps = len(pipe.check_steps(args.steps))
-    with progress_bar(steps, "anagram") as cb, progress_bar(args.stage2_steps, "stage II") as cb2:
-        run_anagram(pipe, args.out, args.prompt, views=args.view, num_inference_steps=args.steps,
-                    guidance_scale=args.guidance_scale, num_images=args.num_images or 4, frames=args.frames,
-                    seed=args.seed, save_array=args.save_array, callback=cb, upsampler=up,
-                    stage2_steps=args.stage2_steps, stage2_callback=cb2, animation=args.animation, best_of=args.best_of)
-    print(f"wrote {args.out}/anagram.png and anagram.{args.animation}")
+    with progress_bar(steps, "anagram") as cb, progress_bar(args.stage2_steps, "stage II") as cb2, \
+            progress_bar(steps * len(pipe.batches(args.measure, None)), "measure") as cb3:
+        rec = run_anagram(pipe, args.out, args.prompt, views=args.view, num_inference_steps=args.steps,
+                          guidance_scale=args.guidance_scale, num_images=args.num_images or 4, frames=args.frames,
+                          seed=args.seed, save_array=args.save_array, callback=cb, upsampler=up,
+                          stage2_steps=args.stage2_steps, stage2_callback=cb2, animation=args.animation,
+                          best_of=args.best_of, measure=args.measure, measure_callback=cb3)
+    print(f"wrote {args.out}/anagram.png and anagram.{args.animation}{measured_line(rec)}")
     return 0
 
 
@@ -151,10 +156,22 @@ def cmd_hybrid(args) -> int:
     pipe = load_pipeline(HybridPipeline, args)
     up = _upsampler(args, pipe)
     steps = len(pipe.check_steps(args.steps))
-    with progress_bar(steps, "hybrid") as cb, progress_bar(args.stage2_steps, "stage II") as cb2:
-        run_hybrid(pipe, args.out, args.prompt, kind=args.kind, reference=args.reference, reference_name=args.reference,
-                   num_inference_steps=args.steps, guidance_scale=args.guidance_scale, num_images=args.num_images or 4,
-                   seed=args.seed, save_array=args.save_array, callback=cb, upsampler=up,
-                   stage2_steps=args.stage2_steps, stage2_callback=cb2, best_of=args.best_of)
-    print(f"wrote {args.out}/hybrid.png")
+    with progress_bar(steps, "hybrid") as cb, progress_bar(args.stage2_steps, "stage II") as cb2, \
+            progress_bar(steps * len(pipe.batches(args.measure, None)), "measure") as cb3:
+        rec = run_hybrid(pipe, args.out, args.prompt, kind=args.kind, reference=args.reference,
+                         reference_name=args.reference, num_inference_steps=args.steps,
+                         guidance_scale=args.guidance_scale, num_images=args.num_images or 4, seed=args.seed,
+                         save_array=args.save_array, callback=cb, upsampler=up, stage2_steps=args.stage2_steps,
+                         stage2_callback=cb2, best_of=args.best_of, measure=args.measure, measure_callback=cb3)
+    print(f"wrote {args.out}/hybrid.png{measured_line(rec)}")
     return 0
+
+
+def measured_line(record: dict) -> str:
+    """'; read right both ways: k of n (x%, Wilson 95% lo-hi)' for a record with a measurement, else ''."""
+    m = record.get("measured")
+    if not m:
+        return ""
+    low, high = m["wilson95"]
+    return (f"; read right both ways: {m['both_right']} of {m['n']} new images ({m['both_rate']:.0%}, "
+            f"Wilson 95% {low:.0%}-{high:.0%})")

@@ -18,13 +18,14 @@ import torch
 from fundiff.errors import FundiffError
 
 
-def digit_labels(prompts: Sequence[str]) -> list[int]:
-    """The digit each prompt names; a one-line error for a prompt that names none (best-of needs a class each)."""
+def digit_labels(prompts: Sequence[str], what: str = "best_of") -> list[int]:
+    """The digit each prompt names; a one-line error for a prompt that names none (``what``, best-of or a
+    measurement, needs a class each)."""
     from fundiff.prompts import parse_digit_prompt
 
     labels = [parse_digit_prompt(p) for p in prompts]
     if any(label is None for label in labels):
-        raise FundiffError("best_of reads each view with the MNIST classifier: every prompt must name a digit, got "
+        raise FundiffError(f"{what} reads each view with the MNIST classifier: every prompt must name a digit, got "
                            f"{list(prompts)!r}")
     return labels
 
@@ -34,8 +35,17 @@ def anagram_readings(samples: torch.Tensor, views: Sequence) -> list[torch.Tenso
     return [v.view(samples) for v in views]
 
 
+def check_readable(decomposition) -> None:
+    """A one-line error unless the decomposition has two components (far and close), as the readings need."""
+    if len(decomposition.names) != 2:
+        raise FundiffError(f"a hybrid is read from afar and up close: that needs two components, and {decomposition.name} "
+                           f"has {len(decomposition.names)} ({', '.join(decomposition.names)})")
+
+
 def hybrid_readings(samples: torch.Tensor, decomposition) -> list[torch.Tensor]:
-    """From afar (the low-pass) and up close (the high-pass's positive part, stretched to [-1, 1])."""
+    """From afar (the low-pass) and up close (the high-pass's positive part, stretched to [-1, 1]); a decomposition
+    of two components (hybrid, motion), since a reading is a digit seen from afar or up close."""
+    check_readable(decomposition)
     low, high = decomposition.components(samples)
     close = high.clamp(min=0)
     close = close / close.flatten(1).amax(1).clamp(min=1e-6).view(-1, 1, 1, 1) * 2 - 1

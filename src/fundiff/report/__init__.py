@@ -48,14 +48,29 @@ class ReportConfig:
         return (["--data", str(self.data)] if self.data else []) + (["--download"] if self.download else [])
 
 
-def _reading_claim(records: list[dict[str, Any]]) -> str:
-    """How many shown images the shipped classifier reads right every way, per run and in all (this run)."""
-    rows = [r for r in records if "read_of" in r]
-    k, n = sum(r["read_right_every_way"] for r in rows), sum(r["read_of"] for r in rows)
-    per = "; ".join(f"{'/'.join(r['prompts'])} {r.get('views', [None, r.get('kind')])[-1]}: {r['read_right_every_way']} of "
-                    f"{r['read_of']}" for r in rows)
-    return (f"Read right both ways by the shipped classifier (the shown images of this run): {per}; {k} of {n} in all. "
-            "bench/illusions.py measures the rates over every digit pair (bench/results/illusions-all.json).")
+def _reading_claim(section: Section, records: list[dict[str, Any]]) -> str:
+    """The measured rates: per shown pair, how many of ``--measure`` N new images (no best-of) the shipped classifier
+    reads right every way, with the Wilson 95% interval, and all pairs pooled (this run; also in the section's
+    numbers under ``measured``)."""
+    from fundiff.metrics import wilson_interval
+
+    rows = [r for r in records if "measured" in r]
+    names = [f"{'/'.join(r['prompts'])} {r.get('views', [None, r.get('kind')])[-1]}" for r in rows]
+    section.numbers["measured"] = {name: r["measured"] for name, r in zip(names, rows)}
+    if not rows:
+        return "No illusion was measured (the prompts name no digits)."
+    per = "; ".join(f"{name} {_rate(r['measured'])}" for name, r in zip(names, rows))
+    k, n = sum(r["measured"]["both_right"] for r in rows), sum(r["measured"]["n"] for r in rows)
+    low, high = wilson_interval(k / n, n)
+    pooled = {"both_right": k, "n": n, "both_rate": k / n, "wilson95": [low, high]}
+    return (f"Measured: the share of new images (seeds as the shown ones, no best-of) that the shipped classifier reads "
+            f"right both ways: {per}; all {len(rows)} pairs {_rate(pooled)}. bench/illusions.py measures every digit "
+            "pair (bench/results/illusions-all.json) and the levers tried (bench/results/illusion-levers.json).")
+
+
+def _rate(m: dict[str, Any]) -> str:
+    low, high = m["wilson95"]
+    return f"{m['both_right']} of {m['n']} ({m['both_rate']:.0%}, Wilson 95% {low:.0%}-{high:.0%})"
 
 
 def _fmt(x: float, nd: int = 1) -> str:
@@ -293,31 +308,35 @@ class Report:
                 f"toward the prompt {other!r} (text-conditional inpainting).")
             s.claims += null_prompt_claims(v for k, v in s.numbers.items() if k.startswith("inpaint"))
 
+        measure = (8 if self.config.quick else 50) if m else 0   # new images per illusion, read by the classifier
+        measure_flag = ["--measure", str(measure)] if measure else []
+
         def anagrams(s: Section) -> None:
             pairs = prompts.MNIST_ANAGRAMS if m else prompts.DEEPFLOYD_ANAGRAMS
             for a, b, v in pairs:
-                d = self.step(s, ["anagram", "--prompt", a, "--prompt", b, "--view", "identity", "--view", v],
+                d = self.step(s, ["anagram", "--prompt", a, "--prompt", b, "--view", "identity", "--view", v, *measure_flag],
                               lambda o, a=a, b=b, v=v: run_anagram(self.pipe(AnagramPipeline), o, [a, b],
-                                                                   views=["identity", v], seed=seed),
+                                                                   views=["identity", v], seed=seed, measure=measure),
                              folder=f"anagram-{v}-{len(s.figures)}")
                 self.fig(s, d / "anagram.png")
                 self.fig(s, d / "anagram.gif")
             s.claims.append("Each image is meant to read as the first prompt upright and as the second under the view.")
             if m:
-                s.claims.append(_reading_claim([load_json(self.out / f.rsplit("/", 1)[0] / "anagram.json")
-                                                for f in s.figures if f.endswith(".png")]))
+                s.claims.append(_reading_claim(s, [load_json(self.out / f.rsplit("/", 1)[0] / "anagram.json")
+                                                   for f in s.figures if f.endswith(".png")]))
 
         def hybrids(s: Section) -> None:
             runs = prompts.MNIST_HYBRIDS if m else prompts.DEEPFLOYD_HYBRIDS
             for a, b, kind in runs:
-                d = self.step(s, ["hybrid", "--prompt", a, "--prompt", b, "--kind", kind],
+                d = self.step(s, ["hybrid", "--prompt", a, "--prompt", b, "--kind", kind, *measure_flag],
                               lambda o, a=a, b=b, kind=kind: run_hybrid(self.pipe(HybridPipeline), o, [a, b], kind=kind,
-                                                                        seed=seed), folder=f"hybrid-{kind}-{len(s.figures)}")
+                                                                        seed=seed, measure=measure),
+                              folder=f"hybrid-{kind}-{len(s.figures)}")
                 self.fig(s, d / "hybrid.png")
             s.claims.append("Low frequencies follow the first prompt, high frequencies the second (ε = lowpass(ε₁) + highpass(ε₂)).")
             if m:
-                s.claims.append(_reading_claim([load_json(self.out / f.rsplit("/", 1)[0] / "hybrid.json")
-                                                for f in s.figures]))
+                s.claims.append(_reading_claim(s, [load_json(self.out / f.rsplit("/", 1)[0] / "hybrid.json")
+                                                   for f in s.figures]))
 
         self.add(Section("forward", "1.1 The forward process", "Noise the test image to t = 250, 500, 750: x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε."), forward)
         self.add(Section("denoise", "1.2–1.4 Classical, one-step and iterative denoising",

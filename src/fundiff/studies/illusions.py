@@ -19,7 +19,9 @@ from fundiff.io import ensure_writable_dir, write_json
 from fundiff.pipelines.base import to_unit
 from fundiff.errors import FundiffError
 from fundiff.pipelines.illusions import AnagramPipeline, HybridPipeline
-from fundiff.pipelines.readings import anagram_readings, hybrid_readings, reading_scores
+from fundiff.pipelines.base import check_count
+from fundiff.pipelines.readings import (anagram_readings, check_readable, digit_labels, hybrid_readings,
+                                      reading_scores)
 
 ANIMATIONS = ("gif", "mp4")   # mp4 needs the optional extra fundiff[video] (imageio-ffmpeg)
 
@@ -29,8 +31,10 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
                 guidance_scale: float = 7.0, num_images: int = 4, frames: int = 24, seed: int = 0,
                 save_array: bool = False, callback: Callable | None = None, upsampler: Any = None,
                 stage2_steps: int = 50, stage2_callback: Callable | None = None, animation: str = "gif",
-                best_of: int = 1) -> dict[str, Any]:
-    """anagram.png (each image under every view), anagram.gif or .mp4 (``animation``: view 1 -> view 2), anagram.json."""
+                best_of: int = 1, measure: int = 0, measure_callback: Callable | None = None) -> dict[str, Any]:
+    """anagram.png (each image under every view), anagram.gif or .mp4 (``animation``: view 1 -> view 2), anagram.json;
+    ``measure`` N > 0 (MNIST, digit prompts): N more images, no best-of, and the share read right every way
+    (record ``measured``, see :func:`measured_rate`)."""
     if animation not in ANIMATIONS:
         raise FundiffError(f"animation must be one of {', '.join(ANIMATIONS)}, got {animation!r}")
     prompts = list(prompts)
@@ -38,6 +42,7 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
                                    None, callback)
     specs = list(views) if views is not None else ["identity", "flip"]
     pipe.check_best_of(best_of, prompts, num_images)
+    digits = check_measure(pipe, prompts, measure)
     out = ensure_writable_dir(out)
     g = torch.Generator().manual_seed(seed)
     res = pipe(prompts, views=specs, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
@@ -62,7 +67,11 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
         save_npz(out / "anagram.npz", res.images, prompts=prompts, views=specs)
     record = {"backend": pipe.denoiser.name, "prompts": prompts, "views": specs, "guidance_scale": guidance_scale,
               "seed": seed, "num_images": num_images, "animation": f"anagram.{animation}" if len(objs) >= 2 else None,
-              **_best_of_record(res.record), **_readings_record(pipe, prompts, lambda: anagram_readings(img, objs))}
+              **_best_of_record(res.record), **_readings_record(pipe, prompts, lambda: anagram_readings(img, objs)),
+              **measured_rate(digits, measure, seed, lambda n, gen: pipe(
+                  prompts, views=specs, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+                  num_images_per_prompt=n, generator=gen, output_type="pt", callback=measure_callback).samples,
+                  lambda x: anagram_readings(x, objs))}
     write_json(out / "anagram.json", record)
     return record
 
@@ -71,12 +80,19 @@ def run_hybrid(pipe: HybridPipeline, out: str | os.PathLike, prompts: Sequence[s
                reference: Any = None, reference_name: str | None = None, num_inference_steps: int | None = None,
                guidance_scale: float = 7.0, num_images: int = 4, seed: int = 0, save_array: bool = False,
                callback: Callable | None = None, upsampler: Any = None, stage2_steps: int = 50,
-               stage2_callback: Callable | None = None, best_of: int = 1) -> dict[str, Any]:
-    """hybrid.png (each image and its components) and hybrid.json."""
+               stage2_callback: Callable | None = None, best_of: int = 1, measure: int = 0,
+               measure_callback: Callable | None = None) -> dict[str, Any]:
+    """hybrid.png (each image and its components) and hybrid.json; ``measure`` as for :func:`run_anagram` (two
+    components, no reference: a hybrid is read from afar and up close)."""
     prompts = list(prompts)
     _, dec, _, _ = pipe.check_inputs(prompts, kind, reference, None, num_inference_steps, guidance_scale, num_images,
                                      "pt", None, callback)
     pipe.check_best_of(best_of, prompts, num_images, kind)
+    digits = check_measure(pipe, prompts, measure)
+    if measure and reference is not None:
+        raise FundiffError("measure reads hybrids made from the prompts alone: drop the reference")
+    if measure:
+        check_readable(dec)
     out = ensure_writable_dir(out)
     g = torch.Generator().manual_seed(seed)
     res = pipe(prompts, kind, reference=reference, num_inference_steps=num_inference_steps,
@@ -99,9 +115,43 @@ def run_hybrid(pipe: HybridPipeline, out: str | os.PathLike, prompts: Sequence[s
     record = {"backend": pipe.denoiser.name, "kind": kind, "prompts": prompts, "components": list(dec.names),
               "reference": reference_name, "guidance_scale": guidance_scale, "seed": seed, "num_images": num_images,
               **_best_of_record(res.record),
-              **_readings_record(pipe, prompts, lambda: hybrid_readings(res.samples, dec) if reference is None else None)}
+              **_readings_record(pipe, prompts, lambda: hybrid_readings(res.samples, dec)
+                                 if reference is None and len(dec.names) == 2 else None),
+              **measured_rate(digits, measure, seed, lambda n, gen: pipe(
+                  prompts, kind, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+                  num_images_per_prompt=n, generator=gen, output_type="pt", callback=measure_callback).samples,
+                  lambda x: hybrid_readings(x, dec))}
     write_json(out / "hybrid.json", record)
     return record
+
+
+def check_measure(pipe, prompts: Sequence[str], measure: int) -> list[int] | None:
+    """The prompts' digits when ``measure`` > 0 (None for 0): a measurement needs the MNIST model and digit prompts."""
+    check_count(measure, "measure", 0)
+    if not measure:
+        return None
+    if pipe.denoiser.name != "mnist":
+        raise FundiffError("measure reads each image with the shipped MNIST classifier: it needs the MNIST model, "
+                           f"not {pipe.denoiser.name}")
+    return digit_labels(prompts, "measure")
+
+
+def measured_rate(labels: list[int] | None, n: int, seed: int, sample: Callable[[int, torch.Generator], torch.Tensor],
+                  readings: Callable[[torch.Tensor], list[torch.Tensor]]) -> dict[str, Any]:
+    """The model's rate, as ``bench/illusions.py`` measures it: ``sample(n, generator)`` makes n images (seed's
+    generator, no best-of), read like the shown ones; k of them read right every way, share k / n with its Wilson
+    95% interval.  {} when there is nothing to measure (``labels`` None)."""
+    from fundiff.metrics import wilson_interval
+
+    if labels is None:
+        return {}
+    views = readings(sample(n, torch.Generator().manual_seed(seed)))
+    right, _ = reading_scores(views, labels)
+    per_reading = [float((reading_scores([v], [label])[0]).float().mean()) for v, label in zip(views, labels)]
+    k = int(right.sum())
+    low, high = wilson_interval(k / n, n)
+    return {"measured": {"n": n, "seed": seed, "best_of": 1, "both_right": k, "both_rate": round(k / n, 4),
+                         "wilson95": [round(low, 4), round(high, 4)], "reading_rates": [round(r, 4) for r in per_reading]}}
 
 
 def _readings_record(pipe, prompts: Sequence[str], readings: Callable) -> dict[str, Any]:
