@@ -63,9 +63,10 @@ def _reading_claim(section: Section, records: list[dict[str, Any]]) -> str:
     k, n = sum(r["measured"]["both_right"] for r in rows), sum(r["measured"]["n"] for r in rows)
     low, high = wilson_interval(k / n, n)
     pooled = {"both_right": k, "n": n, "both_rate": k / n, "wilson95": [low, high]}
-    return (f"Measured: the share of new images (seeds as the shown ones, no best-of) that the shipped classifier reads "
-            f"right both ways: {per}; all {len(rows)} pairs {_rate(pooled)}. bench/illusions.py measures every digit "
-            "pair (bench/results/illusions-all.json) and the levers tried (bench/results/illusion-levers.json).")
+    return (f"Measured: the share of new images (from the shown images' seed, no best-of) that the shipped classifier "
+            f"reads right both ways: {per}; all {len(rows)} pairs {_rate(pooled)}. These pairs were picked to show the "
+            "illusion; bench/illusions.py measures every digit pair (bench/results/illusions-all.json) and the levers "
+            "tried (bench/results/illusion-levers.json, docs/illusions.md).")
 
 
 def _rate(m: dict[str, Any]) -> str:
