@@ -111,3 +111,20 @@ def test_measure_on_the_command_line(cli, tmp_path):
     assert_one_line_error(cli("anagram", "--prompt", "6", "--prompt", "9", "--measure", "x", "--out", tmp_path / "a"),
                           "--measure")
     assert not (tmp_path / "a").exists()
+
+
+def test_an_interrupted_measurement_leaves_no_file(anagram, tmp_path):
+    """Every model call (the measurement included) comes before the first file, so Ctrl-C there leaves nothing:
+    the CLI's "interrupted; nothing was written" stays true."""
+    from fundiff.studies.illusions import run_anagram, run_hybrid
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_anagram(anagram, tmp_path / "a", ["6", "9"], num_inference_steps=4, num_images=1, measure=4,
+                    measure_callback=interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run_hybrid(fundiff.HybridPipeline.from_pipe(anagram), tmp_path / "h", ["1", "7"], num_inference_steps=4,
+                   num_images=1, measure=4, measure_callback=interrupt)
+    assert not any((tmp_path / "a").iterdir()) and not any((tmp_path / "h").iterdir())

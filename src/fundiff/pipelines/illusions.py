@@ -65,12 +65,7 @@ class _IllusionPipeline(DiffusionPipeline):
         """The prompts' digits when ``best_of`` > 1 (None for 1); best-of needs the MNIST model and digit prompts."""
         check_count(best_of, "best_of", 1, 64)
         check_count(num_images_per_prompt * best_of, "num_images_per_prompt x best_of")
-        if best_of == 1:
-            return None
-        if self.denoiser.name != "mnist":
-            raise FundiffError("best_of reads each image with the shipped MNIST classifier: it needs the MNIST model, "
-                               f"not {self.denoiser.name}")
-        return readings.digit_labels(prompts)
+        return None if best_of == 1 else readings.digit_labels(prompts, "best_of", self.denoiser.name)
 
     @staticmethod
     def keep_best(samples: torch.Tensor, views: list[torch.Tensor], labels: list[int], n: int, record: dict) -> torch.Tensor:

@@ -18,11 +18,14 @@ import torch
 from fundiff.errors import FundiffError
 
 
-def digit_labels(prompts: Sequence[str], what: str = "best_of") -> list[int]:
-    """The digit each prompt names; a one-line error for a prompt that names none (``what``, best-of or a
-    measurement, needs a class each)."""
+def digit_labels(prompts: Sequence[str], what: str = "best_of", backend: str = "mnist") -> list[int]:
+    """The digit each prompt names, for ``what`` (best-of or a measurement) to read with the shipped MNIST
+    classifier; a one-line error on another backend or for a prompt that names no digit."""
     from fundiff.prompts import parse_digit_prompt
 
+    if backend != "mnist":
+        raise FundiffError(f"{what} reads each image with the shipped MNIST classifier: it needs the MNIST model, "
+                           f"not {backend}")
     labels = [parse_digit_prompt(p) for p in prompts]
     if any(label is None for label in labels):
         raise FundiffError(f"{what} reads each view with the MNIST classifier: every prompt must name a digit, got "

@@ -16,10 +16,9 @@ from fundiff.engine.animation import crossfade_frame, ease_in_out, save_animatio
 from fundiff.figures import image_grid
 from fundiff.images import save_npz
 from fundiff.io import ensure_writable_dir, write_json
-from fundiff.pipelines.base import to_unit
+from fundiff.pipelines.base import check_count, to_unit
 from fundiff.errors import FundiffError
 from fundiff.pipelines.illusions import AnagramPipeline, HybridPipeline
-from fundiff.pipelines.base import check_count
 from fundiff.pipelines.readings import (anagram_readings, check_readable, digit_labels, hybrid_readings,
                                       reading_scores)
 
@@ -48,6 +47,14 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
     res = pipe(prompts, views=specs, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
                num_images_per_prompt=num_images, generator=g, output_type="pt", callback=callback, best_of=best_of)
     img = res.samples
+    # every model call before the first file: an interrupted run leaves nothing (the CLI says so)
+    big = None if upsampler is None else upsampler(res, prompts, views=objs, num_inference_steps=stage2_steps,
+                                                    guidance_scale=guidance_scale, generator=g, output_type="pt",
+                                                    callback=stage2_callback).samples
+    measured = measured_rate(digits, measure, seed, lambda n, gen: pipe(
+        prompts, views=specs, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+        num_images_per_prompt=n, generator=gen, output_type="pt", callback=measure_callback).samples,
+        lambda x: anagram_readings(x, objs))
     rows = [[to_unit(v.view(img[k:k + 1])[0]) for v in objs] for k in range(num_images)]
     labels = [f"{s}\n{p!r}" for s, p in zip(specs, prompts)]
     image_grid(rows, out / "anagram.png", col_labels=labels, cell=1.8)
@@ -58,9 +65,7 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
             a, b = rows[0][0], rows[0][1]
             movie = [crossfade_frame(a, b, ease_in_out(k / (frames - 1))) for k in range(frames)]
         save_animation(movie, out / f"anagram.{animation}")
-    if upsampler is not None:
-        big = upsampler(res, prompts, views=objs, num_inference_steps=stage2_steps, guidance_scale=guidance_scale,
-                        generator=g, output_type="pt", callback=stage2_callback).samples
+    if big is not None:
         image_grid([[to_unit(v.view(big[k:k + 1])[0]) for v in objs] for k in range(num_images)],
                    out / "anagram_256.png", col_labels=labels, cell=3.0)
     if save_array:
@@ -68,10 +73,7 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
     record = {"backend": pipe.denoiser.name, "prompts": prompts, "views": specs, "guidance_scale": guidance_scale,
               "seed": seed, "num_images": num_images, "animation": f"anagram.{animation}" if len(objs) >= 2 else None,
               **_best_of_record(res.record), **_readings_record(pipe, prompts, lambda: anagram_readings(img, objs)),
-              **measured_rate(digits, measure, seed, lambda n, gen: pipe(
-                  prompts, views=specs, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-                  num_images_per_prompt=n, generator=gen, output_type="pt", callback=measure_callback).samples,
-                  lambda x: anagram_readings(x, objs))}
+              **measured}
     write_json(out / "anagram.json", record)
     return record
 
@@ -89,22 +91,28 @@ def run_hybrid(pipe: HybridPipeline, out: str | os.PathLike, prompts: Sequence[s
                                      "pt", None, callback)
     pipe.check_best_of(best_of, prompts, num_images, kind)
     digits = check_measure(pipe, prompts, measure)
-    if measure and reference is not None:
-        raise FundiffError("measure reads hybrids made from the prompts alone: drop the reference")
-    if measure:
+    if digits is not None:   # a hybrid is read from afar and up close: two components, made from the prompts alone
         check_readable(dec)
+        if reference is not None:
+            raise FundiffError("measure reads hybrids made from the prompts alone: drop the reference")
     out = ensure_writable_dir(out)
     g = torch.Generator().manual_seed(seed)
     res = pipe(prompts, kind, reference=reference, num_inference_steps=num_inference_steps,
                guidance_scale=guidance_scale, num_images_per_prompt=num_images, generator=g, output_type="pt",
                callback=callback, best_of=best_of)
+    # every model call before the first file: an interrupted run leaves nothing (the CLI says so)
+    big = None if upsampler is None else upsampler(res, prompts, kind=kind, num_inference_steps=stage2_steps,
+                                                    guidance_scale=guidance_scale, generator=g, output_type="pt",
+                                                    callback=stage2_callback).samples
+    measured = measured_rate(digits, measure, seed, lambda n, gen: pipe(
+        prompts, kind, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+        num_images_per_prompt=n, generator=gen, output_type="pt", callback=measure_callback).samples,
+        lambda x: hybrid_readings(x, dec))
     parts = res.extras["components"]
     rows = [[res.images[k]] + [to_unit(p[k]) for p in parts] for k in range(num_images)]  # high bands around grey
     image_grid(rows, out / "hybrid.png", col_labels=["image"] + [f"{name}: {p!r}" for name, p in zip(dec.names, prompts)],
                cell=1.8, title=f"{kind} image, CFG {guidance_scale:g}")
-    if upsampler is not None:
-        big = upsampler(res, prompts, kind=kind, num_inference_steps=stage2_steps, guidance_scale=guidance_scale,
-                        generator=g, output_type="pt", callback=stage2_callback).samples
+    if big is not None:
         from fundiff.engine.decompositions import get_decomposition
 
         bands = get_decomposition(kind, big.shape[-1], big.shape[1]).components(big)
@@ -117,10 +125,7 @@ def run_hybrid(pipe: HybridPipeline, out: str | os.PathLike, prompts: Sequence[s
               **_best_of_record(res.record),
               **_readings_record(pipe, prompts, lambda: hybrid_readings(res.samples, dec)
                                  if reference is None and len(dec.names) == 2 else None),
-              **measured_rate(digits, measure, seed, lambda n, gen: pipe(
-                  prompts, kind, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-                  num_images_per_prompt=n, generator=gen, output_type="pt", callback=measure_callback).samples,
-                  lambda x: hybrid_readings(x, dec))}
+              **measured}
     write_json(out / "hybrid.json", record)
     return record
 
@@ -128,12 +133,7 @@ def run_hybrid(pipe: HybridPipeline, out: str | os.PathLike, prompts: Sequence[s
 def check_measure(pipe, prompts: Sequence[str], measure: int) -> list[int] | None:
     """The prompts' digits when ``measure`` > 0 (None for 0): a measurement needs the MNIST model and digit prompts."""
     check_count(measure, "measure", 0)
-    if not measure:
-        return None
-    if pipe.denoiser.name != "mnist":
-        raise FundiffError("measure reads each image with the shipped MNIST classifier: it needs the MNIST model, "
-                           f"not {pipe.denoiser.name}")
-    return digit_labels(prompts, "measure")
+    return digit_labels(prompts, "measure", pipe.denoiser.name) if measure else None
 
 
 def measured_rate(labels: list[int] | None, n: int, seed: int, sample: Callable[[int, torch.Generator], torch.Tensor],
@@ -146,9 +146,9 @@ def measured_rate(labels: list[int] | None, n: int, seed: int, sample: Callable[
     if labels is None:
         return {}
     views = readings(sample(n, torch.Generator().manual_seed(seed)))
-    right, _ = reading_scores(views, labels)
-    per_reading = [float((reading_scores([v], [label])[0]).float().mean()) for v, label in zip(views, labels)]
-    k = int(right.sum())
+    each = [reading_scores([v], [label])[0] for v, label in zip(views, labels)]   # one classifier pass per reading
+    per_reading = [float(ok.float().mean()) for ok in each]
+    k = int(torch.stack(each).all(0).sum())
     low, high = wilson_interval(k / n, n)
     return {"measured": {"n": n, "seed": seed, "best_of": 1, "both_right": k, "both_rate": round(k / n, 4),
                          "wilson95": [round(low, 4), round(high, 4)], "reading_rates": [round(r, 4) for r in per_reading]}}
