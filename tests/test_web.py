@@ -219,7 +219,8 @@ def test_inpaint_with_a_painted_mask_a_rectangle_or_none(den):
 
 
 def test_anagram_gives_the_image_its_view_and_an_animation(den, tmp_path):
-    img, viewed, gif = web.run_anagram(den, "6", "9", "rotate_180", steps=3, seed=0, out_dir=tmp_path)
+    img, viewed, gif, caption = web.run_anagram(den, "6", "9", "rotate_180", steps=3, seed=0, out_dir=tmp_path)
+    assert caption.startswith("The shipped classifier reads this image as ") and "under rotate_180" in caption
     assert img.size == viewed.size == (CELL, CELL)
     assert np.array_equal(np.asarray(viewed), np.asarray(img)[::-1, ::-1])
     with Image.open(gif) as anim:
@@ -230,14 +231,54 @@ def test_anagram_gives_the_image_its_view_and_an_animation(den, tmp_path):
 
 
 def test_hybrid_gives_the_image_and_its_components(den):
-    img, parts = web.run_hybrid(den, "hybrid", "1", "7", None, steps=3)
+    img, parts, caption = web.run_hybrid(den, "hybrid", "1", "7", None, steps=3)
     assert img.size == (CELL, CELL)
     assert [caption for _, caption in parts] == ["low: '1'", "high: '7'"]
-    _, parts = web.run_hybrid(den, "triple", "1", "7", "0", steps=2)
-    assert len(parts) == 3
+    assert "from afar" in caption and "up close" in caption
+    _, parts, caption = web.run_hybrid(den, "triple", "1", "7", "0", steps=2)
+    assert len(parts) == 3 and caption == ""                    # three bands have no far / close reading
     assert "color" not in web.usable_kinds(den)                 # grey model
     with pytest.raises(gr.Error, match="3 colour channels"):
         web.run_hybrid(den, "color", "1", "7", None, steps=2)
+
+
+def test_illusion_tabs_state_the_readings_and_the_rate_the_cli_measures(den, tmp_path):
+    """The caption says what the classifier reads in the shown image; measure N counts exactly what
+    ``fundiff anagram --measure N`` counts (the same images from the same seed); best-of is labelled."""
+    from fundiff.pipelines import AnagramPipeline, HybridPipeline
+    from fundiff.studies.illusions import read_as, run_anagram, run_hybrid
+
+    img, _, _, caption = web.run_anagram(den, "1", "7", "flip", steps=4, seed=3, measure=6, out_dir=tmp_path)
+    record = run_anagram(AnagramPipeline(den), tmp_path / "cli", ["1", "7"], num_inference_steps=4, num_images=1,
+                         seed=3, measure=6)
+    m = record["measured"]
+    assert f"Measured: {m['both_right']} of 6 new images ({m['both_rate']:.0%}" in caption
+    x = torch.from_numpy(np.asarray(img.convert("L"))[::SCALE, ::SCALE].copy()).float().div(127.5).sub(1)[None, None]
+    (up, p_up), (down, p_down) = read_as([x, x.flip(-2)])[0]    # the shown picture, read again from its pixels
+    assert f"**{up}** as is" in caption and f"**{down}** under flip" in caption
+    assert caption.split("\n\n")[0].endswith("right both ways.") == ((up, down) == (1, 7))
+    assert "Best of" not in caption
+
+    _, _, caption = web.run_hybrid(den, "hybrid", "1", "7", None, steps=4, seed=3, best_of=2, measure=4)
+    record = run_hybrid(HybridPipeline(den), tmp_path / "cli-h", ["1", "7"], num_inference_steps=4, num_images=1,
+                        seed=3, measure=4)
+    assert f"Measured: {record['measured']['both_right']} of 4 new images" in caption
+    assert "Best of 2: the classifier chose it from 2 candidates" in caption
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda den: web.run_anagram(den, "6", "9", "flip", steps=2, measure=65), "measure must be a whole number in 0..64"),
+    (lambda den: web.run_anagram(den, "6", "9", "flip", steps=2, best_of=9), "best of must be a whole number in 1..8"),
+    (lambda den: web.run_anagram(den, "", "9", "flip", steps=2, measure=2), "every prompt must name a digit"),
+    (lambda den: web.run_hybrid(den, "triple", "1", "7", "0", steps=2, measure=2), "needs two components"),
+])
+def test_bad_reading_options_give_a_message_before_any_work(den, monkeypatch, call, fragment):
+    from fundiff.pipelines.base import DiffusionPipeline
+
+    monkeypatch.setattr(DiffusionPipeline, "denoise_batches", lambda *a, **k: pytest.fail("the model ran"))
+    with pytest.raises(gr.Error) as excinfo:
+        call(den)
+    assert fragment in _message(excinfo)
 
 
 def test_an_rgb_text_model_works_too(tmp_path):
@@ -258,7 +299,8 @@ def test_an_rgb_text_model_works_too(tmp_path):
     canvas["composite"][60:90, 40:220, :3] = 0
     grid, _ = web.run_sdedit(rgb, canvas, "a rocket ship", strength=0.5, steps=2, num_images=1)
     assert grid.mode == "RGB"
-    _, parts = web.run_hybrid(rgb, "color", "a rocket ship", "a dog", None, steps=2)
+    _, parts, caption = web.run_hybrid(rgb, "color", "a rocket ship", "a dog", None, steps=2)
+    assert caption == ""                                        # only the MNIST model has a classifier to read with
     assert [caption.split(":")[0] for _, caption in parts] == ["grey", "colour"]
 
 
@@ -502,6 +544,22 @@ def test_browser_sdedit_of_a_digit_drawn_on_the_canvas(page, server):
     drawn = np.asarray(image.convert("L"))[2 * SCALE:30 * SCALE, 2 * SCALE:30 * SCALE]
     assert drawn.max() > 200 and drawn.mean() < 128                       # white strokes on black: the drawing arrived
     assert "i_start" in page.locator("#sdedit-caption").inner_text()
+    assert server["proc"].poll() is None
+
+
+@pytest.mark.slow
+def test_browser_anagram_from_a_report_pair_with_its_measured_rate(page, server):
+    page.get_by_role("tab", name="Anagram").click()
+    page.locator("#tab-anagram").get_by_text("pairs the report shows").scroll_into_view_if_needed()
+    page.locator("#tab-anagram tr.tr-body").filter(has_text="rotate_cw").first.click()   # the example 7 / 1
+    page.wait_for_function("() => document.querySelector('#tab-anagram textarea').value === '7'")
+    _set_number(page, "#anagram-steps", 4)
+    _set_number(page, "#anagram-measure", 4)
+    page.click("#anagram-button")
+    page.wait_for_function("() => (document.querySelector('#anagram-caption') || {}).innerText?.includes('Measured')")
+    caption = page.locator("#anagram-caption").inner_text()
+    assert "reads this image as" in caption and "under rotate_cw" in caption and "of 4 new images" in caption
+    assert _fetched_image(page, "#anagram-image").size == (CELL, CELL)
     assert server["proc"].poll() is None
 
 

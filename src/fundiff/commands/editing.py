@@ -169,9 +169,7 @@ def cmd_hybrid(args) -> int:
 
 def measured_line(record: dict) -> str:
     """'; read right both ways: k of n (x%, Wilson 95% lo-hi)' for a record with a measurement, else ''."""
+    from fundiff.studies.illusions import rate_text
+
     m = record.get("measured")
-    if not m:
-        return ""
-    low, high = m["wilson95"]
-    return (f"; read right both ways: {m['both_right']} of {m['n']} new images ({m['both_rate']:.0%}, "
-            f"Wilson 95% {low:.0%}-{high:.0%})")
+    return f"; read right both ways: {rate_text(m, 'new images')}" if m else ""

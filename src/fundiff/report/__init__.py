@@ -53,25 +53,21 @@ def _reading_claim(section: Section, records: list[dict[str, Any]]) -> str:
     reads right every way, with the Wilson 95% interval, and all pairs pooled (this run; also in the section's
     numbers under ``measured``)."""
     from fundiff.metrics import wilson_interval
+    from fundiff.studies.illusions import rate_text
 
     rows = [r for r in records if "measured" in r]
     names = [f"{'/'.join(r['prompts'])} {r.get('views', [None, r.get('kind')])[-1]}" for r in rows]
     section.numbers["measured"] = {name: r["measured"] for name, r in zip(names, rows)}
     if not rows:
         return "No illusion was measured (the prompts name no digits)."
-    per = "; ".join(f"{name} {_rate(r['measured'])}" for name, r in zip(names, rows))
+    per = "; ".join(f"{name} {rate_text(r['measured'])}" for name, r in zip(names, rows))
     k, n = sum(r["measured"]["both_right"] for r in rows), sum(r["measured"]["n"] for r in rows)
     low, high = wilson_interval(k / n, n)
     pooled = {"both_right": k, "n": n, "both_rate": k / n, "wilson95": [low, high]}
     return (f"Measured: the share of new images (from the shown images' seed, no best-of) that the shipped classifier "
-            f"reads right both ways: {per}; all {len(rows)} pairs {_rate(pooled)}. These pairs were picked to show the "
+            f"reads right both ways: {per}; all {len(rows)} pairs {rate_text(pooled)}. These pairs were picked to show the "
             "illusion; bench/illusions.py measures every digit pair (bench/results/illusions-all.json) and the levers "
             "tried (bench/results/illusion-levers.json, docs/illusions.md).")
-
-
-def _rate(m: dict[str, Any]) -> str:
-    low, high = m["wilson95"]
-    return f"{m['both_right']} of {m['n']} ({m['both_rate']:.0%}, Wilson 95% {low:.0%}-{high:.0%})"
 
 
 def _fmt(x: float, nd: int = 1) -> str:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from fundiff.studies import illusions as _illusions
+
 PHOTO = "a high quality photo"   # the study's weak prompt for DeepFloyd
 DEEPFLOYD_PROMPTS_3 = ["a rocket ship", "a photo of a dog", "an oil painting of an old man"]   # 1.5-1.6 and stage II
 DEEPFLOYD_EDIT = "a rocket ship"                                                             # text-conditional 1.7.3
@@ -12,8 +14,7 @@ DEEPFLOYD_ANAGRAMS = [("an oil painting of an old man", "an oil painting of peop
 DEEPFLOYD_HYBRIDS = [("a lithograph of a skull", "a lithograph of waterfalls", "hybrid"),
                      ("a watercolor of a panda", "a watercolor of a rocky mountain", "hybrid"),
                      ("a photo of an old man", "a photo of a dog", "hybrid")]
-MNIST_ANAGRAMS = [("6", "9", "flip"), ("2", "5", "flip"), ("1", "7", "flip"), ("7", "1", "rotate_cw"),
-                  ("3", "8", "rotate_cw"), ("8", "3", "negate")]   # 8/3: the best negate pair of bench/results/illusions-all.json
+MNIST_ANAGRAMS, MNIST_HYBRIDS = _illusions.MNIST_ANAGRAMS, _illusions.MNIST_HYBRIDS   # the web UI shows them too
 # Part A's own inputs (1.7-1.7.3 ask for the test image plus two of your own): bundled sample names
 # (fundiff.engine.inputs.sample_names). SDEdit: (input, prompt, folder); a web photo and hand-drawn images (1.7.1).
 MNIST_SDEDIT = [("digit-7", "", "sdedit"), ("chelsea", "", "sdedit-photo"), ("hand-2", "", "sdedit-hand-2"),
@@ -24,7 +25,6 @@ DEEPFLOYD_SDEDIT = [("astronaut", PHOTO, "sdedit"), ("chelsea", PHOTO, "sdedit-p
                     ("sketch-house", PHOTO, "sdedit-sketch"), ("sketch-smiley", PHOTO, "sdedit-sketch-2")]
 DEEPFLOYD_SDEDIT_TEXT = [("astronaut", DEEPFLOYD_EDIT), ("chelsea", DEEPFLOYD_EDIT), ("coffee", DEEPFLOYD_EDIT)]
 DEEPFLOYD_INPAINT = [("astronaut", "2:20,24:42"), ("chelsea", "8:30,16:48"), ("coffee", "30:60,10:54")]
-MNIST_HYBRIDS = [("1", "7", "hybrid"), ("0", "1", "hybrid"), ("1", "7", "motion")]
 
 
 def deepfloyd_prompts() -> list[str]:

@@ -20,9 +20,14 @@ from fundiff.pipelines.base import check_count, to_unit
 from fundiff.errors import FundiffError
 from fundiff.pipelines.illusions import AnagramPipeline, HybridPipeline
 from fundiff.pipelines.readings import (anagram_readings, check_readable, digit_labels, hybrid_readings,
-                                      reading_scores)
+                                      reading_probabilities, reading_scores)
 
 ANIMATIONS = ("gif", "mp4")   # mp4 needs the optional extra fundiff[video] (imageio-ffmpeg)
+# The MNIST illusions the report and the web UI show (prompt 1, prompt 2, view or kind); bench/illusions.py
+# measures every pair (bench/results/illusions-all.json), and 8/3 is its best negate pair.
+MNIST_ANAGRAMS = [("6", "9", "flip"), ("2", "5", "flip"), ("1", "7", "flip"), ("7", "1", "rotate_cw"),
+                  ("3", "8", "rotate_cw"), ("8", "3", "negate")]
+MNIST_HYBRIDS = [("1", "7", "hybrid"), ("0", "1", "hybrid"), ("1", "7", "motion")]
 
 
 def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence[str], *,
@@ -154,20 +159,38 @@ def measured_rate(labels: list[int] | None, n: int, seed: int, sample: Callable[
                          "wilson95": [round(low, 4), round(high, 4)], "reading_rates": [round(r, 4) for r in per_reading]}}
 
 
-def _readings_record(pipe, prompts: Sequence[str], readings: Callable) -> dict[str, Any]:
-    """On the MNIST backend with a digit per prompt: how many of the shown images the shipped classifier reads
-    right in every reading (fundiff.pipelines.readings, as bench/illusions.py counts them)."""
+def rate_text(measured: dict[str, Any], of: str = "") -> str:
+    """'k of n[ OF] (x%, Wilson 95% lo-hi)' for a ``measured`` record (:func:`measured_rate`)."""
+    low, high = measured["wilson95"]
+    return (f"{measured['both_right']} of {measured['n']}{' ' + of if of else ''} ({measured['both_rate']:.0%}, "
+            f"Wilson 95% {low:.0%}-{high:.0%})")
+
+
+def readable_digits(pipe, prompts: Sequence[str]) -> list[int] | None:
+    """The prompts' digits when the classifier can read this illusion (the MNIST backend, a digit per prompt),
+    else None."""
     from fundiff.prompts import parse_digit_prompt
 
     if pipe.denoiser.name != "mnist":
-        return {}
+        return None
     try:
         labels = [parse_digit_prompt(p) for p in prompts]
     except FundiffError:
-        return {}
-    if any(label is None for label in labels):
-        return {}
-    views = readings()
+        return None
+    return None if any(label is None for label in labels) else labels
+
+
+def read_as(views: Sequence[torch.Tensor]) -> list[list[tuple[int, float]]]:
+    """Per image, what the shipped classifier reads in each reading: (top digit, its probability)."""
+    tops = [reading_probabilities(v).max(1) for v in views]
+    return [[(int(top.indices[k]), float(top.values[k])) for top in tops] for k in range(len(views[0]))]
+
+
+def _readings_record(pipe, prompts: Sequence[str], readings: Callable) -> dict[str, Any]:
+    """On the MNIST backend with a digit per prompt: how many of the shown images the shipped classifier reads
+    right in every reading (fundiff.pipelines.readings, as bench/illusions.py counts them)."""
+    labels = readable_digits(pipe, prompts)
+    views = None if labels is None else readings()
     if views is None:
         return {}
     right, _ = reading_scores(views, labels)

@@ -3,7 +3,9 @@
 Tabs: Generate (prompt -> images), SDEdit (an uploaded image or a digit drawn on a canvas -> edited
 images), Inpaint (a mask painted on the image, or a rectangle -> regenerated region), Anagram (two
 prompts and a view -> one image that reads differently under the view, with its animation) and
-Hybrid (prompts per frequency band -> one image and its components).
+Hybrid (prompts per frequency band -> one image and its components).  On the MNIST model the illusion
+tabs offer the report's pairs as examples, say how the shipped classifier reads the image, and can
+keep the best of N candidates or measure the rate on N new images (:mod:`fundiff.studies.illusions`).
 
 The model is loaded once per server process (:func:`build_app`); every job goes through gradio's
 queue, ``concurrency`` at a time (default 1: in order of arrival) with at most ``max_queue``
@@ -22,7 +24,8 @@ from __future__ import annotations
 import hmac
 
 from fundiff.errors import FundiffError
-from fundiff.web.forms import (CANVAS, DEFAULT_STEPS, DISPLAY, MAX_IMAGES, MAX_STEPS,
+from fundiff.studies.illusions import MNIST_ANAGRAMS, MNIST_HYBRIDS
+from fundiff.web.forms import (CANVAS, DEFAULT_STEPS, DISPLAY, MAX_BEST_OF, MAX_IMAGES, MAX_MEASURE, MAX_STEPS,
                                MAX_UPLOAD, OUTPUT_BUTTONS, _blank_canvas, _default_photo, _editor_value,
                                gr, load_upload, upload_to_canvas)
 from fundiff.web.jobs import (run_anagram, run_generate, run_generate_fast, run_hybrid, run_inpaint, run_sdedit,
@@ -44,6 +47,15 @@ def _guidance_slider() -> gr.Slider:
 
 def _seed_box(seed: int = 0) -> gr.Number:
     return gr.Number(value=seed, precision=0, minimum=0, label="seed", info="same seed, same images")
+
+
+def _reading_controls(tab: str, visible: bool) -> tuple[gr.Slider, gr.Slider]:
+    """Best-of N and measure N (MNIST: the shipped classifier reads each illusion; hidden for other models)."""
+    best = gr.Slider(1, MAX_BEST_OF, value=1, step=1, label="best of", visible=visible, elem_id=f"{tab}-best-of",
+                     info="make N candidates and keep the one the classifier reads right both ways (a selection)")
+    measure = gr.Slider(0, MAX_MEASURE, value=0, step=1, label="measure", visible=visible, elem_id=f"{tab}-measure",
+                        info="also make N new images, without best-of, and count how many read right both ways")
+    return best, measure
 
 
 def _prompt_help(den) -> str:
@@ -116,11 +128,11 @@ def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_
     def inpaint_job(editor, rect, prompt, steps, guidance, seed, n, progress=gr.Progress()):
         return run_inpaint(base, editor, rect, prompt, steps, guidance, seed, n, progress=progress)
 
-    def anagram_job(p1, p2, view, steps, guidance, seed, progress=gr.Progress()):
-        return run_anagram(base, p1, p2, view, steps, guidance, seed, progress=progress)
+    def anagram_job(p1, p2, view, steps, guidance, seed, best_of, measure, progress=gr.Progress()):
+        return run_anagram(base, p1, p2, view, steps, guidance, seed, best_of, measure, progress=progress)
 
-    def hybrid_job(kind, p1, p2, p3, steps, guidance, seed, progress=gr.Progress()):
-        return run_hybrid(base, kind, p1, p2, p3, steps, guidance, seed, progress=progress)
+    def hybrid_job(kind, p1, p2, p3, steps, guidance, seed, best_of, measure, progress=gr.Progress()):
+        return run_hybrid(base, kind, p1, p2, p3, steps, guidance, seed, best_of, measure, progress=progress)
 
     # every job that runs the model shares one queue slot pool: `concurrency` jobs at once, the rest wait in order
     job = {"concurrency_id": "model", "concurrency_limit": concurrency}
@@ -232,7 +244,11 @@ def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_
                         a_steps = _steps_slider("anagram-steps")
                         a_guidance = _guidance_slider()
                         a_seed = _seed_box(seed)
+                        a_best, a_measure = _reading_controls("anagram", mnist)
                         a_button = gr.Button("Make anagram", variant="primary", elem_id="anagram-button")
+                        if mnist:   # the report's pairs (docs/illusions.md gives every pair's measured rate)
+                            gr.Examples([list(pair) for pair in MNIST_ANAGRAMS], [a_p1, a_p2, a_view],
+                                        label="pairs the report shows")
                     with gr.Column():
                         with gr.Row():
                             a_img = gr.Image(label="prompt 1", type="pil", format="png", interactive=False,
@@ -241,8 +257,9 @@ def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_
                                                 interactive=False, buttons=OUTPUT_BUTTONS, elem_id="anagram-viewed")
                         a_gif = gr.Image(label="animation", type="filepath", interactive=False, buttons=OUTPUT_BUTTONS,
                                          elem_id="anagram-gif")
-                a_button.click(anagram_job, [a_p1, a_p2, a_view, a_steps, a_guidance, a_seed],
-                               [a_img, a_viewed, a_gif], api_name="anagram", **job)
+                        a_caption = gr.Markdown(elem_id="anagram-caption")
+                a_button.click(anagram_job, [a_p1, a_p2, a_view, a_steps, a_guidance, a_seed, a_best, a_measure],
+                               [a_img, a_viewed, a_gif, a_caption], api_name="anagram", **job)
 
             with gr.Tab("Hybrid", id="hybrid", elem_id="tab-hybrid"):
                 gr.Markdown("Each component of the image (e.g. low / high frequencies) follows its own prompt "
@@ -261,14 +278,19 @@ def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_
                         h_steps = _steps_slider("hybrid-steps")
                         h_guidance = _guidance_slider()
                         h_seed = _seed_box(seed)
+                        h_best, h_measure = _reading_controls("hybrid", mnist)
                         h_button = gr.Button("Make hybrid", variant="primary", elem_id="hybrid-button")
+                        if mnist:
+                            gr.Examples([[kind, a, b] for a, b, kind in MNIST_HYBRIDS], [h_kind, h_p1, h_p2],
+                                        label="hybrids the report shows")
                     with gr.Column():
                         h_img = gr.Image(label="hybrid image", type="pil", format="png", interactive=False,
                                          buttons=OUTPUT_BUTTONS, elem_id="hybrid-image")
                         h_parts = gr.Gallery(label="components", columns=3, format="png", buttons=OUTPUT_BUTTONS,
                                              elem_id="hybrid-parts")
-                h_button.click(hybrid_job, [h_kind, h_p1, h_p2, h_p3, h_steps, h_guidance, h_seed],
-                               [h_img, h_parts], api_name="hybrid", **job)
+                        h_caption = gr.Markdown(elem_id="hybrid-caption")
+                h_button.click(hybrid_job, [h_kind, h_p1, h_p2, h_p3, h_steps, h_guidance, h_seed, h_best, h_measure],
+                               [h_img, h_parts, h_caption], api_name="hybrid", **job)
     demo.queue(default_concurrency_limit=concurrency, max_size=max_queue)
     demo.fundiff_pipeline = base   # the shared model and its thresholding (for tests and embedding apps)
     return demo

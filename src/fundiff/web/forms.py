@@ -28,6 +28,8 @@ from fundiff.errors import FundiffError  # noqa: E402
 DEFAULT_STEPS = 20       # fewer than the study's 34 strided steps, for speed on a CPU
 MAX_STEPS = 100
 MAX_IMAGES = 16
+MAX_BEST_OF = 8          # candidates per illusion for best-of (MNIST)
+MAX_MEASURE = 64         # new images an illusion's measured rate may count (MNIST)
 CANVAS = 256             # the drawing canvases are CANVAS x CANVAS pixels
 DISPLAY = 256            # results are enlarged (nearest neighbour) to about this many pixels
 ANIMATION_FRAMES = 24
@@ -100,8 +102,12 @@ def _prompt(den, text: str | None) -> str:
     return den.default_prompt if text is None else str(text).strip()
 
 
+def _seed(seed: Any) -> int:
+    return _int(seed, "seed", 0, 2**63 - 1, default=0)
+
+
 def _generator(seed: Any) -> torch.Generator:
-    return torch.Generator().manual_seed(_int(seed, "seed", 0, 2**63 - 1, default=0))
+    return torch.Generator().manual_seed(_seed(seed))
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:

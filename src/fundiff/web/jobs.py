@@ -12,9 +12,10 @@ import torch
 from PIL import Image
 
 from fundiff.errors import FundiffError
-from fundiff.web.forms import (ANAGRAM_VIEWS, ANIMATION_FRAMES, DEFAULT_STEPS, HYBRID_KINDS, MAX_IMAGES, MAX_STEPS,
-                               _float, _generator, _int, _progress, _prompt, _rgba, _scratch_file, _unit, canvas_image,
-                               canvas_mask, to_picture, user_errors)
+from fundiff.studies.illusions import check_measure, measured_rate, rate_text, read_as, readable_digits
+from fundiff.web.forms import (ANAGRAM_VIEWS, ANIMATION_FRAMES, DEFAULT_STEPS, HYBRID_KINDS, MAX_BEST_OF, MAX_IMAGES,
+                               MAX_MEASURE, MAX_STEPS, _float, _generator, _int, _progress, _prompt, _rgba, _scratch_file,
+                               _seed, _unit, canvas_image, canvas_mask, to_picture, user_errors)
 
 # --------------------------------------------------------------------------------------------------
 # The jobs: plain functions of a denoiser and the form's values
@@ -127,14 +128,18 @@ def run_inpaint(den, editor: Any, rect: str | None, prompt: str, steps: Any = DE
 
 @user_errors
 def run_anagram(den, prompt1: str, prompt2: str, view: str = "flip", steps: Any = DEFAULT_STEPS,
-                guidance_scale: Any = 7.0, seed: Any = 0, frames: Any = ANIMATION_FRAMES,
-                progress=None, out_dir: str | os.PathLike | None = None) -> tuple[Image.Image, Image.Image, str]:
+                guidance_scale: Any = 7.0, seed: Any = 0, best_of: Any = 1, measure: Any = 0,
+                frames: Any = ANIMATION_FRAMES, progress=None,
+                out_dir: str | os.PathLike | None = None) -> tuple[Image.Image, Image.Image, str, str]:
     """A visual anagram (reference 1.8): the image reads as prompt 1, and as prompt 2 under ``view``.
 
-    Returns the image, the image under the view, and the path of the GIF animation between them.
+    MNIST with digit prompts: ``best_of`` N keeps the best of N candidates, and ``measure`` N > 0 makes N more
+    images (no best-of) to count how often the classifier reads them right both ways.  Returns the image, the
+    image under the view, the path of the GIF animation between them, and a caption with the readings.
     """
     from fundiff.engine.animation import save_animation, view_frames
     from fundiff.pipelines import AnagramPipeline
+    from fundiff.pipelines.readings import anagram_readings
 
     if not view or str(view).strip().split(":")[0] in ("identity", "permute"):
         raise FundiffError(f"choose a view that changes the image: {', '.join(ANAGRAM_VIEWS)}")
@@ -142,36 +147,87 @@ def run_anagram(den, prompt1: str, prompt2: str, view: str = "flip", steps: Any 
     prompts = [_prompt(pipe.denoiser, prompt1), _prompt(pipe.denoiser, prompt2)]
     n_frames = _int(frames, "frames", 2, 120, default=ANIMATION_FRAMES)
     n_steps = _int(steps, "steps", 1, MAX_STEPS)
-    out = pipe(prompts, ["identity", str(view)], num_inference_steps=n_steps,
-               guidance_scale=_float(guidance_scale, "guidance scale", 0, 100), num_images_per_prompt=1,
-               generator=_generator(seed), output_type="pt", callback=_progress(progress, n_steps, "anagram"))
+    settings = dict(views=["identity", str(view)], num_inference_steps=n_steps,
+                    guidance_scale=_float(guidance_scale, "guidance scale", 0, 100), output_type="pt")
+    n_best, n_measure, digits = _reading_options(pipe, prompts, best_of, measure)
+    out = pipe(prompts, **settings, num_images_per_prompt=1, generator=_generator(seed), best_of=n_best,
+               callback=_progress(progress, n_steps, "anagram"))
     flip = out.extras["views"][1]
+    measured = measured_rate(digits, n_measure, _seed(seed), lambda n, gen: pipe(
+        prompts, **settings, num_images_per_prompt=n, generator=gen,
+        callback=_progress(progress, n_steps * len(pipe.batches(n, None)), "measuring")).samples,
+        lambda x: anagram_readings(x, out.extras["views"]))
     unit = out.images[0]
     viewed = _unit(flip.view(out.samples)[0])
     path = Path(out_dir) / "anagram.gif" if out_dir is not None else _scratch_file("anagram", ".gif")
     gif = save_animation(view_frames(unit, flip, n_frames), path)
-    return to_picture(unit[None]), to_picture(viewed[None]), str(gif)
+    caption = _reading_caption(pipe, prompts, ["as is", f"under {flip.name}"],
+                               lambda: anagram_readings(out.samples, out.extras["views"]), n_best, measured)
+    return to_picture(unit[None]), to_picture(viewed[None]), str(gif), caption
 
 
 @user_errors
 def run_hybrid(den, kind: str, prompt1: str, prompt2: str, prompt3: str | None = None, steps: Any = DEFAULT_STEPS,
-               guidance_scale: Any = 7.0, seed: Any = 0, progress=None) -> tuple[Image.Image, list]:
+               guidance_scale: Any = 7.0, seed: Any = 0, best_of: Any = 1, measure: Any = 0,
+               progress=None) -> tuple[Image.Image, list, str]:
     """A hybrid / factorized image (reference 1.9): component i of the image from prompt i.
 
-    Returns the image and a list of (component picture, caption).
+    ``best_of`` and ``measure`` as for :func:`run_anagram` (a two-component hybrid is read from afar and up close).
+    Returns the image, a list of (component picture, caption), and a caption with the readings.
     """
     from fundiff.pipelines import HybridPipeline
+    from fundiff.pipelines.readings import check_readable, hybrid_readings
 
     pipe = _pipe(HybridPipeline, den)
     dec = pipe.decomposition(str(kind))
     prompts = [_prompt(pipe.denoiser, p) for p in [prompt1, prompt2, prompt3][:len(dec)]]
     n_steps = _int(steps, "steps", 1, MAX_STEPS)
-    out = pipe(prompts, str(kind), num_inference_steps=n_steps,
-               guidance_scale=_float(guidance_scale, "guidance scale", 0, 100), num_images_per_prompt=1,
-               generator=_generator(seed), output_type="pt", callback=_progress(progress, n_steps, "hybrid"))
+    settings = dict(num_inference_steps=n_steps, guidance_scale=_float(guidance_scale, "guidance scale", 0, 100),
+                    output_type="pt")
+    n_best, n_measure, digits = _reading_options(pipe, prompts, best_of, measure)
+    if digits is not None:
+        check_readable(dec)
+    out = pipe(prompts, str(kind), **settings, num_images_per_prompt=1, generator=_generator(seed), best_of=n_best,
+               callback=_progress(progress, n_steps, "hybrid"))
+    measured = measured_rate(digits, n_measure, _seed(seed), lambda n, gen: pipe(
+        prompts, str(kind), **settings, num_images_per_prompt=n, generator=gen,
+        callback=_progress(progress, n_steps * len(pipe.batches(n, None)), "measuring")).samples,
+        lambda x: hybrid_readings(x, dec))
     gallery = [(to_picture(_unit(p)), f"{name}: {prompt!r}")
                for p, name, prompt in zip(out.extras["components"], dec.names, prompts)]
-    return to_picture(out.images), gallery
+    caption = _reading_caption(pipe, prompts, ["from afar", "up close"],
+                               lambda: hybrid_readings(out.samples, dec) if len(dec.names) == 2 else None,
+                               n_best, measured)
+    return to_picture(out.images), gallery, caption
+
+
+def _reading_options(pipe, prompts: list[str], best_of: Any, measure: Any) -> tuple[int, int, list[int] | None]:
+    """The form's best-of N and measure N, checked before any model call (the pipeline checks best-of's prompts);
+    the prompts' digits when measuring."""
+    n_best = _int(best_of, "best of", 1, MAX_BEST_OF, default=1)
+    n_measure = _int(measure, "measure", 0, MAX_MEASURE, default=0)
+    return n_best, n_measure, check_measure(pipe, prompts, n_measure)
+
+
+def _reading_caption(pipe, prompts: list[str], names: list[str], readings, best_of: int, measured: dict) -> str:
+    """What the shipped classifier reads in the shown image (MNIST, digit prompts; '' otherwise), whether best-of
+    chose it, and the measured rate when one was asked for."""
+    labels = readable_digits(pipe, prompts)
+    views = None if labels is None else readings()
+    if views is None:
+        return ""
+    read = read_as(views)[0]
+    seen = " and ".join(f"**{digit}** {name} ({p:.0%})" for (digit, p), name in zip(read, names))
+    right = all(digit == label for (digit, _), label in zip(read, labels))
+    wanted = " and ".join(f"{label} {name}" for label, name in zip(labels, names))
+    lines = [f"The shipped classifier reads this image as {seen}: {'right both ways' if right else 'wanted ' + wanted}."]
+    if best_of > 1:
+        lines.append(f"Best of {best_of}: the classifier chose it from {best_of} candidates (read right both ways, "
+                     "most confident), so it shows a selection, not how often the model succeeds.")
+    if measured:
+        lines.append(f"Measured: {rate_text(measured['measured'], 'new images')} from this seed, without best-of, "
+                     "read right both ways.")
+    return "\n\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------
