@@ -129,6 +129,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "illusions-classifier-guidance.json")
     ap.add_argument("--grid", type=Path, default=None, help="write 8 images per pair at each scale to this PNG")
     args = ap.parse_args()
+    try:
+        scales = [float(s) for s in args.scales.split(",")]
+    except ValueError:
+        ap.error(f"--scales must be numbers separated by commas, got {args.scales!r}")
     torch.set_num_threads(2)
     start = time.time()
     den = load_denoiser("mnist", device="cpu")
@@ -137,7 +141,7 @@ def main() -> None:
     pipe = AnagramPipeline(den)
     ts = pipe.check_steps(None)
     results, rows = {}, []
-    for scale in [float(s) for s in args.scales.split(",")]:
+    for scale in scales:
         res, row = {}, []
         for view, pairs in TARGETS.items():
             hits = 0
