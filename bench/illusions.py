@@ -65,6 +65,7 @@ def noise(n: int, first_seed: int) -> torch.Tensor:
     return torch.cat([torch.randn(1, 1, 28, 28, generator=torch.Generator().manual_seed(first_seed + k)) for k in range(n)])
 
 
+SEEN = {"flip": "flipped", "rotate_cw": "rotated", "negate": "negated"}   # a figure row's name for the view
 OTHER = "other"   # --negative other: each view / component is guided away from the other prompt
 
 
@@ -120,8 +121,12 @@ def target_pairs() -> tuple[dict, list]:
     return {v: TARGETS[v] for v in ("flip", "rotate_cw")}, TARGETS["hybrid"]
 
 
-def measure(settings: Settings, anagrams: dict, hybrids: list, n: int, log=print) -> dict:
-    """Both-readings-right rows for the given pairs (n images each) under ``settings``, and their pooled shares."""
+def measure(settings: Settings, anagrams: dict, hybrids: list, n: int, log=print, shown: list | None = None) -> dict:
+    """Both-readings-right rows for the given pairs (n images each) under ``settings``, and their pooled shares.
+
+    With ``shown`` (a list), each pair appends its first 8 images' readings as figure rows: (row label, images in
+    [-1, 1], what the classifier read, the digit it should read).
+    """
     anagram = AnagramPipeline.from_pretrained(settings.model, threshold=settings.threshold)
     hybrid = HybridPipeline.from_pipe(anagram)
     clf = load_classifier()
@@ -145,7 +150,11 @@ def measure(settings: Settings, anagrams: dict, hybrids: list, n: int, log=print
         for a, b in pairs:
             img = sample(anagram, [a, b], ["identity", view_name], reduction=settings.reduction,
                          **settings.call_options(a, b))
-            ok_a, ok_b = read(img) == int(a), read(view.view(img)) == int(b)
+            read_a, read_b = read(img), read(view.view(img))
+            ok_a, ok_b = read_a == int(a), read_b == int(b)
+            if shown is not None:
+                shown += [(f"{view_name} {a}/{b}\nupright", img[:8], read_a[:8], int(a)),
+                          (SEEN.get(view_name, view_name), view.view(img[:8]), read_b[:8], int(b))]
             rows.append(with_interval({"kind": "anagram", "view": view_name, "A": a, "B": b, "n": n,
                                        "A_rate": ok_a.float().mean().item(), "B_rate": ok_b.float().mean().item(),
                                        "both_rate": (ok_a & ok_b).float().mean().item()}))
@@ -157,7 +166,11 @@ def measure(settings: Settings, anagrams: dict, hybrids: list, n: int, log=print
     for a, b in hybrids:
         img = sample(hybrid, [a, b], "hybrid", **settings.call_options(a, b))
         low, close = hybrid_readings(img, dec)   # from afar, up close: the readings best-of uses too
-        ok_a, ok_b = read(low) == int(a), read(close) == int(b)
+        read_a, read_b = read(low), read(close)
+        ok_a, ok_b = read_a == int(a), read_b == int(b)
+        if shown is not None:
+            shown += [(f"hybrid {a}/{b}\nimage", img[:8], None, None), ("from afar", low[:8], read_a[:8], int(a)),
+                      ("up close", close[:8], read_b[:8], int(b))]
         rows.append(with_interval({"kind": "hybrid", "A": a, "B": b, "n": n, "A_rate": ok_a.float().mean().item(),
                                    "B_rate": ok_b.float().mean().item(), "both_rate": (ok_a & ok_b).float().mean().item(),
                                    "whole_image_reads_A": (read(img) == int(a)).float().mean().item()}))
@@ -172,6 +185,17 @@ def measure(settings: Settings, anagrams: dict, hybrids: list, n: int, log=print
             "seconds": round(time.time() - start, 1), "rows": rows}
 
 
+def write_figure(shown: list, path: Path, title: str) -> None:
+    """``measure``'s figure rows as one labelled grid (fundiff.figures.image_grid)."""
+    from fundiff.figures import image_grid
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    labels = [[] if got is None else [f"{int(g)}" if int(g) == want else f"!{int(g)}" for g in got]
+              for _, _, got, want in shown]
+    image_grid([[((im + 1) / 2).clamp(0, 1) for im in imgs] for _, imgs, _, _ in shown], path,
+               row_labels=[label for label, *_ in shown], cell_labels=labels, title=title, cell=0.75)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=50)
@@ -180,6 +204,9 @@ def main() -> None:
                          "targets: issue 17's target sets only")
     add_setting_flags(ap)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "illusions.json")
+    ap.add_argument("--figure", type=Path, default=None,
+                    help="also write each pair's first 8 images, every reading labelled with what the classifier read "
+                         "(red: wrong), to this PNG")
     args = ap.parse_args()
     torch.set_num_threads(2)
     settings = settings_from(args)
@@ -188,7 +215,8 @@ def main() -> None:
     else:
         anagrams = {v: all_pairs() for v in ANAGRAMS} if args.pairs == "all" else ANAGRAMS
         hybrids = sorted(set(HYBRIDS) | set(TARGETS["hybrid"]))
-    result = measure(settings, anagrams, hybrids, args.seeds, log=lambda line: print(line, flush=True))
+    shown = [] if args.figure is not None else None
+    result = measure(settings, anagrams, hybrids, args.seeds, log=lambda line: print(line, flush=True), shown=shown)
     summary = {"command": f"python bench/illusions.py --pairs {args.pairs} --seeds {args.seeds} {settings.flags()} "
                           f"--out {args.out}", "model": "embedded MNIST flow (fundiff/assets/mnist_flow.safetensors)",
                "timesteps": "990..0 by 30", "guidance_scale": args.guidance_scale, **result}
@@ -196,6 +224,9 @@ def main() -> None:
         summary["model"] = args.model
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
+    if shown is not None:
+        write_figure(shown, args.figure, f"{settings.flags()}; label: what the classifier reads (red: wrong)")
+        print(f"wrote {args.figure}")
     print(f"wrote {args.out} in {summary['seconds']} s")
 
 

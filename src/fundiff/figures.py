@@ -46,8 +46,13 @@ def image_grid(
     col_labels: Sequence[str] | None = None,
     title: str | None = None,
     cell: float = 1.1,
+    cell_labels: Sequence[Sequence[str]] | None = None,
 ) -> Path:
-    """A grid of images in [0, 1]; ``rows[r][c]`` is (H, W), (1, H, W) or (3, H, W)."""
+    """A grid of images in [0, 1]; ``rows[r][c]`` is (H, W), (1, H, W) or (3, H, W).
+
+    ``cell_labels[r][c]``, where given, is written under that image (a label that starts with "!" is drawn
+    red, without the "!": a reading that is wrong, say).
+    """
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
     fig, axes = plt.subplots(
         n_rows, n_cols, figsize=(cell * n_cols + (1.2 if row_labels else 0.2), cell * n_rows + (0.5 if title else 0.1)),
@@ -62,6 +67,10 @@ def image_grid(
                 spine.set_visible(False)
             if c < len(row):
                 ax.imshow(_to_numpy_image(row[c]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            label = cell_labels[r][c] if cell_labels is not None and r < len(cell_labels) and c < len(cell_labels[r]) else ""
+            if label:
+                wrong = label.startswith("!")
+                ax.set_xlabel(label[1:] if wrong else label, fontsize=7, color="red" if wrong else "black", labelpad=1)
             if r == 0 and col_labels is not None and c < len(col_labels):
                 ax.set_title(col_labels[c], fontsize=8)
             if c == 0 and row_labels is not None and r < len(row_labels):
