@@ -163,6 +163,16 @@ def test_bad_input_is_one_line_and_writes_nothing(argv, fragment, files, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == [], "left behind: " + ", ".join(p.name for p in tmp_path.iterdir())
 
 
+def test_serve_without_gradio_says_how_to_install_it(monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gradio" else real(name, *a))
+    assert main(["serve", "--port", "7869"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("fundiff serve needs gradio: pip install 'fundiff[web]'") and len(err.splitlines()) == 1, err
+
+
 # --------------------------------------------------------------------------------------------------
 # The web handlers: a one-line message on the page (gr.Error), no traceback, no file in their scratch folder
 

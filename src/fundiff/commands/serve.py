@@ -6,6 +6,7 @@ and run ``--concurrency`` at a time (default 1: in order of arrival).
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import socket
 import sys
@@ -112,10 +113,8 @@ def cmd_serve(args) -> int:
     logins = parse_logins(args.auth, args.auth_file)
     check_access(args.host, logins, args.no_auth)
     check_port(args.host, args.port)
-    try:
-        import gradio  # noqa: F401
-    except ImportError:
-        raise FundiffError("fundiff serve needs gradio: pip install 'fundiff[web]'") from None
+    if importlib.util.find_spec("gradio") is None:
+        raise FundiffError("fundiff serve needs gradio: pip install 'fundiff[web]'")
     from fundiff.web.app import serve
 
     if not is_loopback(args.host) and not logins:
