@@ -6,8 +6,10 @@ v_i and digits y_i the guide sums over the views, grad_x sum_i log p(y_i | v_i(x
 permutation, so autograd maps the gradient back), and x0-hat is recomputed from eps' so that the loop's
 x_t = sqrt(abar) x0 + sqrt(1 - abar) eps still holds.
 
-The guide is a small time-conditioned CNN trained here on the embedded model's own DDPM noise levels
-(uniform t in 0..999; 4 epochs, about 6 minutes on 2 cores).  The reader stays the shipped clean
+The guide is a small time-conditioned CNN (fundiff.nn.NoisyMnistClassifier) trained on the embedded model's own
+DDPM noise levels (uniform t in 0..999; 4 epochs, 4-10 minutes on 2 cores).  fundiff ships one, made with
+``--guide src/fundiff/assets/mnist_noisy_classifier.safetensors`` (trained because the file was absent), which
+the anagram's balanced reduction (``--balance``, the default on MNIST) also reads.  The reader stays the shipped clean
 classifier (``fundiff.pipelines.readings``), a different network, so the rates are counted as everywhere
 else; a rise that comes with cluttered strokes is partly the guide steering the reader, so look at the
 images too (``--grid``).
@@ -24,10 +26,12 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from fundiff.backends import load_denoiser
+from fundiff.classifier import SHIPPED_NOISY_CLASSIFIER, load_noisy_classifier
+from fundiff.nn.noisy_classifier import NoisyMnistClassifier as NoisyClassifier
+from fundiff.training.checkpoint import load_model, read_metadata, save_model
 from fundiff.engine.denoiser import Prediction
 from fundiff.engine.illusions import anagram_predict
 from fundiff.engine.views import get_view
@@ -37,30 +41,6 @@ from fundiff.pipelines.readings import anagram_readings, reading_scores
 
 TARGETS = {"flip": [("1", "7"), ("3", "8"), ("0", "4"), ("2", "5")],
            "rotate_cw": [("1", "7"), ("7", "1"), ("3", "8"), ("4", "7")]}   # issue 17's target sets
-
-
-class NoisyClassifier(nn.Module):
-    """p(y | x_t, t): four 3x3 convolutions (28 -> 14 -> 7 px) with GroupNorm, t entering as a FiLM scale and
-    shift after the second; x_t in the model's [-1, 1] units, t in 0..999."""
-
-    def __init__(self, width: int = 48):
-        super().__init__()
-        w = width
-        self.time = nn.Sequential(nn.Linear(1, 64), nn.SiLU(), nn.Linear(64, 4 * w))
-        self.convs = nn.ModuleList([nn.Conv2d(1, w, 3, padding=1), nn.Conv2d(w, 2 * w, 3, stride=2, padding=1),
-                                    nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1)])
-        self.norms = nn.ModuleList([nn.GroupNorm(8, c) for c in (w, 2 * w, 2 * w, 4 * w)])
-        self.head = nn.Linear(4 * w, 10)
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.time((t.float() / 1000).view(-1, 1)).chunk(2, 1)
-        h = x
-        for k, (conv, norm) in enumerate(zip(self.convs, self.norms)):
-            h = norm(conv(h))
-            if k == 2:
-                h = h * (1 + scale[..., None, None]) + shift[..., None, None]
-            h = F.silu(h)
-        return self.head(h.mean((2, 3)))
 
 
 def train_guide(den, epochs: int, seed: int) -> tuple[NoisyClassifier, dict]:
@@ -101,13 +81,14 @@ def train_guide(den, epochs: int, seed: int) -> tuple[NoisyClassifier, dict]:
                  "test_accuracy_at_t": accuracy}
 
 
-def guided_anagram(den, net: NoisyClassifier, prompts, views, labels, scale: float, batch: int):
-    """anagram_predict with eps' = eps - scale sqrt(1 - abar_t) grad_x sum_i log p(labels_i | v_i(x), t)."""
+def guided_anagram(den, net: NoisyClassifier, prompts, views, labels, scale: float, batch: int, until: int = 0):
+    """anagram_predict with eps' = eps - scale sqrt(1 - abar_t) grad_x sum_i log p(labels_i | v_i(x), t),
+    guided only while t >= ``until`` (the later, low-noise steps are the model's own)."""
     base = anagram_predict(den, prompts, views, batch=batch)
 
     def predict(x: torch.Tensor, t: int) -> Prediction:
         pred = base(x, t)
-        if not scale:
+        if not scale or t < until:
             return pred
         abar = den.schedule.alpha_bar(t).to(x)
         with torch.enable_grad():
@@ -121,11 +102,23 @@ def guided_anagram(den, net: NoisyClassifier, prompts, views, labels, scale: flo
     return predict
 
 
+def balanced_anagram(den, net: NoisyClassifier, prompts, views, labels, beta: float, batch: int):
+    """The anagram's balanced reduction (fundiff.engine.illusions, the default on MNIST) with this guide as reader."""
+    return anagram_predict(den, prompts, views, batch=batch, reduction="balanced", reader=net, labels=labels, balance=beta)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scales", default="0,5,20,40", help="classifier-guidance scales s (0: the default, unguided)")
     ap.add_argument("--seeds", type=int, default=20, help="images per pair (from one generator seeded 0)")
     ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--guide", type=Path, default=None,
+                    help="the guide's weights: loaded if the file exists, else trained and saved there (default: the "
+                         "shipped fundiff/assets/mnist_noisy_classifier.safetensors, made with --guide PATH)")
+    ap.add_argument("--until", default="0", help="guide only while t >= this (comma-separated to compare several)")
+    ap.add_argument("--balance", default="", help="view-balancing strengths beta to compare (comma-separated)")
+    ap.add_argument("--second-reader", type=Path, default=None,
+                    help="an mnist-classifier weights file (fundiff train classifier --seed 1 ...) that reads too")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "illusions-classifier-guidance.json")
     ap.add_argument("--grid", type=Path, default=None, help="write 8 images per pair at each scale to this PNG")
     args = ap.parse_args()
@@ -133,42 +126,83 @@ def main() -> None:
         scales = [float(s) for s in args.scales.split(",")]
     except ValueError:
         ap.error(f"--scales must be numbers separated by commas, got {args.scales!r}")
+    try:
+        untils = [int(u) for u in args.until.split(",")]
+    except ValueError:
+        ap.error(f"--until must be whole numbers separated by commas, got {args.until!r}")
+    try:
+        balances = [float(b) for b in args.balance.split(",") if b]
+    except ValueError:
+        ap.error(f"--balance must be numbers separated by commas, got {args.balance!r}")
+    reader2 = None
+    if args.second_reader is not None:
+        from fundiff.classifier import load_classifier
+
+        reader2 = load_classifier(args.second_reader)
     torch.set_num_threads(2)
     start = time.time()
     den = load_denoiser("mnist", device="cpu")
-    net, guide = train_guide(den, args.epochs, seed=0)
+    if args.guide is None:
+        net = load_noisy_classifier()
+        guide = json.loads(read_metadata(SHIPPED_NOISY_CLASSIFIER)["fundiff.record"])
+    elif args.guide.is_file():
+        net = load_model(args.guide, expect_kind=NoisyClassifier.kind).requires_grad_(False)
+        guide = json.loads(read_metadata(args.guide)["fundiff.record"])
+    else:
+        net, guide = train_guide(den, args.epochs, seed=0)
+        args.guide.parent.mkdir(parents=True, exist_ok=True)
+        save_model(args.guide, net, metadata={"record": guide})
     print(f"guide trained in {guide['seconds']} s: accuracy by t {guide['test_accuracy_at_t']}", flush=True)
     pipe = AnagramPipeline(den)
     ts = pipe.check_steps(None)
     results, rows = {}, []
-    for scale in scales:
+
+    def measure(key: str, make_predict) -> None:
+        """Both-readings-right rates over the target sets for one setting; ``make_predict(a, b, objs, labels, n)``."""
         res, row = {}, []
         for view, pairs in TARGETS.items():
-            hits = 0
+            hits, hits2 = 0, 0
             for a, b in pairs:
                 labels, objs = [int(a), int(b)], [get_view("identity"), get_view(view)]
-                x = pipe.denoise_batches(args.seeds, None, ts, lambda part: guided_anagram(
-                    den, net, [a, b], objs, labels, scale, part.stop - part.start), None,
-                    torch.Generator().manual_seed(0), None)
-                right, _ = reading_scores(anagram_readings(x, objs), labels)
+                x = pipe.denoise_batches(args.seeds, None, ts, lambda part: make_predict(
+                    a, b, objs, labels, part.stop - part.start), None, torch.Generator().manual_seed(0), None)
+                readings = anagram_readings(x, objs)
+                right, _ = reading_scores(readings, labels)
                 hits += int(right.sum())
                 res[f"{view} {a}/{b}"] = round(float(right.float().mean()), 4)
+                if reader2 is not None:
+                    with torch.no_grad():
+                        ok2 = torch.stack([reader2(((r.float() + 1) / 2).clamp(0, 1)).argmax(1) == y
+                                           for r, y in zip(readings, labels)]).all(0)
+                    hits2 += int(ok2.sum())
                 row += [((x[k] + 1) / 2).clamp(0, 1) for k in range(8)]
             n = args.seeds * len(pairs)
             low, high = wilson_interval(hits / n, n)
             res[view] = {"n": n, "both_right": hits, "both_rate": round(hits / n, 4),
                          "wilson95": [round(low, 4), round(high, 4)]}
-        results[f"{scale:g}"] = res
+            if reader2 is not None:
+                res[view]["second_reader_rate"] = round(hits2 / n, 4)
+        results[key] = res
         rows.append(row)
-        print(f"scale {scale:g}: flip {res['flip']['both_rate']:.0%}, rotate_cw {res['rotate_cw']['both_rate']:.0%}",
-              flush=True)
+        second = "" if reader2 is None else (f" (second reader: flip {res['flip']['second_reader_rate']:.0%}, "
+                                             f"rotate_cw {res['rotate_cw']['second_reader_rate']:.0%})")
+        print(f"{key}: flip {res['flip']['both_rate']:.0%}, rotate_cw {res['rotate_cw']['both_rate']:.0%}"
+              + second, flush=True)
+
+    for scale in scales:
+        for until in (untils if scale else [0]):
+            measure(f"scale {scale:g}" + (f" until {until}" if until else ""),
+                    lambda a, b, objs, labels, n: guided_anagram(den, net, [a, b], objs, labels, scale, n, until))
+    for beta in balances:
+        measure(f"balance {beta:g}", lambda a, b, objs, labels, n: balanced_anagram(den, net, [a, b], objs, labels, beta, n))
     if args.grid is not None:
         from fundiff.figures import image_grid
 
         args.grid.parent.mkdir(parents=True, exist_ok=True)
         image_grid([r[k:k + 8] for r in rows for k in range(0, len(r), 8)], args.grid, cell=0.8)
     summary = {"command": f"python bench/classifier_guidance.py --scales {args.scales} --seeds {args.seeds} "
-                          f"--epochs {args.epochs}",
+                          f"--epochs {args.epochs} --until {args.until} --balance {args.balance}"
+                          + (f" --second-reader {args.second_reader}" if reader2 is not None else ""),
                "reader": "the shipped classifier (fundiff.pipelines.readings)", "guide": guide,
                "seconds": round(time.time() - start, 1), "by_scale": results}
     args.out.write_text(json.dumps(summary, indent=1) + "\n")

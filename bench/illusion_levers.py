@@ -21,16 +21,18 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from illusions import Settings, measure, target_pairs  # noqa: E402
 
+MEAN = "mean"   # the levers were measured against the mean of views (the default before the balanced reduction)
 LEVERS = {
-    "default": Settings(),
+    "default": Settings(reduction=MEAN),
+    "balanced reduction (the default since)": Settings(reduction="balanced"),
     "alternate reduction (one view per step)": Settings(reduction="alternate"),
-    "negative prompt: the other prompt": Settings(negative="other"),
-    "resample the first 5 steps x2": Settings(resample_steps=5, resample_times=2),
-    "resample the first 10 steps x2": Settings(resample_steps=10, resample_times=2),
-    "resample the first 5 steps x4": Settings(resample_steps=5, resample_times=4),
-    "hybrid sigma 1.25 px": Settings(hybrid_sigma=1.25),
-    "hybrid sigma 1.75 px": Settings(hybrid_sigma=1.75),
-    "prompt B (view 2 / high-pass) at gamma 12": Settings(gamma_b=12.0),
+    "negative prompt: the other prompt": Settings(negative="other", reduction=MEAN),
+    "resample the first 5 steps x2": Settings(resample_steps=5, resample_times=2, reduction=MEAN),
+    "resample the first 10 steps x2": Settings(resample_steps=10, resample_times=2, reduction=MEAN),
+    "resample the first 5 steps x4": Settings(resample_steps=5, resample_times=4, reduction=MEAN),
+    "hybrid sigma 1.25 px": Settings(hybrid_sigma=1.25, reduction=MEAN),
+    "hybrid sigma 1.75 px": Settings(hybrid_sigma=1.75, reduction=MEAN),
+    "prompt B (view 2 / high-pass) at gamma 12": Settings(gamma_b=12.0, reduction=MEAN),
 }
 
 

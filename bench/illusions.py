@@ -76,7 +76,7 @@ class Settings:
     guidance_scale: float = 7.0
     threshold: str = "auto"
     negative: str | None = None          # None: the null prompt; "other": the other prompt; else that prompt
-    reduction: str = "mean"
+    reduction: str = "auto"              # the pipeline's default: balanced on MNIST
     resample_steps: int = 0
     resample_times: int = 1
     hybrid_sigma: float | None = None    # None: the decomposition's default at 28 px
@@ -85,7 +85,7 @@ class Settings:
 
     def flags(self) -> str:
         out = [f"--guidance-scale {self.guidance_scale:g}", f"--threshold {self.threshold}"]
-        for name, value, default in [("negative", self.negative, None), ("reduction", self.reduction, "mean"),
+        for name, value, default in [("negative", self.negative, None), ("reduction", self.reduction, "auto"),
                                      ("resample-steps", self.resample_steps, 0), ("resample-times", self.resample_times, 1),
                                      ("hybrid-sigma", self.hybrid_sigma, None), ("gamma-b", self.gamma_b, None),
                                      ("model", self.model, "mnist")]:
@@ -104,7 +104,8 @@ def add_setting_flags(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--guidance-scale", type=float, default=7.0)
     ap.add_argument("--threshold", choices=THRESHOLD_CHOICES, default="auto", help="x0-hat thresholding (auto: static on MNIST)")
     ap.add_argument("--negative", default=None, help="negative prompt of every view: a prompt, or 'other' (the other view's)")
-    ap.add_argument("--reduction", choices=["mean", "alternate"], default="mean")
+    ap.add_argument("--reduction", choices=["auto", "mean", "alternate", "balanced"], default="auto",
+                    help="auto (the default): balanced on MNIST")
     ap.add_argument("--resample-steps", type=int, default=0, help="resample the first N steps (RePaint-style)")
     ap.add_argument("--resample-times", type=int, default=1, help="... this many times each")
     ap.add_argument("--hybrid-sigma", type=float, default=None, help="the hybrid's Gaussian sigma in px (default 0.875 at 28 px)")
@@ -225,7 +226,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
     if shown is not None:
-        write_figure(shown, args.figure, f"{settings.flags()}; label: what the classifier reads (red: wrong)")
+        write_figure(shown, args.figure, f"what the shipped classifier reads (red: wrong)\n{settings.flags()}")
         print(f"wrote {args.figure}")
     print(f"wrote {args.out} in {summary['seconds']} s")
 

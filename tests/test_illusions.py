@@ -99,3 +99,45 @@ def test_alternate_reduction_uses_one_view_per_step(den, monkeypatch):
     assert torch.allclose(second.eps, flip.inverse_view(p9.eps), atol=1e-5)
     with pytest.raises(FundiffError, match="reduction must be one of mean, alternate"):
         anagram_predict(den, ["6", "9"], [get_view("identity"), flip], reduction="median")
+
+
+def test_balanced_reduction_weights_the_view_that_reads_worst(den):
+    """w_i = softmax_i(-beta log p(y_i | v_i(x), t)): beta 0 is the mean; a reader sure of view 1 and unsure of
+    view 2 gives view 2 the larger weight; the weights sum to 1 per image, so x = a x0 + s eps still holds."""
+    x = _x()
+    views = [get_view("identity"), get_view("flip")]
+    calls = []
+
+    def reader(seen: torch.Tensor, t: torch.Tensor) -> torch.Tensor:   # logits of p(y | x_t, t), by call order
+        calls.append((seen.shape, t.tolist()))
+        logits = torch.zeros(len(seen), 10)
+        logits[:, 6 if len(calls) % 2 else 9] = 8.0 if len(calls) % 2 else 0.0   # sure of "6" upright, unsure of "9"
+        return logits
+
+    mean = anagram_predict(den, ["6", "9"], views, batch=2, guidance_scale=5.0)(x, 700)
+    flat = anagram_predict(den, ["6", "9"], views, batch=2, guidance_scale=5.0, reduction="balanced", reader=reader,
+                           labels=[6, 9], balance=0.0)(x, 700)
+    assert torch.allclose(flat.eps, mean.eps, atol=1e-6) and torch.allclose(flat.x0, mean.x0, atol=1e-5)
+    assert calls[0] == (torch.Size([2, 1, 28, 28]), [700, 700])
+    bal = anagram_predict(den, ["6", "9"], views, batch=2, guidance_scale=5.0, reduction="balanced", reader=reader,
+                          labels=[6, 9], balance=1.0)(x, 700)
+    p6 = Conditioned.from_prompts(den, ["6", "6"], 5.0)(x, 700)
+    p9 = Conditioned.from_prompts(den, ["9", "9"], 5.0)(views[1].view(x), 700)
+    log_p6 = torch.log_softmax(torch.tensor([8.0] + [0.0] * 9), 0)[0]
+    log_p9 = torch.log_softmax(torch.zeros(10), 0)[0]
+    w = torch.softmax(-torch.stack([log_p6, log_p9]), 0)
+    assert w[1] > 0.9   # log p 0 vs log(1/10): view 2 gets about 10 times the weight
+    assert torch.allclose(bal.eps, w[0] * p6.eps + w[1] * views[1].inverse_view(p9.eps), atol=1e-5)
+    a, s = den.schedule.coefficients(700)
+    assert torch.allclose(a * bal.x0 + s * bal.eps, x, atol=1e-4)
+    with pytest.raises(FundiffError, match="balanced reduction needs a noise-aware classifier"):
+        anagram_predict(den, ["6", "9"], views, reduction="balanced")
+
+
+def test_weighted_prediction_is_a_per_image_weighted_sum():
+    p = Prediction(torch.zeros(2, 1, 4, 4), torch.ones(2, 1, 4, 4), torch.full((2, 1, 4, 4), 2.0))
+    q = Prediction(torch.ones(2, 1, 4, 4), torch.zeros(2, 1, 4, 4), None)
+    w = torch.tensor([[0.25, 1.0], [0.75, 0.0]])
+    out = Prediction.weighted([p, q], w)
+    assert torch.allclose(out.x0[:, 0, 0, 0], torch.tensor([0.75, 0.0]))
+    assert torch.allclose(out.eps[:, 0, 0, 0], torch.tensor([0.25, 1.0])) and out.variance is None

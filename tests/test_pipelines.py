@@ -1,6 +1,8 @@
 """The Python API: every pipeline gives exactly the images of its command, validates its inputs up front
 with one-line errors, shares loaded models, converts outputs, and runs any number of images in batches."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -275,3 +277,42 @@ def test_illusion_settings_per_prompt_and_resampling_are_recorded(t2i):
     assert len(calls) == 4 and not torch.allclose(out.samples, one.samples)
     hyb = fundiff.HybridPipeline.from_pipe(t2i)(["1", "7"], resample_steps=1, resample_times=3, generator=seed(), **common)
     assert hyb.record["resample"] == {"steps": 1, "times": 3}
+
+
+def test_anagrams_on_mnist_default_to_the_balanced_reduction(t2i):
+    """reduction "auto" is "balanced" on MNIST (the record says so, with its strength); balance 0 is the mean."""
+    ana = fundiff.AnagramPipeline.from_pipe(t2i)
+    common = dict(num_images_per_prompt=2, num_inference_steps=4, output_type="pt")
+    seed = lambda: torch.Generator().manual_seed(5)   # noqa: E731
+    auto = ana(["3", "8"], generator=seed(), **common)
+    assert auto.record["reduction"] == "balanced" and auto.record["balance"] == 1.0
+    mean = ana(["3", "8"], reduction="mean", generator=seed(), **common)
+    assert mean.record["reduction"] == "mean" and "balance" not in mean.record
+    flat = ana(["3", "8"], reduction="balanced", balance=0.0, generator=seed(), **common)
+    torch.testing.assert_close(flat.samples, mean.samples, atol=1e-5, rtol=0)
+    assert not torch.allclose(auto.samples, mean.samples, atol=1e-3)
+    with pytest.raises(fundiff.FundiffError, match=r"balance must be in \[0, 20\]"):
+        ana(["3", "8"], balance=-1, **common)
+    with pytest.raises(fundiff.FundiffError, match="every prompt must name a digit"):
+        ana(["3", ""], reduction="balanced", **common)
+    assert ana(["3", ""], **common).record["reduction"] == "mean"   # auto: no digit to read in "", so the mean
+
+
+def test_the_shipped_noise_aware_classifier_reads_clean_and_lightly_noised_digits(mnist):
+    """The balanced reduction's reader: accuracy on 500 test digits at t 0 and 300 (its record says 97%)."""
+    from fundiff.classifier import SHIPPED_NOISY_CLASSIFIER, load_noisy_classifier
+    from fundiff.data.mnist import to_float
+    from fundiff.engine.schedule import Schedule
+    from fundiff.training.checkpoint import read_metadata
+
+    net = load_noisy_classifier()
+    x0, labels = to_float(mnist.test_images[:500]) * 2 - 1, mnist.test_labels[:500]
+    abar = Schedule.squaredcos().alphas_cumprod   # the embedded model's schedule
+    g = torch.Generator().manual_seed(0)
+    for t in (0, 300):
+        a = abar[t]
+        x_t = a.sqrt() * x0 + (1 - a).sqrt() * torch.randn(x0.shape, generator=g)
+        accuracy = (net(x_t, torch.full((500,), t)).argmax(1) == labels).float().mean().item()
+        assert accuracy > 0.93, (t, accuracy)
+    record = json.loads(read_metadata(SHIPPED_NOISY_CLASSIFIER)["fundiff.record"])
+    assert "bench/classifier_guidance.py" in record["command"] and record["test_accuracy_at_t"]["0"] > 0.95

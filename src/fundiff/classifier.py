@@ -20,6 +20,7 @@ import torch
 
 from fundiff.errors import CheckpointError
 from fundiff.nn.classifier import MnistClassifier
+from fundiff.nn.noisy_classifier import NoisyMnistClassifier
 from fundiff.training import load_model
 
 KIND = MnistClassifier.kind
@@ -28,6 +29,10 @@ KIND = MnistClassifier.kind
 SHIPPED_CLASSIFIER = importlib.resources.files("fundiff") / "assets" / "mnist_classifier.safetensors"
 #: Their record: command, seed, test accuracy, training seconds, torch version, date.
 SHIPPED_RECORD = importlib.resources.files("fundiff") / "assets" / "mnist_classifier.json"
+
+#: The noise-aware classifier p(y | x_t, t) the balanced anagram reduction asks (:mod:`fundiff.nn.noisy_classifier`),
+#: trained on the embedded model's noise levels; its record (command, accuracy by t) is in the file's metadata.
+SHIPPED_NOISY_CLASSIFIER = importlib.resources.files("fundiff") / "assets" / "mnist_noisy_classifier.safetensors"
 
 _CACHE: dict[tuple[Any, ...], torch.nn.Module] = {}
 _CACHE_LOCK = threading.Lock()
@@ -51,16 +56,24 @@ def load_classifier(path: str | os.PathLike | None = None, device: str | torch.d
     return _load_cached(Path(path), device)
 
 
-def _load_cached(path: Path, device: torch.device) -> torch.nn.Module:
+def load_noisy_classifier(device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The shipped noise-aware classifier (eval mode, frozen, cached): logits of p(y | x_t, t), t in 0..999."""
+    with importlib.resources.as_file(SHIPPED_NOISY_CLASSIFIER) as shipped:
+        if not Path(shipped).is_file():
+            raise CheckpointError(f"the shipped noise-aware classifier is missing from this installation ({shipped})")
+        return _load_cached(Path(shipped), torch.device(device), NoisyMnistClassifier.kind)
+
+
+def _load_cached(path: Path, device: torch.device, kind: str = KIND) -> torch.nn.Module:
     try:
         stat = path.stat()
-        key: tuple[Any, ...] = (str(path.resolve()), str(device), stat.st_mtime_ns, stat.st_size)
+        key: tuple[Any, ...] = (str(path.resolve()), str(device), stat.st_mtime_ns, stat.st_size, kind)
     except OSError:
         raise CheckpointError(f"classifier weights not found: {path}") from None
     with _CACHE_LOCK:
         model = _CACHE.get(key)
         if model is None:
-            model = load_model(path, device=device, expect_kind=KIND)
+            model = load_model(path, device=device, expect_kind=kind)
             model.requires_grad_(False)
             _CACHE[key] = model
     return model
@@ -72,4 +85,5 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
-__all__ = ["SHIPPED_CLASSIFIER", "SHIPPED_RECORD", "load_classifier", "clear_cache"]
+__all__ = ["SHIPPED_CLASSIFIER", "SHIPPED_RECORD", "SHIPPED_NOISY_CLASSIFIER", "load_classifier", "load_noisy_classifier",
+           "clear_cache"]

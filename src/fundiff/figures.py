@@ -54,9 +54,10 @@ def image_grid(
     red, without the "!": a reading that is wrong, say).
     """
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    title_h = 0.3 * (title.count("\n") + 1) if title else 0.0   # inches kept free above the grid for the title
+    height = cell * n_rows + 0.1 + title_h
     fig, axes = plt.subplots(
-        n_rows, n_cols, figsize=(cell * n_cols + (1.2 if row_labels else 0.2), cell * n_rows + (0.5 if title else 0.1)),
-        squeeze=False,
+        n_rows, n_cols, figsize=(cell * n_cols + (1.2 if row_labels else 0.2), height), squeeze=False,
     )
     for r, row in enumerate(rows):
         for c in range(n_cols):
@@ -77,7 +78,7 @@ def image_grid(
                 ax.set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - title_h / height))
     return save_figure(fig, path)
 
 

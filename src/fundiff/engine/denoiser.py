@@ -54,6 +54,18 @@ class Prediction:
             torch.stack(var).mean(0) if all(v is not None for v in var) else None,
         )
 
+    @staticmethod
+    def weighted(preds: Sequence["Prediction"], weights: torch.Tensor) -> "Prediction":
+        """sum_i w_i pred_i with per-image weights ``weights`` (len(preds), B), each column summing to 1."""
+        w = weights.view(len(preds), -1, *([1] * (preds[0].x0.dim() - 1)))
+
+        def total(parts: Sequence[torch.Tensor]) -> torch.Tensor:
+            return (torch.stack(list(parts)) * w.to(parts[0].dtype)).sum(0)
+
+        var = [p.variance for p in preds]
+        return Prediction(total([p.x0 for p in preds]), total([p.eps for p in preds]),
+                          total(var) if all(v is not None for v in var) else None)
+
 
 def concat_conditions(conds: Sequence[Any]) -> Any:
     """Batch conditionings along dim 0: tensors are concatenated, tuples element-wise, None stays None."""

@@ -7,6 +7,11 @@ run as one batched model call.
   v_i^-1 and the answers are averaged:  eps = (1/N) sum_i v_i^-1(eps_cfg(v_i(x), t, p_i)), likewise x0;
   the variance channels are averaged too (a permutation moves them, a negation leaves them alone).
   Views must be orthogonal (permutations, negation) so that v_i(x) is still an image at the same noise level.
+  The "balanced" reduction weights the views instead of averaging them: w_i = softmax_i(-beta log p(y_i | v_i(x), t))
+  per image, from a noise-aware classifier p(y | x_t, t) and the digit y_i prompt i names, so the view that reads
+  worst so far gets the most say; eps = sum_i w_i v_i^-1(eps_i), likewise x0 and the variance (the weights sum
+  to 1, so x = a x0 + s eps still holds).  It only chooses between the model's own predictions: unlike
+  classifier guidance it adds no gradient, so it cannot draw strokes the model would not.
 * Hybrid / factorized diffusion (Geng et al. 2024): with linear components f_i summing to the identity,
   eps = sum_i f_i(eps_cfg(x, t, p_i)), likewise x0 (then still x = a x0 + s eps); variance averaged.
   Anchored on a real image, component 1 is replaced each step by f_1 of the reference noised to the
@@ -15,7 +20,7 @@ run as one batched model call.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -24,7 +29,7 @@ from fundiff.engine.loops import Predict, randn
 from fundiff.errors import FundiffError
 
 
-REDUCTIONS = ("mean", "alternate")
+REDUCTIONS = ("mean", "alternate", "balanced")
 
 
 def per_prompt(value: Any, n: int, what: str) -> list:
@@ -74,16 +79,21 @@ def _batched(den: Denoiser, prompts: Sequence[str], batch: int, guidance_scale: 
 
 def anagram_predict(den: Denoiser, prompts: Sequence[str], views: Sequence[Any], batch: int = 1,
                     guidance_scale: float | Sequence[float] = 7.0, negative_prompt: str | Sequence[str | None] | None = None,
-                    reduction: str = "mean") -> Predict:
+                    reduction: str = "mean", reader: Reader | None = None, labels: Sequence[int] | None = None,
+                    balance: float = 1.0) -> Predict:
     """The view-mapped prediction of a visual anagram (N prompts, N views).
 
     ``reduction`` "mean": every step averages all N mapped predictions (one batched call of N groups);
-    "alternate" (visual_anagrams' option): step k uses view k mod N alone, at 1/N of the cost.
+    "alternate" (visual_anagrams' option): step k uses view k mod N alone, at 1/N of the cost; "balanced":
+    the weighted sum of the module doc, with ``reader(x_t, t)`` the logits of p(y | x_t, t), ``labels[i]`` prompt
+    i's class and ``balance`` beta (0 is the mean).
     """
     if len(prompts) != len(views):
         raise FundiffError(f"a visual anagram needs one view per prompt: {len(prompts)} prompts, {len(views)} views")
     if reduction not in REDUCTIONS:
         raise FundiffError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+    if reduction == "balanced" and (reader is None or labels is None or len(labels) != len(views)):
+        raise FundiffError("the balanced reduction needs a noise-aware classifier and one class label per view")
 
     def mapped_back(v: Any, p: Prediction) -> Prediction:
         return p.map(v.inverse_view, lambda var: v.inverse_view(var, variance=True))
@@ -103,10 +113,24 @@ def anagram_predict(den: Denoiser, prompts: Sequence[str], views: Sequence[Any],
     run = _batched(den, prompts, batch, guidance_scale, negative_prompt, views=list(views))
 
     def predict(x: torch.Tensor, t: int) -> Prediction:
-        preds = run(torch.cat([v.view(x) for v in views]), t)
-        return Prediction.mean([mapped_back(v, p) for v, p in zip(views, preds)])
+        seen = [v.view(x) for v in views]
+        mapped = [mapped_back(v, p) for v, p in zip(views, run(torch.cat(seen), t))]
+        if reduction == "mean":
+            return Prediction.mean(mapped)
+        return Prediction.weighted(mapped, view_weights(reader, seen, labels, t, balance).to(x))
 
     return predict
+
+
+Reader = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def view_weights(reader: Reader, seen: Sequence[torch.Tensor], labels: Sequence[int], t: int, balance: float) -> torch.Tensor:
+    """(N views, B images) weights w_i = softmax_i(-balance log p(labels_i | seen_i, t)), each column summing to 1."""
+    tt = torch.full((len(seen[0]),), int(t), dtype=torch.long)
+    with torch.no_grad():
+        log_p = torch.stack([torch.log_softmax(reader(s.float(), tt).float(), 1)[:, y] for s, y in zip(seen, labels)])
+    return torch.softmax(-float(balance) * log_p, 0)
 
 
 def hybrid_predict(den: Denoiser, prompts: Sequence[str], decomposition: Any, batch: int = 1,

@@ -1,6 +1,8 @@
 """Visual anagrams and hybrid images (reference 1.8-1.9) as pipelines.
 
-* :class:`AnagramPipeline`  N prompts, N views: eps = (1/N) sum_i v_i^-1(eps_cfg(v_i(x), p_i)).
+* :class:`AnagramPipeline`  N prompts, N views: eps = (1/N) sum_i v_i^-1(eps_cfg(v_i(x), p_i)), or on the
+  embedded MNIST model (``reduction="auto"``) the balanced sum sum_i w_i v_i^-1(eps_i), weighted toward the view
+  the shipped noise-aware classifier reads worst (``engine.illusions``).
   ``out.images`` are the images as generated (view 1 = identity shows prompt 1); ``out.extras["views"]``
   holds the view objects, so ``views[i].view(out.samples)`` shows the reading of prompt i.
 * :class:`HybridPipeline`   eps = sum_i f_i(eps_cfg(x, p_i)) for a decomposition f (low/high pass, three
@@ -19,6 +21,9 @@ from fundiff.engine.views import View, get_view
 from fundiff.errors import FundiffError
 from fundiff.pipelines import readings
 from fundiff.pipelines.base import Callback, DiffusionPipeline, PipelineOutput, check_common, check_count, check_scale
+
+
+AUTO = "auto"   # the anagram's default reduction: balanced where a noise-aware classifier reads the prompts
 
 
 def _prompt_list(prompt: Any, what: str) -> list[str]:
@@ -84,8 +89,8 @@ class AnagramPipeline(_IllusionPipeline):
 
     def check_inputs(self, prompt: Any, views: Any, negative_prompt: Any, num_inference_steps: int | None,
                      guidance_scale: Any, num_images_per_prompt: int, output_type: str, generator: Any,
-                     callback: Any, reduction: str = "mean", resample_steps: int = 0,
-                     resample_times: int = 1) -> tuple[list[str], list[View], list[int]]:
+                     callback: Any, reduction: str = "auto", resample_steps: int = 0,
+                     resample_times: int = 1) -> tuple[list[str], list[View], list[int], str]:
         prompts = _prompt_list(prompt, "an anagram")
         if views is None:
             if len(prompts) != 2:
@@ -100,11 +105,24 @@ class AnagramPipeline(_IllusionPipeline):
         size = self.image_size
         for v in objs:  # shape checks (a rotation needs a square image) before any work
             v.view(torch.zeros(1, self.denoiser.channels, size, size))
-        if reduction not in REDUCTIONS:
-            raise FundiffError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+        if reduction not in (AUTO, *REDUCTIONS):
+            raise FundiffError(f"reduction must be one of {', '.join((AUTO, *REDUCTIONS))}, got {reduction!r}")
         ts = self.check_shared(num_inference_steps, guidance_scale, num_images_per_prompt, output_type, generator,
                                callback, prompts, negative_prompt, resample_steps, resample_times)
-        return prompts, objs, ts
+        return prompts, objs, ts, self.resolve_reduction(reduction, prompts)
+
+    def resolve_reduction(self, reduction: str, prompts: list[str]) -> str:
+        """"auto": "balanced" where a noise-aware classifier reads these prompts (the MNIST model, digit prompts), else
+        "mean"; "balanced" elsewhere is a one-line error."""
+        if reduction == "balanced":
+            readings.digit_labels(prompts, "the balanced reduction", self.denoiser.name)
+        if reduction != AUTO:
+            return reduction
+        try:
+            readings.digit_labels(prompts, "the balanced reduction", self.denoiser.name)
+        except FundiffError:
+            return "mean"
+        return "balanced"
 
     @torch.no_grad()
     def __call__(self, prompt: Sequence[str], views: Sequence[str | View] | None = None, *,
@@ -112,28 +130,37 @@ class AnagramPipeline(_IllusionPipeline):
                  guidance_scale: float | Sequence[float] = 7.0, num_images_per_prompt: int = 4,
                  generator: torch.Generator | None = None, output_type: str = "pil",
                  callback: Callback | None = None, batch_size: int | None = None,
-                 latents: torch.Tensor | None = None, best_of: int = 1, reduction: str = "mean",
-                 resample_steps: int = 0, resample_times: int = 1) -> PipelineOutput:
+                 latents: torch.Tensor | None = None, best_of: int = 1, reduction: str = "auto",
+                 resample_steps: int = 0, resample_times: int = 1, balance: float = 1.0) -> PipelineOutput:
         """``num_images_per_prompt`` anagrams (defaults: ``fundiff anagram``'s); ``latents``: the starting noise
         (``num_images_per_prompt x best_of`` of them).  ``best_of`` N > 1 (MNIST): N candidates for each image, of
         which the one the classifier reads right under every view with the highest joint confidence is kept.
         ``negative_prompt`` / ``guidance_scale``: one for every view or a list, one per view; ``reduction``: "mean"
-        of the views' predictions every step, or "alternate" (one view per step)."""
-        prompts, objs, ts = self.check_inputs(prompt, views, negative_prompt, num_inference_steps, guidance_scale,
+        of the views' predictions every step, "alternate" (one view per step), "balanced" (MNIST: weighted toward
+        the view the noise-aware classifier reads worst, with strength ``balance``), or "auto" (the default:
+        balanced on MNIST, mean elsewhere); the record says which ran."""
+        check_scale(balance, "balance", 0.0, 20.0)
+        prompts, objs, ts, reduction = self.check_inputs(prompt, views, negative_prompt, num_inference_steps, guidance_scale,
                                               num_images_per_prompt, output_type, generator, callback, reduction,
                                               resample_steps, resample_times)
         labels = self.check_best_of(best_of, prompts, num_images_per_prompt)
         total = num_images_per_prompt * best_of
         self.check_latents(latents, total)
+        reader, digits = None, None
+        if reduction == "balanced":
+            from fundiff.classifier import load_noisy_classifier
+
+            reader, digits = load_noisy_classifier(), readings.digit_labels(prompts, "the balanced reduction")
         samples = self.denoise_batches(
             total, batch_size, ts, lambda part: anagram_predict(
                 self.denoiser, prompts, objs, batch=part.stop - part.start, guidance_scale=guidance_scale,
-                negative_prompt=negative_prompt, reduction=reduction), latents, generator, callback,
-            resample=(resample_steps, resample_times))
+                negative_prompt=negative_prompt, reduction=reduction, reader=reader, labels=digits, balance=balance),
+            latents, generator, callback, resample=(resample_steps, resample_times))
         specs = views if views is not None else ["identity", "flip"]
         record = self.record(prompts=prompts, views=[s if isinstance(s, str) else s.name for s in specs],
                              **self.settings_record(guidance_scale, negative_prompt, resample_steps, resample_times),
-                             reduction=reduction, num_images=num_images_per_prompt, num_inference_steps=len(ts))
+                             reduction=reduction, **({"balance": float(balance)} if reduction == "balanced" else {}),
+                             num_images=num_images_per_prompt, num_inference_steps=len(ts))
         if labels is not None:
             samples = self.keep_best(samples, readings.anagram_readings(samples, objs), labels, best_of, record)
         out = self.output(samples, output_type, record)

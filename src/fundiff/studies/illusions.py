@@ -42,7 +42,7 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
     if animation not in ANIMATIONS:
         raise FundiffError(f"animation must be one of {', '.join(ANIMATIONS)}, got {animation!r}")
     prompts = list(prompts)
-    _, objs, _ = pipe.check_inputs(prompts, views, None, num_inference_steps, guidance_scale, num_images, "pt",
+    _, objs, _, _ = pipe.check_inputs(prompts, views, None, num_inference_steps, guidance_scale, num_images, "pt",
                                    None, callback)
     specs = list(views) if views is not None else ["identity", "flip"]
     pipe.check_best_of(best_of, prompts, num_images)
