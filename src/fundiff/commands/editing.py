@@ -39,13 +39,17 @@ def register(sub) -> None:
     add_generation_args(p, "runs/inpaint")
 
     p = add_command(sub, "anagram", cmd_anagram, "visual anagrams (1.8): one image, a different prompt under each view",
-                    "N prompts and N views: each step averages v_i^-1(eps_cfg(v_i(x), p_i)). Views: " + ", ".join(view_specs())
+                    "N prompts and N views: each step combines v_i^-1(eps_cfg(v_i(x), p_i)), as the mean or (the default "
+                    "on MNIST) weighted toward the view a noise-aware classifier reads worst. Views: " + ", ".join(view_specs())
                     + ". Writes anagram.png (every view side by side) and anagram.gif.")
     add_illusion_args(p, "runs/anagram", "one per view, in order")
     p.add_argument("--view", action="append", default=None, help="one per prompt (default: identity, then flip)")
     p.add_argument("--frames", type=positive_int, default=24, help="frames of the transition animation (default 24)")
     p.add_argument("--animation", choices=["gif", "mp4"], default="gif",
                    help="the animation's format (default gif; mp4 needs pip install 'fundiff[video]')")
+    p.add_argument("--reduction", choices=["auto", "mean", "alternate", "balanced"], default="auto",
+                   help="how the views' predictions combine: mean (the study's), alternate (one view per step), balanced "
+                        "(MNIST: weighted toward the view that reads worst), auto (default: balanced on MNIST, else mean)")
 
     p = add_command(sub, "hybrid", cmd_hybrid, "hybrid / factorized images (1.9): low frequencies from one prompt, high from another",
                     "eps = sum_i f_i(eps_cfg(x, p_i)) for a decomposition f: hybrid (Gaussian low/high pass, kernel 33, "
@@ -144,7 +148,7 @@ def cmd_anagram(args) -> int:
                           guidance_scale=args.guidance_scale, num_images=args.num_images or 4, frames=args.frames,
                           seed=args.seed, save_array=args.save_array, callback=cb, upsampler=up,
                           stage2_steps=args.stage2_steps, stage2_callback=cb2, animation=args.animation,
-                          best_of=args.best_of, measure=args.measure, measure_callback=cb3)
+                          best_of=args.best_of, measure=args.measure, measure_callback=cb3, reduction=args.reduction)
     print(f"wrote {args.out}/anagram.png and anagram.{args.animation}{measured_line(rec)}")
     return 0
 

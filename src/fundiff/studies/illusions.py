@@ -24,7 +24,7 @@ from fundiff.pipelines.readings import (anagram_readings, check_readable, digit_
 
 ANIMATIONS = ("gif", "mp4")   # mp4 needs the optional extra fundiff[video] (imageio-ffmpeg)
 # The MNIST illusions the report and the web UI show (prompt 1, prompt 2, view or kind); bench/illusions.py
-# measures every pair (bench/results/illusions-all.json), and 8/3 is its best negate pair.
+# measures every pair (bench/results/illusions-all-balanced.json), and 8/3 is its best negate pair.
 MNIST_ANAGRAMS = [("6", "9", "flip"), ("2", "5", "flip"), ("1", "7", "flip"), ("7", "1", "rotate_cw"),
                   ("3", "8", "rotate_cw"), ("8", "3", "negate")]
 MNIST_HYBRIDS = [("1", "7", "hybrid"), ("0", "1", "hybrid"), ("1", "7", "motion")]
@@ -35,7 +35,8 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
                 guidance_scale: float = 7.0, num_images: int = 4, frames: int = 24, seed: int = 0,
                 save_array: bool = False, callback: Callable | None = None, upsampler: Any = None,
                 stage2_steps: int = 50, stage2_callback: Callable | None = None, animation: str = "gif",
-                best_of: int = 1, measure: int = 0, measure_callback: Callable | None = None) -> dict[str, Any]:
+                best_of: int = 1, measure: int = 0, measure_callback: Callable | None = None,
+                reduction: str = "auto") -> dict[str, Any]:
     """anagram.png (each image under every view), anagram.gif or .mp4 (``animation``: view 1 -> view 2), anagram.json;
     ``measure`` N > 0 (MNIST, digit prompts): N more images, no best-of, and the share read right every way
     (record ``measured``, see :func:`measured_rate`)."""
@@ -43,14 +44,15 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
         raise FundiffError(f"animation must be one of {', '.join(ANIMATIONS)}, got {animation!r}")
     prompts = list(prompts)
     _, objs, _, _ = pipe.check_inputs(prompts, views, None, num_inference_steps, guidance_scale, num_images, "pt",
-                                   None, callback)
+                                      None, callback, reduction)
     specs = list(views) if views is not None else ["identity", "flip"]
     pipe.check_best_of(best_of, prompts, num_images)
     digits = check_measure(pipe, prompts, measure)
     out = ensure_writable_dir(out)
     g = torch.Generator().manual_seed(seed)
     res = pipe(prompts, views=specs, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-               num_images_per_prompt=num_images, generator=g, output_type="pt", callback=callback, best_of=best_of)
+               num_images_per_prompt=num_images, generator=g, output_type="pt", callback=callback, best_of=best_of,
+               reduction=reduction)
     img = res.samples
     # every model call before the first file: an interrupted run leaves nothing (the CLI says so)
     big = None if upsampler is None else upsampler(res, prompts, views=objs, num_inference_steps=stage2_steps,
@@ -58,7 +60,7 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
                                                     callback=stage2_callback).samples
     measured = measured_rate(digits, measure, seed, lambda n, gen: pipe(
         prompts, views=specs, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-        num_images_per_prompt=n, generator=gen, output_type="pt", callback=measure_callback).samples,
+        num_images_per_prompt=n, generator=gen, output_type="pt", callback=measure_callback, reduction=reduction).samples,
         lambda x: anagram_readings(x, objs))
     rows = [[to_unit(v.view(img[k:k + 1])[0]) for v in objs] for k in range(num_images)]
     labels = [f"{s}\n{p!r}" for s, p in zip(specs, prompts)]
@@ -76,6 +78,7 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
     if save_array:
         save_npz(out / "anagram.npz", res.images, prompts=prompts, views=specs)
     record = {"backend": pipe.denoiser.name, "prompts": prompts, "views": specs, "guidance_scale": guidance_scale,
+              "reduction": res.record["reduction"], **({"balance": res.record["balance"]} if "balance" in res.record else {}),
               "seed": seed, "num_images": num_images, "animation": f"anagram.{animation}" if len(objs) >= 2 else None,
               **_best_of_record(res.record), **_readings_record(pipe, prompts, lambda: anagram_readings(img, objs)),
               **measured}
