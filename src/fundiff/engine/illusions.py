@@ -127,7 +127,7 @@ Reader = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 def view_weights(reader: Reader, seen: Sequence[torch.Tensor], labels: Sequence[int], t: int, balance: float) -> torch.Tensor:
     """(N views, B images) weights w_i = softmax_i(-balance log p(labels_i | seen_i, t)), each column summing to 1."""
-    tt = torch.full((len(seen[0]),), int(t), dtype=torch.long)
+    tt = torch.full((len(seen[0]),), int(t), dtype=torch.long, device=seen[0].device)
     with torch.no_grad():
         log_p = torch.stack([torch.log_softmax(reader(s.float(), tt).float(), 1)[:, y] for s, y in zip(seen, labels)])
     return torch.softmax(-float(balance) * log_p, 0)

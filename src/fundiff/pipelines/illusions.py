@@ -114,15 +114,13 @@ class AnagramPipeline(_IllusionPipeline):
     def resolve_reduction(self, reduction: str, prompts: list[str]) -> str:
         """"auto": "balanced" where a noise-aware classifier reads these prompts (the MNIST model, digit prompts), else
         "mean"; "balanced" elsewhere is a one-line error."""
-        if reduction == "balanced":
-            readings.digit_labels(prompts, "the balanced reduction", self.denoiser.name)
-        if reduction != AUTO:
-            return reduction
         try:
             readings.digit_labels(prompts, "the balanced reduction", self.denoiser.name)
         except FundiffError:
-            return "mean"
-        return "balanced"
+            if reduction == "balanced":
+                raise
+            return "mean" if reduction == AUTO else reduction
+        return "balanced" if reduction == AUTO else reduction
 
     @torch.no_grad()
     def __call__(self, prompt: Sequence[str], views: Sequence[str | View] | None = None, *,
@@ -150,7 +148,8 @@ class AnagramPipeline(_IllusionPipeline):
         if reduction == "balanced":
             from fundiff.classifier import load_noisy_classifier
 
-            reader, digits = load_noisy_classifier(), readings.digit_labels(prompts, "the balanced reduction")
+            reader = load_noisy_classifier(self.denoiser.device)
+            digits = readings.digit_labels(prompts, "the balanced reduction")
         samples = self.denoise_batches(
             total, batch_size, ts, lambda part: anagram_predict(
                 self.denoiser, prompts, objs, batch=part.stop - part.start, guidance_scale=guidance_scale,
