@@ -77,6 +77,7 @@ class Settings:
     threshold: str = "auto"
     negative: str | None = None          # None: the null prompt; "other": the other prompt; else that prompt
     reduction: str = "auto"              # the pipeline's default: balanced on MNIST
+    balance: float = 0.5                 # the balanced reduction's beta (the pipeline's default)
     resample_steps: int = 0
     resample_times: int = 1
     hybrid_sigma: float | None = None    # None: the decomposition's default at 28 px
@@ -85,7 +86,7 @@ class Settings:
 
     def flags(self) -> str:
         out = [f"--guidance-scale {self.guidance_scale:g}", f"--threshold {self.threshold}"]
-        for name, value, default in [("negative", self.negative, None), ("reduction", self.reduction, "auto"),
+        for name, value, default in [("negative", self.negative, None), ("reduction", self.reduction, "auto"), ("balance", self.balance, 0.5),
                                      ("resample-steps", self.resample_steps, 0), ("resample-times", self.resample_times, 1),
                                      ("hybrid-sigma", self.hybrid_sigma, None), ("gamma-b", self.gamma_b, None),
                                      ("model", self.model, "mnist")]:
@@ -106,6 +107,7 @@ def add_setting_flags(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--negative", default=None, help="negative prompt of every view: a prompt, or 'other' (the other view's)")
     ap.add_argument("--reduction", choices=["auto", "mean", "alternate", "balanced"], default="auto",
                     help="auto (the default): balanced on MNIST")
+    ap.add_argument("--balance", type=float, default=0.5, help="the balanced reduction's strength beta (default 0.5)")
     ap.add_argument("--resample-steps", type=int, default=0, help="resample the first N steps (RePaint-style)")
     ap.add_argument("--resample-times", type=int, default=1, help="... this many times each")
     ap.add_argument("--hybrid-sigma", type=float, default=None, help="the hybrid's Gaussian sigma in px (default 0.875 at 28 px)")
@@ -114,8 +116,10 @@ def add_setting_flags(ap: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    return Settings(args.guidance_scale, args.threshold, args.negative, args.reduction, args.resample_steps,
-                    args.resample_times, args.hybrid_sigma, args.gamma_b, args.model)
+    return Settings(guidance_scale=args.guidance_scale, threshold=args.threshold, negative=args.negative,
+                    reduction=args.reduction, balance=args.balance, resample_steps=args.resample_steps,
+                    resample_times=args.resample_times, hybrid_sigma=args.hybrid_sigma, gamma_b=args.gamma_b,
+                    model=args.model)
 
 
 def target_pairs() -> tuple[dict, list]:
@@ -149,7 +153,7 @@ def measure(settings: Settings, anagrams: dict, hybrids: list, n: int, log=print
     for view_name, pairs in anagrams.items():
         view = get_view(view_name)
         for a, b in pairs:
-            img = sample(anagram, [a, b], ["identity", view_name], reduction=settings.reduction,
+            img = sample(anagram, [a, b], ["identity", view_name], reduction=settings.reduction, balance=settings.balance,
                          **settings.call_options(a, b))
             read_a, read_b = read(img), read(view.view(img))
             ok_a, ok_b = read_a == int(a), read_b == int(b)

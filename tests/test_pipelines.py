@@ -285,7 +285,7 @@ def test_anagrams_on_mnist_default_to_the_balanced_reduction(t2i):
     common = dict(num_images_per_prompt=2, num_inference_steps=4, output_type="pt")
     seed = lambda: torch.Generator().manual_seed(5)   # noqa: E731
     auto = ana(["3", "8"], generator=seed(), **common)
-    assert auto.record["reduction"] == "balanced" and auto.record["balance"] == 1.0
+    assert auto.record["reduction"] == "balanced" and auto.record["balance"] == 0.5
     mean = ana(["3", "8"], reduction="mean", generator=seed(), **common)
     assert mean.record["reduction"] == "mean" and "balance" not in mean.record
     flat = ana(["3", "8"], reduction="balanced", balance=0.0, generator=seed(), **common)

@@ -129,7 +129,7 @@ class AnagramPipeline(_IllusionPipeline):
                  generator: torch.Generator | None = None, output_type: str = "pil",
                  callback: Callback | None = None, batch_size: int | None = None,
                  latents: torch.Tensor | None = None, best_of: int = 1, reduction: str = "auto",
-                 resample_steps: int = 0, resample_times: int = 1, balance: float = 1.0) -> PipelineOutput:
+                 resample_steps: int = 0, resample_times: int = 1, balance: float = 0.5) -> PipelineOutput:
         """``num_images_per_prompt`` anagrams (defaults: ``fundiff anagram``'s); ``latents``: the starting noise
         (``num_images_per_prompt x best_of`` of them).  ``best_of`` N > 1 (MNIST): N candidates for each image, of
         which the one the classifier reads right under every view with the highest joint confidence is kept.

@@ -66,7 +66,7 @@ def _reading_claim(section: Section, records: list[dict[str, Any]]) -> str:
     pooled = {"both_right": k, "n": n, "both_rate": k / n, "wilson95": [low, high]}
     return (f"Measured: the share of new images (from the shown images' seed, no best-of) that the shipped classifier "
             f"reads right both ways: {per}; all {len(rows)} pairs {rate_text(pooled)}. These pairs were picked to show the "
-            "illusion; bench/illusions.py measures every digit pair (bench/results/illusions-all-balanced.json) and the levers "
+            "illusion; bench/illusions.py measures every digit pair (bench/results/illusions-all-balance-0.5.json) and the levers "
             "tried (bench/results/illusion-levers.json, docs/illusions.md).")
 
 
@@ -357,7 +357,7 @@ class Report:
         self.add(Section("inpaint", "1.7.2 Inpainting", f"Generate inside the mask ({where}); the kept region is re-noised "
                          "to the current level every step. RePaint resampling and a text-conditional fill for comparison."),
                  inpainting)
-        mix = ("ε = w₁ ε_cfg(x, p₁) + w₂ v⁻¹(ε_cfg(v(x), p₂)) for an orthogonal view v, with wᵢ = softmax(−log p(yᵢ | vᵢ(x_t), t)) "
+        mix = ("ε = w₁ ε_cfg(x, p₁) + w₂ v⁻¹(ε_cfg(v(x), p₂)) for an orthogonal view v, with wᵢ = softmax(−½ log p(yᵢ | vᵢ(x_t), t)) "
                "from the shipped noise-aware classifier: the balanced reduction, fundiff's default on MNIST (w = ½ each is "
                "the study's mean; docs/illusions.md measures both)." if m else
                "ε = (ε_cfg(x, p₁) + v⁻¹(ε_cfg(v(x), p₂))) / 2 for an orthogonal view v.")
