@@ -35,6 +35,8 @@ from fundiff.training.checkpoint import load_model, read_metadata, save_model
 from fundiff.engine.denoiser import Prediction
 from fundiff.engine.illusions import anagram_predict
 from fundiff.engine.views import get_view
+from fundiff.errors import run_script
+from fundiff.io import write_json
 from fundiff.metrics import wilson_interval
 from fundiff.pipelines import AnagramPipeline
 from fundiff.pipelines.readings import anagram_readings, reading_scores
@@ -102,11 +104,6 @@ def guided_anagram(den, net: NoisyClassifier, prompts, views, labels, scale: flo
     return predict
 
 
-def balanced_anagram(den, net: NoisyClassifier, prompts, views, labels, beta: float, batch: int):
-    """The anagram's balanced reduction (fundiff.engine.illusions, the default on MNIST) with this guide as reader."""
-    return anagram_predict(den, prompts, views, batch=batch, reduction="balanced", reader=net, labels=labels, balance=beta)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scales", default="0,5,20,40", help="classifier-guidance scales s (0: the default, unguided)")
@@ -171,10 +168,7 @@ def main() -> None:
                 hits += int(right.sum())
                 res[f"{view} {a}/{b}"] = round(float(right.float().mean()), 4)
                 if reader2 is not None:
-                    with torch.no_grad():
-                        ok2 = torch.stack([reader2(((r.float() + 1) / 2).clamp(0, 1)).argmax(1) == y
-                                           for r, y in zip(readings, labels)]).all(0)
-                    hits2 += int(ok2.sum())
+                    hits2 += int(reading_scores(readings, labels, reader2)[0].sum())
                 row += [((x[k] + 1) / 2).clamp(0, 1) for k in range(8)]
             n = args.seeds * len(pairs)
             low, high = wilson_interval(hits / n, n)
@@ -194,7 +188,8 @@ def main() -> None:
             measure(f"scale {scale:g}" + (f" until {until}" if until else ""),
                     lambda a, b, objs, labels, n: guided_anagram(den, net, [a, b], objs, labels, scale, n, until))
     for beta in balances:
-        measure(f"balance {beta:g}", lambda a, b, objs, labels, n: balanced_anagram(den, net, [a, b], objs, labels, beta, n))
+        measure(f"balance {beta:g}", lambda a, b, objs, labels, n: anagram_predict(   # this guide as the reader
+            den, [a, b], objs, batch=n, reduction="balanced", reader=net, labels=labels, balance=beta))
     if args.grid is not None:
         from fundiff.figures import image_grid
 
@@ -205,9 +200,9 @@ def main() -> None:
                           + (f" --second-reader {args.second_reader}" if reader2 is not None else ""),
                "reader": "the shipped classifier (fundiff.pipelines.readings)", "guide": guide,
                "seconds": round(time.time() - start, 1), "by_scale": results}
-    args.out.write_text(json.dumps(summary, indent=1) + "\n")
+    write_json(args.out, summary)
     print(f"wrote {args.out} in {summary['seconds']} s")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main, "classifier_guidance.py"))

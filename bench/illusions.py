@@ -31,6 +31,8 @@ from fundiff.engine.decompositions import Hybrid
 from fundiff.engine.schedule import THRESHOLD_CHOICES, describe_threshold
 from fundiff.engine.views import get_view
 from fundiff.pipelines import AnagramPipeline, HybridPipeline
+from fundiff.errors import run_script
+from fundiff.io import write_json
 from fundiff.metrics import wilson_interval
 from fundiff.pipelines.readings import hybrid_readings
 
@@ -228,7 +230,7 @@ def main() -> None:
     if args.model != "mnist":
         summary["model"] = args.model
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(args.out, summary)
     if shown is not None:
         write_figure(shown, args.figure, f"what the shipped classifier reads (red: wrong)\n{settings.flags()}")
         print(f"wrote {args.figure}")
@@ -236,4 +238,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main, "illusions.py"))

@@ -219,3 +219,20 @@ def test_web_handlers_turn_bad_input_into_one_line_messages(k, files, den):
     message = str(excinfo.value.message if hasattr(excinfo.value, "message") else excinfo.value)
     assert fragment in message and "\n" not in message.strip() and "Traceback" not in message, message
     assert (sorted(forms._SCRATCH[0].iterdir()) if forms._SCRATCH else []) == before
+
+
+def test_a_bench_script_reports_bad_input_and_ctrl_c_in_one_line(capsys):
+    """fundiff.errors.run_script, the benches' __main__: one line and exit 2 for a FundiffError, 130 for Ctrl-C."""
+    from fundiff.errors import FundiffError, run_script
+
+    def bad():
+        raise FundiffError("balance must be in [0, 20],\n got -3.0")
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    assert run_script(bad, "illusions.py") == 2
+    assert capsys.readouterr().err == "illusions.py: error: balance must be in [0, 20], got -3.0\n"
+    assert run_script(interrupted, "illusions.py") == 130
+    assert capsys.readouterr().err == "illusions.py: interrupted; nothing was written\n"
+    assert run_script(lambda: None, "illusions.py") == 0

@@ -44,24 +44,25 @@ def load_classifier(path: str | os.PathLike | None = None, device: str | torch.d
     Cached per (file, device): repeated calls return the same frozen module (its parameters have
     ``requires_grad=False``; gradients with respect to the input still work).  Do not train it.
     """
-    device = torch.device(device)
     if path is None:
-        with importlib.resources.as_file(SHIPPED_CLASSIFIER) as shipped:
-            if not Path(shipped).is_file():
-                raise CheckpointError(
-                    f"the shipped classifier weights are missing from this installation ({shipped}); train one with "
-                    "`fundiff train classifier --out DIR` and pass DIR/model.safetensors"
-                )
-            return _load_cached(Path(shipped), device)
-    return _load_cached(Path(path), device)
+        return _load_shipped(SHIPPED_CLASSIFIER, device, KIND, "the shipped classifier weights are missing from this "
+                             "installation ({}); train one with `fundiff train classifier --out DIR` and pass "
+                             "DIR/model.safetensors")
+    return _load_cached(Path(path), torch.device(device))
 
 
 def load_noisy_classifier(device: str | torch.device = "cpu") -> torch.nn.Module:
     """The shipped noise-aware classifier (eval mode, frozen, cached): logits of p(y | x_t, t), t in 0..999."""
-    with importlib.resources.as_file(SHIPPED_NOISY_CLASSIFIER) as shipped:
+    return _load_shipped(SHIPPED_NOISY_CLASSIFIER, device, NoisyMnistClassifier.kind,
+                         "the shipped noise-aware classifier is missing from this installation ({})")
+
+
+def _load_shipped(resource: Any, device: str | torch.device, kind: str, missing: str) -> torch.nn.Module:
+    """A weights file shipped in fundiff/assets, cached; CheckpointError ``missing`` (formatted with its path) if absent."""
+    with importlib.resources.as_file(resource) as shipped:
         if not Path(shipped).is_file():
-            raise CheckpointError(f"the shipped noise-aware classifier is missing from this installation ({shipped})")
-        return _load_cached(Path(shipped), torch.device(device), NoisyMnistClassifier.kind)
+            raise CheckpointError(missing.format(shipped))
+        return _load_cached(Path(shipped), torch.device(device), kind)
 
 
 def _load_cached(path: Path, device: torch.device, kind: str = KIND) -> torch.nn.Module:

@@ -7,6 +7,8 @@ API lets it propagate like any other exception.
 
 from __future__ import annotations
 
+from typing import Callable
+
 
 def one_line(obj: object) -> str:
     """An exception (or any object) as one line of text: whitespace runs folded, never empty."""
@@ -25,3 +27,19 @@ class DataError(FundiffError):
 
 class CheckpointError(FundiffError):
     """A checkpoint is missing, corrupt, or belongs to another model or run."""
+
+
+def run_script(main: Callable[[], object], prog: str) -> int:
+    """Run a script's ``main()`` as the CLI runs a command: a FundiffError is one line on stderr and its exit code
+    (2), Ctrl-C is "interrupted; nothing was written" and 130 (scripts write their results only at the end)."""
+    import sys
+
+    try:
+        main()
+    except FundiffError as exc:
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    return 0

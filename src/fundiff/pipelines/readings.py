@@ -56,18 +56,21 @@ def hybrid_readings(samples: torch.Tensor, decomposition) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def reading_probabilities(reading: torch.Tensor) -> torch.Tensor:
-    """The shipped classifier's class probabilities (N, 10) for one reading (N, 1, 28, 28) in [-1, 1]."""
+def reading_probabilities(reading: torch.Tensor, classifier: torch.nn.Module | None = None) -> torch.Tensor:
+    """The shipped classifier's (or ``classifier``'s) class probabilities (N, 10) for one reading (N, 1, 28, 28) in
+    [-1, 1]."""
     from fundiff.classifier import load_classifier
 
-    return load_classifier()(((reading.float().cpu().clamp(-1, 1) + 1) / 2)).softmax(1)
+    return (classifier or load_classifier())(((reading.float().cpu().clamp(-1, 1) + 1) / 2)).softmax(1)
 
 
-def reading_scores(readings: Sequence[torch.Tensor], labels: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per image: whether every reading's top class is its label, and the product of the labels' probabilities."""
+def reading_scores(readings: Sequence[torch.Tensor], labels: Sequence[int],
+                   classifier: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image: whether every reading's top class is its label, and the product of the labels' probabilities
+    (read by the shipped classifier, or by ``classifier``)."""
     right, joint = None, None
     for reading, label in zip(readings, labels):
-        probs = reading_probabilities(reading)
+        probs = reading_probabilities(reading, classifier)
         ok, p = probs.argmax(1) == label, probs[:, label]
         right = ok if right is None else right & ok
         joint = p if joint is None else joint * p
