@@ -102,6 +102,7 @@ def _cases():
         ("zero-steps", "generate --steps 0 --out {o}", "--steps"),
         ("zero-sample-steps", "sample --steps 0 --out {o}.png", "--steps"),
         ("zero-epochs", "train flow --epochs 0 --out {o}", "--epochs"),
+        ("noisy-classifier-zero-batch", "train noisy-classifier --batch-size 0 --out {o}", "--batch-size"),
         # NaN and inf
         ("nan-guidance", "generate --guidance-scale nan --out {o}", "--guidance-scale"),
         ("inf-sample-guidance", "sample --guidance-scale inf --out {o}.png", "guidance"),

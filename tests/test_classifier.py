@@ -75,3 +75,26 @@ def test_load_classifier_refuses_other_model_kinds(tmp_path):
     path = save_model(tmp_path / "unet.safetensors", UnconditionalUNet(1, 4))
     with pytest.raises(CheckpointError, match="mnist-classifier"):
         load_classifier(path)
+
+
+@pytest.mark.slow
+def test_train_noisy_classifier_tiny_run_records_accuracy_by_t_and_loads(mnist, tmp_path):
+    """``fundiff train noisy-classifier``'s function: the shared trainer, a record with accuracy at each t."""
+    import dataclasses
+
+    from fundiff.classifier_training import NOISY_ACCURACY_TIMESTEPS, NOISY_CLASSIFIER_DEFAULTS, train_noisy_classifier
+    from fundiff.nn import NoisyMnistClassifier
+    from fundiff.training import load_model
+
+    config = dataclasses.replace(NOISY_CLASSIFIER_DEFAULTS, num_train=1024, epochs=2, warmup_steps=0, progress=False,
+                                 checkpoint_interval=0)
+    record = train_noisy_classifier(tmp_path, config, mnist)
+    saved = json.loads((tmp_path / "classifier.json").read_text())
+    assert saved["command"] == (f"fundiff train noisy-classifier --out {tmp_path} --epochs 2 --num-train 1024"
+                                "  # plus TrainConfig(warmup_steps=0), not a CLI flag")
+    assert list(saved["test_accuracy_at_t"]) == [str(t) for t in NOISY_ACCURACY_TIMESTEPS]
+    assert saved["objective"]["name"] == "noisy-classify" and saved["train"]["optimizer"] == "adamw"
+    model = load_model(tmp_path / "model.safetensors", expect_kind=NoisyMnistClassifier.kind)
+    assert isinstance(model, NoisyMnistClassifier)
+    acc = record["test_accuracy_at_t"]
+    assert acc["0"] > 0.15 and acc["990"] < 0.2   # 8 steps learn something at t 0 (chance: 10%), nothing at t 990

@@ -70,3 +70,21 @@ def test_classify_objective_augmentation_is_deterministic(mnist):
     model = MnistClassifier()
     loss = objective.loss(model, x, mnist.train_labels[:64], BatchRandom(rng.generator(0, 0, 0)))
     assert loss.shape == () and torch.isfinite(loss)
+
+
+def test_noisy_classify_objective_is_cross_entropy_on_the_models_noise_levels(mnist):
+    from fundiff.engine.schedule import Schedule
+    from fundiff.nn import NoisyMnistClassifier
+    from fundiff.objectives import NoisyClassifyObjective
+
+    torch.manual_seed(0)
+    model, objective = NoisyMnistClassifier(8), NoisyClassifyObjective()
+    x, y = to_float(mnist.train_images[:6]), mnist.train_labels[:6]
+    loss = objective.loss(model, x, y, BatchRandom(generator(0, 0, 0)))
+    r = BatchRandom(generator(0, 0, 0))
+    t = r.randint(1000, 6, "cpu")
+    eps = r.randn(x.shape, "cpu")
+    ab = Schedule.squaredcos().alphas_cumprod[t].float().view(-1, 1, 1, 1)   # the embedded model's schedule
+    xt = ab.sqrt() * (2 * x - 1) + (1 - ab).sqrt() * eps
+    torch.testing.assert_close(loss, F.cross_entropy(model(xt, t), y))
+    assert objective.config()["name"] == "noisy-classify" and objective.config()["schedule"]

@@ -37,16 +37,25 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument("--sigma", type=sigma, default=0.5, help="training noise level, or 'noise' for pure-noise inputs (default 0.5)")
 
-    p = add_command(train_sub, "classifier", cmd_train_classifier, "the MNIST classifier that fundiff's quality metrics use",
-                    "Train the small MNIST CNN whose accuracy and penultimate features give fundiff's sample metrics "
-                    "(class accuracy, classifier-FID). The shipped weights in fundiff/assets were made with this "
-                    "command's defaults.", *training)
-    p.add_argument("--out", required=True, type=Path, help="run folder")
-    g = p.add_argument_group("hyperparameters")
-    g.add_argument("--batch-size", type=positive_int, default=None, help="images per step (default 128)")
-    g.add_argument("--lr", type=positive_float, default=None, help="Adam learning rate (default 1e-3)")
-    g.add_argument("--epochs", type=positive_int, default=None, help="passes over the training images (default 3)")
-    g.add_argument("--num-train", type=positive_int, default=None, metavar="N", help="train on a seeded subset of N images (default: all 60000)")
+    for what, blurb, description, defaults in (
+        ("classifier", "the MNIST classifier that fundiff's quality metrics use",
+         "Train the small MNIST CNN whose accuracy and penultimate features give fundiff's sample metrics "
+         "(class accuracy, classifier-FID).", (128, "Adam", "1e-3", 3)),
+        ("noisy-classifier", "the noise-aware classifier p(y | x_t, t) that the balanced anagram reduction reads",
+         "Train the time-conditioned MNIST CNN that reads noisy images x_t at every timestep of the embedded model's "
+         "schedule (t uniform in 0..999) and record its test accuracy by t.", (256, "AdamW", "2e-3", 4)),
+    ):
+        batch, optimizer, lr, epochs = defaults
+        p = add_command(train_sub, what, cmd_train_classifier, blurb,
+                        description + " The shipped weights in fundiff/assets were made with this command's defaults.",
+                        *training, what=what)
+        p.add_argument("--out", required=True, type=Path, help="run folder")
+        g = p.add_argument_group("hyperparameters")
+        g.add_argument("--batch-size", type=positive_int, default=None, help=f"images per step (default {batch})")
+        g.add_argument("--lr", type=positive_float, default=None, help=f"{optimizer} learning rate (default {lr})")
+        g.add_argument("--epochs", type=positive_int, default=None, help=f"passes over the training images (default {epochs})")
+        g.add_argument("--num-train", type=positive_int, default=None, metavar="N",
+                       help="train on a seeded subset of N images (default: all 60000)")
 
     from fundiff.recipes import RECIPES
 
@@ -191,16 +200,23 @@ def cmd_train_denoiser(args) -> int:
 
 
 def cmd_train_classifier(args) -> int:
-    from fundiff.classifier_training import CLASSIFIER_DEFAULTS, train_classifier
+    from fundiff.classifier_training import (CLASSIFIER_DEFAULTS, NOISY_CLASSIFIER_DEFAULTS, train_classifier,
+                                             train_noisy_classifier)
 
+    noisy = args.what == "noisy-classifier"
     config = dataclasses.replace(
-        CLASSIFIER_DEFAULTS,
+        NOISY_CLASSIFIER_DEFAULTS if noisy else CLASSIFIER_DEFAULTS,
         **given_flags(args, ["batch_size", "lr", "epochs", "num_train", "seed", "device", "checkpoint_interval",
                          "precision"]),
         progress=not args.no_progress,
     )
     config.validate()
     mnist = load_data(args)
+    if noisy:
+        result = train_noisy_classifier(args.out, config, mnist, resume=args.resume)
+        by_t = ", ".join(f"t {t} {acc:.1%}" for t, acc in result["test_accuracy_at_t"].items())
+        print(f"noisy classifier test accuracy {by_t}; weights: {args.out / 'model.safetensors'}")
+        return 0
     result = train_classifier(args.out, config, mnist, resume=args.resume)
     print(f"classifier test accuracy {result['test_accuracy']:.4f}; weights: {args.out / 'model.safetensors'}")
     return 0

@@ -1,6 +1,7 @@
-"""Cross-entropy classification with random-shift augmentation (trains the metrics' classifier).
+"""Cross-entropy classification with random-shift augmentation: the metrics' classifier and the noise-aware one.
 
     L = E CE(f(shift(x)), y),   shift = translate by (dy, dx), dy, dx uniform in {-s, ..., s}
+    L_noisy = E_{t ~ U{0..T-1}, eps ~ N(0, I)} CE(f(x_t, t), y),   x_t = sqrt(abar_t) (2 shift(x) - 1) + sqrt(1 - abar_t) eps
 
 Each image of a batch gets its own shift (zero padding at the borders), drawn from the step's
 random stream, so the augmentation, like every draw of a run, is a pure function of (seed, epoch, step).
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fundiff.engine.schedule import Schedule
 from fundiff.errors import FundiffError
 from fundiff.training.rng import BatchRandom
 
@@ -58,3 +60,31 @@ class ClassifyObjective:
 
     def config(self) -> dict[str, Any]:
         return {"name": "classify", "max_shift": self.max_shift}
+
+
+class NoisyClassifyObjective(ClassifyObjective):
+    """Cross-entropy of p(y | x_t, t) on images noised to a uniform DDPM timestep of ``schedule`` (L_noisy above).
+
+    x in [0, 1] becomes the diffusion model's x0 = 2 x - 1; t is uniform over the schedule's timesteps and
+    x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, so the classifier learns to read every noise level a sampler
+    visits.  The default schedule is the embedded MNIST model's (DeepFloyd IF's cosine one).
+    """
+
+    def __init__(self, schedule: Schedule | None = None, max_shift: int = 0):
+        super().__init__(max_shift)
+        self.schedule = schedule or Schedule.squaredcos()
+        self.name = "noisy-classifier"
+
+    def noised(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps for a batch of timesteps t (N,)."""
+        a, s = (c.to(x0).view(-1, 1, 1, 1) for c in self.schedule.coefficients_at(t))
+        return a * x0 + s * eps
+
+    def loss(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, rand: BatchRandom) -> torch.Tensor:
+        x0 = self.augment(x, rand) * 2 - 1
+        t = rand.randint(len(self.schedule.alphas_cumprod), len(x), x.device)
+        eps = rand.randn(x0.shape, x.device, x0.dtype)
+        return F.cross_entropy(model(self.noised(x0, t, eps), t), labels)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": "noisy-classify", "max_shift": self.max_shift, "schedule": self.schedule.config()}
