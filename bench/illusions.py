@@ -80,6 +80,7 @@ class Settings:
     negative: str | None = None          # None: the null prompt; "other": the other prompt; else that prompt
     reduction: str = "auto"              # the pipeline's default: balanced on MNIST
     balance: float = 0.5                 # the balanced reduction's beta (the pipeline's default)
+    rival: str = "auto"                  # rival guidance: auto (the pipeline's default: on with balanced), on, off
     resample_steps: int = 0
     resample_times: int = 1
     hybrid_sigma: float | None = None    # None: the decomposition's default at 28 px
@@ -89,6 +90,7 @@ class Settings:
     def flags(self) -> str:
         out = [f"--guidance-scale {self.guidance_scale:g}", f"--threshold {self.threshold}"]
         for name, value, default in [("negative", self.negative, None), ("reduction", self.reduction, "auto"), ("balance", self.balance, 0.5),
+                                     ("rival", self.rival, "auto"),
                                      ("resample-steps", self.resample_steps, 0), ("resample-times", self.resample_times, 1),
                                      ("hybrid-sigma", self.hybrid_sigma, None), ("gamma-b", self.gamma_b, None),
                                      ("model", self.model, "mnist")]:
@@ -110,6 +112,9 @@ def add_setting_flags(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--reduction", choices=["auto", "mean", "alternate", "balanced"], default="auto",
                     help="auto (the default): balanced on MNIST")
     ap.add_argument("--balance", type=float, default=0.5, help="the balanced reduction's strength beta (default 0.5)")
+    ap.add_argument("--rival", choices=["auto", "on", "off"], default="auto",
+                    help="guide each view away from the digit it is most likely misread as (auto, the default: on "
+                         "with the balanced reduction and no --negative)")
     ap.add_argument("--resample-steps", type=int, default=0, help="resample the first N steps (RePaint-style)")
     ap.add_argument("--resample-times", type=int, default=1, help="... this many times each")
     ap.add_argument("--hybrid-sigma", type=float, default=None, help="the hybrid's Gaussian sigma in px (default 0.875 at 28 px)")
@@ -119,7 +124,7 @@ def add_setting_flags(ap: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(guidance_scale=args.guidance_scale, threshold=args.threshold, negative=args.negative,
-                    reduction=args.reduction, balance=args.balance, resample_steps=args.resample_steps,
+                    reduction=args.reduction, balance=args.balance, rival=args.rival, resample_steps=args.resample_steps,
                     resample_times=args.resample_times, hybrid_sigma=args.hybrid_sigma, gamma_b=args.gamma_b,
                     model=args.model)
 
@@ -128,7 +133,8 @@ def target_pairs() -> tuple[dict, list]:
     return {v: TARGETS[v] for v in ("flip", "rotate_cw")}, TARGETS["hybrid"]
 
 
-def measure(settings: Settings, anagrams: dict, hybrids: list, n: int, log=print, shown: list | None = None) -> dict:
+def measure(settings: Settings, anagrams: dict, hybrids: list, n: int, log=print, shown: list | None = None,
+            first_seed: int = 0) -> dict:
     """Both-readings-right rows for the given pairs (n images each) under ``settings``, and their pooled shares.
 
     With ``shown`` (a list), each pair appends its first 8 images' readings as figure rows: (row label, images in
@@ -143,8 +149,8 @@ def measure(settings: Settings, anagrams: dict, hybrids: list, n: int, log=print
             return clf(((img.clamp(-1, 1) + 1) / 2)).argmax(1)
 
     def sample(pipe, *call, **kwargs) -> torch.Tensor:
-        """n images: image k starts from seed k's noise; the steps draw from one generator (seed 10000)."""
-        return pipe(*call, latents=noise(n, 0), num_images_per_prompt=n,
+        """n images: image k starts from seed first_seed + k's noise; the steps draw from one generator (seed 10000)."""
+        return pipe(*call, latents=noise(n, first_seed), num_images_per_prompt=n,
                     generator=torch.Generator().manual_seed(10_000), output_type="pt", batch_size=n, **kwargs).samples
 
     def with_interval(row: dict) -> dict:
@@ -156,7 +162,7 @@ def measure(settings: Settings, anagrams: dict, hybrids: list, n: int, log=print
         view = get_view(view_name)
         for a, b in pairs:
             img = sample(anagram, [a, b], ["identity", view_name], reduction=settings.reduction, balance=settings.balance,
-                         **settings.call_options(a, b))
+                         rival={"auto": None, "on": True, "off": False}[settings.rival], **settings.call_options(a, b))
             read_a, read_b = read(img), read(view.view(img))
             ok_a, ok_b = read_a == int(a), read_b == int(b)
             if shown is not None:
@@ -206,6 +212,9 @@ def write_figure(shown: list, path: Path, title: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=50)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="image k starts from seed FIRST_SEED + k's noise (default 0); another range is a held-out check "
+                         "of a setting chosen on seeds 0..")
     ap.add_argument("--pairs", choices=["curated", "all", "targets"], default="curated",
                     help="curated: the pairs above; all: every ordered pair a != b under flip, rotate_cw and negate; "
                          "targets: issue 17's target sets only")
@@ -223,8 +232,10 @@ def main() -> None:
         anagrams = {v: all_pairs() for v in ANAGRAMS} if args.pairs == "all" else ANAGRAMS
         hybrids = sorted(set(HYBRIDS) | set(TARGETS["hybrid"]))
     shown = [] if args.figure is not None else None
-    result = measure(settings, anagrams, hybrids, args.seeds, log=lambda line: print(line, flush=True), shown=shown)
-    summary = {"command": f"python bench/illusions.py --pairs {args.pairs} --seeds {args.seeds} {settings.flags()} "
+    result = measure(settings, anagrams, hybrids, args.seeds, log=lambda line: print(line, flush=True), shown=shown,
+                     first_seed=args.first_seed)
+    seeds = f"--seeds {args.seeds}" + (f" --first-seed {args.first_seed}" if args.first_seed else "")
+    summary = {"command": f"python bench/illusions.py --pairs {args.pairs} {seeds} {settings.flags()} "
                           f"--out {args.out}", "model": "embedded MNIST flow (fundiff/assets/mnist_flow.safetensors)",
                "timesteps": "990..0 by 30", "guidance_scale": args.guidance_scale, **result}
     if args.model != "mnist":

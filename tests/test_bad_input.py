@@ -111,6 +111,8 @@ def _cases():
         ("nan-blur-sigma", "denoise --blur-sigma nan --out {o}", "--blur-sigma"),
         # huge requests
         ("huge-num-images", "generate --num-images 1000000 --out {o}", "10000"),
+        ("rival-with-alternate", "anagram --prompt 6 --prompt 9 --rival on --reduction alternate --out {o}", "not alternate"),
+        ("rival-without-digits", "anagram --prompt 6 --prompt '' --rival on --out {o}", "every prompt must name a digit"),
         ("huge-anagram", "anagram --prompt 6 --prompt 9 --num-images 20000 --out {o}", "10000"),
         ("huge-gif", "sample --num-images 1000000 --gif {o}.gif --out {o}.png", "--gif animates at most"),
         # missing weights folders and embeddings that are not fundiff's

@@ -27,10 +27,11 @@ def test_edit_inpaint_anagram_hybrid_commands(cli, tmp_path):
             assert (tmp_path / name / f).is_file(), (name, f)
     assert json.loads((tmp_path / "edit" / "edit.json").read_text())["t_start"] == [700, 300]
     anagram = json.loads((tmp_path / "anagram" / "anagram.json").read_text())
-    assert anagram["reduction"] == "balanced" and anagram["balance"] == 0.5     # the default on MNIST
+    assert anagram["reduction"] == "balanced" and anagram["balance"] == 0.5 and anagram["rival"] is True  # MNIST's defaults
     proc = cli(*runs["anagram"], "--reduction", "mean", "--out", tmp_path / "mean")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads((tmp_path / "mean" / "anagram.json").read_text())["reduction"] == "mean"
+    mean = json.loads((tmp_path / "mean" / "anagram.json").read_text())
+    assert mean["reduction"] == "mean" and mean["rival"] is False
 
 
 @pytest.mark.parametrize("args,fragments", [

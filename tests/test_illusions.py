@@ -134,6 +134,46 @@ def test_balanced_reduction_weights_the_view_that_reads_worst(den):
         anagram_predict(den, ["6", "9"], views, reduction="balanced")
 
 
+def test_rival_guidance_is_cfg_away_from_the_digit_each_view_is_most_likely_misread_as(den):
+    """rival=True: view i's negative prompt is argmax_{c != y_i} p(c | v_i(x), t), image by image, step by step; with a
+    reader whose runner-up is fixed, that is plain CFG with those digits as the negative prompts."""
+    from fundiff.engine.illusions import rivals
+
+    x = _x()
+    views = [get_view("identity"), get_view("flip")]
+
+    def reader(seen: torch.Tensor, t: torch.Tensor) -> torch.Tensor:   # ranks 6, then 8, then 3 first in every view
+        logits = torch.zeros(len(seen), 10)
+        logits[:, 6], logits[:, 8], logits[:, 3] = 5.0, 4.0, 3.0
+        return logits
+
+    assert rivals(torch.log_softmax(reader(x, None), 1), 6).tolist() == [8, 8]   # its own digit is never its rival
+    assert rivals(torch.log_softmax(reader(x, None), 1), 9).tolist() == [6, 6]
+    rival = anagram_predict(den, ["6", "9"], views, batch=2, guidance_scale=5.0, reader=reader, labels=[6, 9],
+                            rival=True)(x, 700)
+    negs = anagram_predict(den, ["6", "9"], views, batch=2, guidance_scale=5.0, negative_prompt=["8", "6"])(x, 700)
+    plain = anagram_predict(den, ["6", "9"], views, batch=2, guidance_scale=5.0)(x, 700)
+    assert torch.allclose(rival.eps, negs.eps, atol=1e-5) and torch.allclose(rival.x0, negs.x0, atol=1e-4)
+    assert not torch.allclose(rival.eps, plain.eps, atol=1e-3)
+    # per image: a reader whose runner-up differs between the two images gives each image its own negative
+    def reader2(seen: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(len(seen), 10)
+        logits[0, 2], logits[1, 5] = 4.0, 4.0
+        return logits
+
+    mixed = anagram_predict(den, ["6", "9"], views, batch=2, guidance_scale=5.0, reader=reader2, labels=[6, 9],
+                            rival=True)(x, 700)
+    to2 = anagram_predict(den, ["6", "9"], views, batch=2, guidance_scale=5.0, negative_prompt="2")(x, 700)
+    to5 = anagram_predict(den, ["6", "9"], views, batch=2, guidance_scale=5.0, negative_prompt="5")(x, 700)
+    assert torch.allclose(mixed.eps[0], to2.eps[0], atol=1e-5) and torch.allclose(mixed.eps[1], to5.eps[1], atol=1e-5)
+    with pytest.raises(FundiffError, match="rival guidance needs a noise-aware classifier"):
+        anagram_predict(den, ["6", "9"], views, rival=True)
+    with pytest.raises(FundiffError, match="not alternate"):
+        anagram_predict(den, ["6", "9"], views, reduction="alternate", reader=reader, labels=[6, 9], rival=True)
+    with pytest.raises(FundiffError, match="give no negative_prompt"):
+        anagram_predict(den, ["6", "9"], views, negative_prompt="1", reader=reader, labels=[6, 9], rival=True)
+
+
 def test_weighted_prediction_is_a_per_image_weighted_sum():
     p = Prediction(torch.zeros(2, 1, 4, 4), torch.ones(2, 1, 4, 4), torch.full((2, 1, 4, 4), 2.0))
     q = Prediction(torch.ones(2, 1, 4, 4), torch.zeros(2, 1, 4, 4), None)

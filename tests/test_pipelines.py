@@ -285,12 +285,24 @@ def test_anagrams_on_mnist_default_to_the_balanced_reduction(t2i):
     common = dict(num_images_per_prompt=2, num_inference_steps=4, output_type="pt")
     seed = lambda: torch.Generator().manual_seed(5)   # noqa: E731
     auto = ana(["3", "8"], generator=seed(), **common)
-    assert auto.record["reduction"] == "balanced" and auto.record["balance"] == 0.5
+    assert auto.record["reduction"] == "balanced" and auto.record["balance"] == 0.5 and auto.record["rival"] is True
     mean = ana(["3", "8"], reduction="mean", generator=seed(), **common)
-    assert mean.record["reduction"] == "mean" and "balance" not in mean.record
-    flat = ana(["3", "8"], reduction="balanced", balance=0.0, generator=seed(), **common)
+    assert mean.record["reduction"] == "mean" and "balance" not in mean.record and mean.record["rival"] is False
+    flat = ana(["3", "8"], reduction="balanced", balance=0.0, rival=False, generator=seed(), **common)
     torch.testing.assert_close(flat.samples, mean.samples, atol=1e-5, rtol=0)
     assert not torch.allclose(auto.samples, mean.samples, atol=1e-3)
+    no_rival = ana(["3", "8"], rival=False, generator=seed(), **common)
+    assert not torch.allclose(auto.samples, no_rival.samples, atol=1e-3)
+    # a negative prompt switches auto's rival guidance off; asked for with one, or where nothing reads the prompts, it is
+    # a one-line error
+    assert ana(["3", "8"], negative_prompt="5", **common).record["rival"] is False
+    assert ana(["3", "8"], reduction="mean", rival=True, **common).record["rival"] is True
+    for bad, match in [(dict(rival=True, negative_prompt="5"), "give no negative_prompt"),
+                       (dict(rival=True, reduction="alternate"), "not alternate"), (dict(rival="yes"), "rival must be")]:
+        with pytest.raises(fundiff.FundiffError, match=match):
+            ana(["3", "8"], **bad, **common)
+    with pytest.raises(fundiff.FundiffError, match="rival guidance reads each view"):
+        ana(["3", ""], rival=True, **common)
     with pytest.raises(fundiff.FundiffError, match=r"balance must be in \[0, 20\]"):
         ana(["3", "8"], balance=-1, **common)
     with pytest.raises(fundiff.FundiffError, match="every prompt must name a digit"):

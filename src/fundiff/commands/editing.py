@@ -50,6 +50,9 @@ def register(sub) -> None:
     p.add_argument("--reduction", choices=["auto", "mean", "alternate", "balanced"], default="auto",
                    help="how the views' predictions combine: mean (the study's), alternate (one view per step), balanced "
                         "(MNIST: weighted toward the view that reads worst), auto (default: balanced on MNIST, else mean)")
+    p.add_argument("--rival", choices=["auto", "on", "off"], default="auto",
+                   help="MNIST: guide each view away from the digit a noise-aware classifier most likely misreads it as, "
+                        "in place of the null negative prompt (auto, the default: on with the balanced reduction)")
 
     p = add_command(sub, "hybrid", cmd_hybrid, "hybrid / factorized images (1.9): low frequencies from one prompt, high from another",
                     "eps = sum_i f_i(eps_cfg(x, p_i)) for a decomposition f: hybrid (Gaussian low/high pass, kernel 33, "
@@ -148,7 +151,8 @@ def cmd_anagram(args) -> int:
                           guidance_scale=args.guidance_scale, num_images=args.num_images or 4, frames=args.frames,
                           seed=args.seed, save_array=args.save_array, callback=cb, upsampler=up,
                           stage2_steps=args.stage2_steps, stage2_callback=cb2, animation=args.animation,
-                          best_of=args.best_of, measure=args.measure, measure_callback=cb3, reduction=args.reduction)
+                          best_of=args.best_of, measure=args.measure, measure_callback=cb3, reduction=args.reduction,
+                          rival={"auto": None, "on": True, "off": False}[args.rival])
     print(f"wrote {args.out}/anagram.png and anagram.{args.animation}{measured_line(rec)}")
     return 0
 

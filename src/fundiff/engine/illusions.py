@@ -12,6 +12,10 @@ run as one batched model call.
   worst so far gets the most say; eps = sum_i w_i v_i^-1(eps_i), likewise x0 and the variance (the weights sum
   to 1, so x = a x0 + s eps still holds).  It only chooses between the model's own predictions: unlike
   classifier guidance it adds no gradient, so it cannot draw strokes the model would not.
+  "Rival" guidance (``rival=True``, with the same classifier) changes each view's negative prompt every step: view i
+  is guided toward its digit y_i and away from its rival r_i = argmax_{c != y_i} p(c | v_i(x), t), the digit it is
+  most likely to be misread as now, eps_i = eps(v_i(x), r_i) + gamma (eps(v_i(x), y_i) - eps(v_i(x), r_i)), in place
+  of the null prompt's eps(v_i(x), "").  The same two passes per view; no gradient either.
 * Hybrid / factorized diffusion (Geng et al. 2024): with linear components f_i summing to the identity,
   eps = sum_i f_i(eps_cfg(x, t, p_i)), likewise x0 (then still x = a x0 + s eps); variance averaged.
   Anchored on a real image, component 1 is replaced each step by f_1 of the reference noised to the
@@ -77,23 +81,47 @@ def _batched(den: Denoiser, prompts: Sequence[str], batch: int, guidance_scale: 
     return run_scaled
 
 
+def _rival_batched(den: Denoiser, prompts: Sequence[str], batch: int, guidance_scale: float | Sequence[float],
+                   views: Sequence[Any]):
+    """Like :func:`_batched`, but each image's negative prompt is given at every call (``negatives[i]``: group i's
+    ``batch`` prompts), so that it can change from step to step; both passes in one call, a gamma per group."""
+    n = len(prompts)
+    gamma = torch.tensor([float(g) for g in per_prompt(guidance_scale, n, "guidance_scale")]).repeat_interleave(batch)
+    cond = concat_conditions([den.view_condition(den.encode([p] * batch), v) for p, v in zip(prompts, views)])
+
+    def run(xs: torch.Tensor, t: int, negatives: Sequence[Sequence[str]]) -> list[Prediction]:
+        uncond = concat_conditions([den.view_condition(den.encode(list(neg)), v) for neg, v in zip(negatives, views)])
+        u, c = den.predict(torch.cat([xs, xs]), t, concat_conditions([uncond, cond])).chunk(2)
+        return Prediction.guide(u, c, gamma.view(-1, 1, 1, 1).to(xs)).chunk(n)
+
+    return run
+
+
 def anagram_predict(den: Denoiser, prompts: Sequence[str], views: Sequence[Any], batch: int = 1,
                     guidance_scale: float | Sequence[float] = 7.0, negative_prompt: str | Sequence[str | None] | None = None,
                     reduction: str = "mean", reader: Reader | None = None, labels: Sequence[int] | None = None,
-                    balance: float = 1.0) -> Predict:
+                    balance: float = 1.0, rival: bool = False) -> Predict:
     """The view-mapped prediction of a visual anagram (N prompts, N views).
 
     ``reduction`` "mean": every step averages all N mapped predictions (one batched call of N groups);
     "alternate" (visual_anagrams' option): step k uses view k mod N alone, at 1/N of the cost; "balanced":
     the weighted sum of the module doc, with ``reader(x_t, t)`` the logits of p(y | x_t, t), ``labels[i]`` prompt
-    i's class and ``balance`` beta (0 is the mean).
+    i's class and ``balance`` beta (0 is the mean).  ``rival``: each view is guided away from its rival digit (module
+    doc) instead of ``negative_prompt``; it reads with the same ``reader`` and needs the mean or balanced reduction.
     """
     if len(prompts) != len(views):
         raise FundiffError(f"a visual anagram needs one view per prompt: {len(prompts)} prompts, {len(views)} views")
     if reduction not in REDUCTIONS:
         raise FundiffError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
-    if reduction == "balanced" and (reader is None or labels is None or len(labels) != len(views)):
-        raise FundiffError("the balanced reduction needs a noise-aware classifier and one class label per view")
+    reads = reduction == "balanced" or rival
+    if reads and (reader is None or labels is None or len(labels) != len(views)):
+        what = "rival guidance" if rival else "the balanced reduction"
+        raise FundiffError(f"{what} needs a noise-aware classifier and one class label per view")
+    if rival and reduction == "alternate":
+        raise FundiffError("rival guidance reads every view at every step: it needs the mean or balanced reduction, "
+                           "not alternate")
+    if rival and negative_prompt is not None:
+        raise FundiffError("rival guidance chooses each view's negative prompt itself: give no negative_prompt with it")
 
     def mapped_back(v: Any, p: Prediction) -> Prediction:
         return p.map(v.inverse_view, lambda var: v.inverse_view(var, variance=True))
@@ -111,13 +139,20 @@ def anagram_predict(den: Denoiser, prompts: Sequence[str], views: Sequence[Any],
 
         return predict_one
     run = _batched(den, prompts, batch, guidance_scale, negative_prompt, views=list(views))
+    run_rival = _rival_batched(den, prompts, batch, guidance_scale, views) if rival else None
 
     def predict(x: torch.Tensor, t: int) -> Prediction:
         seen = [v.view(x) for v in views]
-        mapped = [mapped_back(v, p) for v, p in zip(views, run(torch.cat(seen), t))]
+        log_probs = read_views(reader, seen, t) if reads else None
+        if run_rival is not None:
+            negatives = [[str(int(r)) for r in rivals(lp, y)] for lp, y in zip(log_probs, labels)]
+            preds = run_rival(torch.cat(seen), t, negatives)
+        else:
+            preds = run(torch.cat(seen), t)
+        mapped = [mapped_back(v, p) for v, p in zip(views, preds)]
         if reduction == "mean":
             return Prediction.mean(mapped)
-        return Prediction.weighted(mapped, view_weights(reader, seen, labels, t, balance).to(x))
+        return Prediction.weighted(mapped, view_weights(log_probs, labels, balance).to(x))
 
     return predict
 
@@ -125,12 +160,24 @@ def anagram_predict(den: Denoiser, prompts: Sequence[str], views: Sequence[Any],
 Reader = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def view_weights(reader: Reader, seen: Sequence[torch.Tensor], labels: Sequence[int], t: int, balance: float) -> torch.Tensor:
-    """(N views, B images) weights w_i = softmax_i(-balance log p(labels_i | seen_i, t)), each column summing to 1."""
+def read_views(reader: Reader, seen: Sequence[torch.Tensor], t: int) -> list[torch.Tensor]:
+    """log p(. | seen_i, t) from the noise-aware classifier, one (B, classes) tensor per view."""
     tt = torch.full((len(seen[0]),), int(t), dtype=torch.long, device=seen[0].device)
     with torch.no_grad():
-        log_p = torch.stack([torch.log_softmax(reader(s.float(), tt).float(), 1)[:, y] for s, y in zip(seen, labels)])
+        return [torch.log_softmax(reader(s.float(), tt).float(), 1) for s in seen]
+
+
+def view_weights(log_probs: Sequence[torch.Tensor], labels: Sequence[int], balance: float) -> torch.Tensor:
+    """(N views, B images) weights w_i = softmax_i(-balance log p(labels_i | v_i(x_t), t)), each column summing to 1."""
+    log_p = torch.stack([lp[:, y] for lp, y in zip(log_probs, labels)])
     return torch.softmax(-float(balance) * log_p, 0)
+
+
+def rivals(log_probs: torch.Tensor, label: int) -> torch.Tensor:
+    """Per image (B,), the class other than ``label`` that log p(. | x_t, t) (B, classes) ranks highest."""
+    others = log_probs.clone()
+    others[:, label] = float("-inf")
+    return others.argmax(1)
 
 
 def hybrid_predict(den: Denoiser, prompts: Sequence[str], decomposition: Any, batch: int = 1,

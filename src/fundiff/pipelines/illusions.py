@@ -2,7 +2,8 @@
 
 * :class:`AnagramPipeline`  N prompts, N views: eps = (1/N) sum_i v_i^-1(eps_cfg(v_i(x), p_i)), or on the
   embedded MNIST model (``reduction="auto"``) the balanced sum sum_i w_i v_i^-1(eps_i), weighted toward the view
-  the shipped noise-aware classifier reads worst (``engine.illusions``).
+  the shipped noise-aware classifier reads worst, with each view guided away from its rival, the digit that
+  classifier most likely misreads it as (``rival``; ``engine.illusions``).
   ``out.images`` are the images as generated (view 1 = identity shows prompt 1); ``out.extras["views"]``
   holds the view objects, so ``views[i].view(out.samples)`` shows the reading of prompt i.
 * :class:`HybridPipeline`   eps = sum_i f_i(eps_cfg(x, p_i)) for a decomposition f (low/high pass, three
@@ -122,6 +123,23 @@ class AnagramPipeline(_IllusionPipeline):
             return "mean" if reduction == AUTO else reduction
         return "balanced" if reduction == AUTO else reduction
 
+    def resolve_rival(self, rival: bool | None, reduction: str, prompts: list[str], negative_prompt: Any) -> bool:
+        """None (auto): rival guidance where the noise-aware classifier reads the prompts (the balanced reduction ran),
+        unless a negative prompt was given; True where it cannot run is a one-line error."""
+        if rival is None:
+            return reduction == "balanced" and negative_prompt is None
+        if not isinstance(rival, bool):
+            raise FundiffError(f"rival must be True, False or None (auto), got {rival!r}")
+        if rival:
+            readings.digit_labels(prompts, "rival guidance", self.denoiser.name)
+            if reduction == "alternate":
+                raise FundiffError("rival guidance reads every view at every step: it needs the mean or balanced "
+                                   "reduction, not alternate")
+            if negative_prompt is not None:
+                raise FundiffError("rival guidance chooses each view's negative prompt itself: give no negative_prompt "
+                                   "with it")
+        return rival
+
     @torch.no_grad()
     def __call__(self, prompt: Sequence[str], views: Sequence[str | View] | None = None, *,
                  negative_prompt: str | Sequence[str | None] | None = None, num_inference_steps: int | None = None,
@@ -129,23 +147,27 @@ class AnagramPipeline(_IllusionPipeline):
                  generator: torch.Generator | None = None, output_type: str = "pil",
                  callback: Callback | None = None, batch_size: int | None = None,
                  latents: torch.Tensor | None = None, best_of: int = 1, reduction: str = "auto",
-                 resample_steps: int = 0, resample_times: int = 1, balance: float = 0.5) -> PipelineOutput:
+                 resample_steps: int = 0, resample_times: int = 1, balance: float = 0.5,
+                 rival: bool | None = None) -> PipelineOutput:
         """``num_images_per_prompt`` anagrams (defaults: ``fundiff anagram``'s); ``latents``: the starting noise
         (``num_images_per_prompt x best_of`` of them).  ``best_of`` N > 1 (MNIST): N candidates for each image, of
         which the one the classifier reads right under every view with the highest joint confidence is kept.
         ``negative_prompt`` / ``guidance_scale``: one for every view or a list, one per view; ``reduction``: "mean"
         of the views' predictions every step, "alternate" (one view per step), "balanced" (MNIST: weighted toward
         the view the noise-aware classifier reads worst, with strength ``balance``), or "auto" (the default:
-        balanced on MNIST, mean elsewhere); the record says which ran."""
+        balanced on MNIST, mean elsewhere); ``rival`` (MNIST): guide each view away from the digit that classifier
+        most likely misreads it as, in place of the negative prompt (None, the default: wherever the balanced
+        reduction runs and no ``negative_prompt`` is given).  The record says which ran."""
         check_scale(balance, "balance", 0.0, 20.0)
         prompts, objs, ts, reduction = self.check_inputs(prompt, views, negative_prompt, num_inference_steps, guidance_scale,
                                               num_images_per_prompt, output_type, generator, callback, reduction,
                                               resample_steps, resample_times)
+        rival = self.resolve_rival(rival, reduction, prompts, negative_prompt)
         labels = self.check_best_of(best_of, prompts, num_images_per_prompt)
         total = num_images_per_prompt * best_of
         self.check_latents(latents, total)
         reader, digits = None, None
-        if reduction == "balanced":
+        if reduction == "balanced" or rival:
             from fundiff.classifier import load_noisy_classifier
 
             reader = load_noisy_classifier(self.denoiser.device)
@@ -153,12 +175,14 @@ class AnagramPipeline(_IllusionPipeline):
         samples = self.denoise_batches(
             total, batch_size, ts, lambda part: anagram_predict(
                 self.denoiser, prompts, objs, batch=part.stop - part.start, guidance_scale=guidance_scale,
-                negative_prompt=negative_prompt, reduction=reduction, reader=reader, labels=digits, balance=balance),
+                negative_prompt=negative_prompt, reduction=reduction, reader=reader, labels=digits, balance=balance,
+                rival=rival),
             latents, generator, callback, resample=(resample_steps, resample_times))
         specs = views if views is not None else ["identity", "flip"]
         record = self.record(prompts=prompts, views=[s if isinstance(s, str) else s.name for s in specs],
                              **self.settings_record(guidance_scale, negative_prompt, resample_steps, resample_times),
                              reduction=reduction, **({"balance": float(balance)} if reduction == "balanced" else {}),
+                             rival=rival,
                              num_images=num_images_per_prompt, num_inference_steps=len(ts))
         if labels is not None:
             samples = self.keep_best(samples, readings.anagram_readings(samples, objs), labels, best_of, record)

@@ -359,7 +359,8 @@ class Report:
                  inpainting)
         mix = ("ε = w₁ ε_cfg(x, p₁) + w₂ v⁻¹(ε_cfg(v(x), p₂)) for an orthogonal view v, with wᵢ = softmax(−½ log p(yᵢ | vᵢ(x_t), t)) "
                "from the shipped noise-aware classifier: the balanced reduction, fundiff's default on MNIST (w = ½ each is "
-               "the study's mean; docs/illusions.md measures both)." if m else
+               "the study's mean). Each view's CFG is also guided away from its rival, the digit that classifier most "
+               "likely misreads it as at this step, instead of the null prompt (docs/illusions.md measures each)." if m else
                "ε = (ε_cfg(x, p₁) + v⁻¹(ε_cfg(v(x), p₂))) / 2 for an orthogonal view v.")
         self.add(Section("anagrams", "1.8 Visual anagrams (and more views)", mix), anagrams)
         self.add(Section("hybrids", "1.9 Hybrid images", "Kernel 33, σ 2 at 64 px (scaled to the image size); also a motion-blur factorization."), hybrids)

@@ -36,15 +36,16 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
                 save_array: bool = False, callback: Callable | None = None, upsampler: Any = None,
                 stage2_steps: int = 50, stage2_callback: Callable | None = None, animation: str = "gif",
                 best_of: int = 1, measure: int = 0, measure_callback: Callable | None = None,
-                reduction: str = "auto") -> dict[str, Any]:
+                reduction: str = "auto", rival: bool | None = None) -> dict[str, Any]:
     """anagram.png (each image under every view), anagram.gif or .mp4 (``animation``: view 1 -> view 2), anagram.json;
     ``measure`` N > 0 (MNIST, digit prompts): N more images, no best-of, and the share read right every way
     (record ``measured``, see :func:`measured_rate`)."""
     if animation not in ANIMATIONS:
         raise FundiffError(f"animation must be one of {', '.join(ANIMATIONS)}, got {animation!r}")
     prompts = list(prompts)
-    _, objs, _, _ = pipe.check_inputs(prompts, views, None, num_inference_steps, guidance_scale, num_images, "pt",
-                                      None, callback, reduction)
+    _, objs, _, resolved = pipe.check_inputs(prompts, views, None, num_inference_steps, guidance_scale, num_images,
+                                             "pt", None, callback, reduction)
+    pipe.resolve_rival(rival, resolved, prompts, None)
     specs = list(views) if views is not None else ["identity", "flip"]
     pipe.check_best_of(best_of, prompts, num_images)
     digits = check_measure(pipe, prompts, measure)
@@ -52,7 +53,7 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
     g = torch.Generator().manual_seed(seed)
     res = pipe(prompts, views=specs, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
                num_images_per_prompt=num_images, generator=g, output_type="pt", callback=callback, best_of=best_of,
-               reduction=reduction)
+               reduction=reduction, rival=rival)
     img = res.samples
     # every model call before the first file: an interrupted run leaves nothing (the CLI says so)
     big = None if upsampler is None else upsampler(res, prompts, views=objs, num_inference_steps=stage2_steps,
@@ -60,7 +61,8 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
                                                     callback=stage2_callback).samples
     measured = measured_rate(digits, measure, seed, lambda n, gen: pipe(
         prompts, views=specs, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-        num_images_per_prompt=n, generator=gen, output_type="pt", callback=measure_callback, reduction=reduction).samples,
+        num_images_per_prompt=n, generator=gen, output_type="pt", callback=measure_callback, reduction=reduction,
+        rival=rival).samples,
         lambda x: anagram_readings(x, objs))
     rows = [[to_unit(v.view(img[k:k + 1])[0]) for v in objs] for k in range(num_images)]
     labels = [f"{s}\n{p!r}" for s, p in zip(specs, prompts)]
@@ -79,7 +81,7 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
         save_npz(out / "anagram.npz", res.images, prompts=prompts, views=specs)
     record = {"backend": pipe.denoiser.name, "prompts": prompts, "views": specs, "guidance_scale": guidance_scale,
               "reduction": res.record["reduction"], **({"balance": res.record["balance"]} if "balance" in res.record else {}),
-              "seed": seed, "num_images": num_images, "animation": f"anagram.{animation}" if len(objs) >= 2 else None,
+              "rival": res.record["rival"], "seed": seed, "num_images": num_images, "animation": f"anagram.{animation}" if len(objs) >= 2 else None,
               **_best_of_record(res.record), **_readings_record(pipe, prompts, lambda: anagram_readings(img, objs)),
               **measured}
     write_json(out / "anagram.json", record)
