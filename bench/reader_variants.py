@@ -9,6 +9,8 @@ starting noise per seed, same sampler noise, same reader), so the rates compare 
               x0-hat the mean of the views' mapped-back x0 predictions (the model's guess of the clean image);
 * ``both``    the weights read both: log p(y_i | v_i(x_t), t) + log p(y_i | v_i(x0-hat), 0);
 * ``wrong``   rival guidance only while a view is misread (its top class is not y_i), the null prompt otherwise;
+* ``gamma``   view-dependent guidance: view i's CFG scale is gamma N w_i per image, the balanced weights (the view that
+              reads worst is guided hardest; the mean scale stays gamma), with rival negatives unless ``--rival off``;
 * ``hybrid``  hybrids guided away from their misreading: each component's negative prompt is the top class the clean
               classifier reads in that reading (from afar / up close) of the last step's x0-hat, when that is not
               its prompt (the null prompt otherwise, and at the first step);
@@ -34,12 +36,12 @@ import illusions as bench  # noqa: E402  (bench/illusions.py: the measurement)
 import fundiff.pipelines.illusions as pipelines  # noqa: E402
 from fundiff.classifier import load_classifier  # noqa: E402
 from fundiff.engine import illusions as engine  # noqa: E402
-from fundiff.engine.denoiser import Prediction  # noqa: E402
+from fundiff.engine.denoiser import Prediction, concat_conditions  # noqa: E402
 from fundiff.errors import run_script  # noqa: E402
 from fundiff.io import write_json  # noqa: E402
 from fundiff.pipelines.readings import hybrid_readings  # noqa: E402
 
-VARIANTS = ("shipped", "x0", "both", "wrong", "hybrid")
+VARIANTS = ("shipped", "x0", "both", "wrong", "gamma", "hybrid")
 SHIPPED_ANAGRAM, SHIPPED_HYBRID = engine.anagram_predict, engine.hybrid_predict
 
 
@@ -58,7 +60,17 @@ def anagram_variant(variant: str, other_reader: torch.nn.Module | None):
         def predict(x: torch.Tensor, t: int) -> Prediction:
             seen = [v.view(x) for v in views]
             log_probs = engine.read_views(reader, seen, t)
-            if variant == "wrong":
+            if variant == "gamma":
+                w = engine.view_weights(log_probs, labels, balance)
+                negatives = [[str(int(r)) for r in engine.rivals(lp, y)] if rival else [den.null_prompt] * len(x)
+                             for lp, y in zip(log_probs, labels)]
+                uncond = concat_conditions([den.view_condition(den.encode(neg), v) for neg, v in zip(negatives, views)])
+                cond = concat_conditions([den.view_condition(den.encode([p] * len(x)), v) for p, v in zip(prompts, views)])
+                xs = torch.cat(seen)
+                u, c = den.predict(torch.cat([xs, xs]), t, concat_conditions([uncond, cond])).chunk(2)
+                scale = (float(guidance_scale) * len(views) * w).reshape(-1, 1, 1, 1).to(xs)
+                preds = Prediction.guide(u, c, scale).chunk(len(views))
+            elif variant == "wrong":
                 negatives = [[str(int(r)) if int(top) != y else den.null_prompt for r, top in
                               zip(engine.rivals(lp, y), lp.argmax(1))] for lp, y in zip(log_probs, labels)]
                 preds = run_rival(torch.cat(seen), t, negatives)

@@ -66,7 +66,7 @@ def _reading_claim(section: Section, records: list[dict[str, Any]]) -> str:
     pooled = {"both_right": k, "n": n, "both_rate": k / n, "wilson95": [low, high]}
     return (f"Measured: the share of new images (from the shown images' seed, no best-of) that the shipped classifier "
             f"reads right both ways: {per}; all {len(rows)} pairs {rate_text(pooled)}. These pairs were picked to show the "
-            "illusion; bench/illusions.py measures every digit pair (bench/results/illusions-all-balance-0.5.json) and the levers "
+            "illusion; bench/illusions.py measures every digit pair (bench/results/illusions-all-rival.json) and the levers "
             "tried (bench/results/illusion-levers.json, docs/illusions.md).")
 
 
