@@ -40,14 +40,16 @@ def register(sub) -> None:
     for what, blurb, description, defaults in (
         ("classifier", "the MNIST classifier that fundiff's quality metrics use",
          "Train the small MNIST CNN whose accuracy and penultimate features give fundiff's sample metrics "
-         "(class accuracy, classifier-FID).", (128, "Adam", "1e-3", 3)),
+         "(class accuracy, classifier-FID). The shipped weights in fundiff/assets were made with this command's "
+         "defaults.", (128, "Adam", "1e-3", 3)),
         ("noisy-classifier", "the noise-aware classifier p(y | x_t, t) that the balanced anagram reduction reads",
          "Train the time-conditioned MNIST CNN that reads noisy images x_t at every timestep of the embedded model's "
-         "schedule (t uniform in 0..999) and record its test accuracy by t.", (256, "AdamW", "2e-3", 4)),
+         "schedule (t uniform in 0..999) and record its test accuracy by t. The shipped reader in fundiff/assets "
+         "was trained with this recipe by bench/classifier_guidance.py's own loop.", (256, "AdamW", "2e-3", 4)),
     ):
         batch, optimizer, lr, epochs = defaults
         p = add_command(train_sub, what, cmd_train_classifier, blurb,
-                        description + " The shipped weights in fundiff/assets were made with this command's defaults.",
+                        description,
                         *training, what=what)
         p.add_argument("--out", required=True, type=Path, help="run folder")
         g = p.add_argument_group("hyperparameters")

@@ -45,6 +45,13 @@ def per_prompt(value: Any, n: int, what: str) -> list:
     return [value] * n
 
 
+def no_negative(negative_prompt: str | Sequence[str | None] | None) -> bool:
+    """Whether ``negative_prompt`` leaves every prompt's negative at the null prompt (None, or a list of None)."""
+    if isinstance(negative_prompt, (list, tuple)):
+        return all(neg is None for neg in negative_prompt)
+    return negative_prompt is None
+
+
 def _batched(den: Denoiser, prompts: Sequence[str], batch: int, guidance_scale: float | Sequence[float],
              negative_prompt: str | Sequence[str | None] | None, views: Sequence[Any] | None = None):
     """len(prompts) groups of ``batch`` images as one guided call (the one CFG wrapper), split back per prompt.
@@ -120,7 +127,7 @@ def anagram_predict(den: Denoiser, prompts: Sequence[str], views: Sequence[Any],
     if rival and reduction == "alternate":
         raise FundiffError("rival guidance reads every view at every step: it needs the mean or balanced reduction, "
                            "not alternate")
-    if rival and negative_prompt is not None:
+    if rival and not no_negative(negative_prompt):
         raise FundiffError("rival guidance chooses each view's negative prompt itself: give no negative_prompt with it")
 
     def mapped_back(v: Any, p: Prediction) -> Prediction:

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import torch
 
 from fundiff.engine.decompositions import get_decomposition
-from fundiff.engine.illusions import REDUCTIONS, anagram_predict, anchor_hook, hybrid_predict
+from fundiff.engine.illusions import REDUCTIONS, anagram_predict, anchor_hook, hybrid_predict, no_negative
 from fundiff.engine.views import View, get_view
 from fundiff.errors import FundiffError
 from fundiff.pipelines import readings
@@ -127,7 +127,7 @@ class AnagramPipeline(_IllusionPipeline):
         """None (auto): rival guidance where the noise-aware classifier reads the prompts (the balanced reduction ran),
         unless a negative prompt was given; True where it cannot run is a one-line error."""
         if rival is None:
-            return reduction == "balanced" and negative_prompt is None
+            return reduction == "balanced" and no_negative(negative_prompt)
         if not isinstance(rival, bool):
             raise FundiffError(f"rival must be True, False or None (auto), got {rival!r}")
         if rival:
@@ -135,7 +135,7 @@ class AnagramPipeline(_IllusionPipeline):
             if reduction == "alternate":
                 raise FundiffError("rival guidance reads every view at every step: it needs the mean or balanced "
                                    "reduction, not alternate")
-            if negative_prompt is not None:
+            if not no_negative(negative_prompt):
                 raise FundiffError("rival guidance chooses each view's negative prompt itself: give no negative_prompt "
                                    "with it")
         return rival
