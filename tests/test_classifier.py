@@ -88,11 +88,12 @@ def test_train_noisy_classifier_tiny_run_records_accuracy_by_t_and_loads(mnist, 
 
     config = dataclasses.replace(NOISY_CLASSIFIER_DEFAULTS, num_train=1024, epochs=2, warmup_steps=0, progress=False,
                                  checkpoint_interval=0)
-    record = train_noisy_classifier(tmp_path, config, mnist)
+    small = dataclasses.replace(mnist, test_images=mnist.test_images[:2000], test_labels=mnist.test_labels[:2000])
+    record = train_noisy_classifier(tmp_path, config, small)   # accuracy by t on 2000 test images, to keep it quick
     saved = json.loads((tmp_path / "classifier.json").read_text())
     assert saved["command"] == (f"fundiff train noisy-classifier --out {tmp_path} --epochs 2 --num-train 1024"
                                 "  # plus TrainConfig(warmup_steps=0), not a CLI flag")
-    assert list(saved["test_accuracy_at_t"]) == [str(t) for t in NOISY_ACCURACY_TIMESTEPS]
+    assert list(saved["test_accuracy_at_t"]) == [str(t) for t in NOISY_ACCURACY_TIMESTEPS] and saved["test_images"] == 2000
     assert saved["objective"]["name"] == "noisy-classify" and saved["train"]["optimizer"] == "adamw"
     model = load_model(tmp_path / "model.safetensors", expect_kind=NoisyMnistClassifier.kind)
     assert isinstance(model, NoisyMnistClassifier)
