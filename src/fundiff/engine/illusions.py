@@ -52,6 +52,15 @@ def no_negative(negative_prompt: str | Sequence[str | None] | None) -> bool:
     return negative_prompt is None
 
 
+def check_rival(reduction: str, negative_prompt: str | Sequence[str | None] | None) -> None:
+    """One-line errors where rival guidance cannot run: with the alternate reduction, or with a negative prompt."""
+    if reduction == "alternate":
+        raise FundiffError("rival guidance reads every view at every step: it needs the mean or balanced reduction, "
+                           "not alternate")
+    if not no_negative(negative_prompt):
+        raise FundiffError("rival guidance chooses each view's negative prompt itself: give no negative_prompt with it")
+
+
 def _batched(den: Denoiser, prompts: Sequence[str], batch: int, guidance_scale: float | Sequence[float],
              negative_prompt: str | Sequence[str | None] | None, views: Sequence[Any] | None = None):
     """len(prompts) groups of ``batch`` images as one guided call (the one CFG wrapper), split back per prompt.
@@ -124,11 +133,8 @@ def anagram_predict(den: Denoiser, prompts: Sequence[str], views: Sequence[Any],
     if reads and (reader is None or labels is None or len(labels) != len(views)):
         what = "rival guidance" if rival else "the balanced reduction"
         raise FundiffError(f"{what} needs a noise-aware classifier and one class label per view")
-    if rival and reduction == "alternate":
-        raise FundiffError("rival guidance reads every view at every step: it needs the mean or balanced reduction, "
-                           "not alternate")
-    if rival and not no_negative(negative_prompt):
-        raise FundiffError("rival guidance chooses each view's negative prompt itself: give no negative_prompt with it")
+    if rival:
+        check_rival(reduction, negative_prompt)
 
     def mapped_back(v: Any, p: Prediction) -> Prediction:
         return p.map(v.inverse_view, lambda var: v.inverse_view(var, variance=True))

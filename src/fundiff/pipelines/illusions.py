@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import torch
 
 from fundiff.engine.decompositions import get_decomposition
-from fundiff.engine.illusions import REDUCTIONS, anagram_predict, anchor_hook, hybrid_predict, no_negative
+from fundiff.engine.illusions import REDUCTIONS, anagram_predict, anchor_hook, check_rival, hybrid_predict, no_negative
 from fundiff.engine.views import View, get_view
 from fundiff.errors import FundiffError
 from fundiff.pipelines import readings
@@ -132,12 +132,7 @@ class AnagramPipeline(_IllusionPipeline):
             raise FundiffError(f"rival must be True, False or None (auto), got {rival!r}")
         if rival:
             readings.digit_labels(prompts, "rival guidance", self.denoiser.name)
-            if reduction == "alternate":
-                raise FundiffError("rival guidance reads every view at every step: it needs the mean or balanced "
-                                   "reduction, not alternate")
-            if not no_negative(negative_prompt):
-                raise FundiffError("rival guidance chooses each view's negative prompt itself: give no negative_prompt "
-                                   "with it")
+            check_rival(reduction, negative_prompt)
         return rival
 
     @torch.no_grad()
