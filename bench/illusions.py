@@ -86,6 +86,7 @@ class Settings:
     hybrid_sigma: float | None = None    # None: the decomposition's default at 28 px
     gamma_b: float | None = None         # prompt B's (view 2 / high-pass) guidance scale, if not guidance_scale
     model: str = "mnist"                 # the embedded model, or another flow model file / run folder
+    steps: int | None = None             # None: the study's strided loop (990 ... 0 by 30); else num_inference_steps
 
     def flags(self) -> str:
         out = [f"--guidance-scale {self.guidance_scale:g}", f"--threshold {self.threshold}"]
@@ -93,7 +94,7 @@ class Settings:
                                      ("rival", self.rival, "auto"),
                                      ("resample-steps", self.resample_steps, 0), ("resample-times", self.resample_times, 1),
                                      ("hybrid-sigma", self.hybrid_sigma, None), ("gamma-b", self.gamma_b, None),
-                                     ("model", self.model, "mnist")]:
+                                     ("model", self.model, "mnist"), ("steps", self.steps, None)]:
             if value != default:
                 out.append(f"--{name} {value}")
         return " ".join(out)
@@ -102,7 +103,7 @@ class Settings:
         neg = [b, a] if self.negative == OTHER else self.negative
         gamma = self.guidance_scale if self.gamma_b is None else [self.guidance_scale, self.gamma_b]
         return dict(guidance_scale=gamma, negative_prompt=neg, resample_steps=self.resample_steps,
-                    resample_times=self.resample_times)
+                    resample_times=self.resample_times, num_inference_steps=self.steps)
 
 
 def add_setting_flags(ap: argparse.ArgumentParser) -> None:
@@ -120,13 +121,15 @@ def add_setting_flags(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--hybrid-sigma", type=float, default=None, help="the hybrid's Gaussian sigma in px (default 0.875 at 28 px)")
     ap.add_argument("--gamma-b", type=float, default=None, help="guidance scale of prompt B (view 2 / high-pass)")
     ap.add_argument("--model", default="mnist", help="the embedded model (default) or a flow model file / run folder")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="num_inference_steps, spaced as diffusers spaces them (default: the study's strided loop, 34 steps)")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(guidance_scale=args.guidance_scale, threshold=args.threshold, negative=args.negative,
                     reduction=args.reduction, balance=args.balance, rival=args.rival, resample_steps=args.resample_steps,
                     resample_times=args.resample_times, hybrid_sigma=args.hybrid_sigma, gamma_b=args.gamma_b,
-                    model=args.model)
+                    model=args.model, steps=args.steps)
 
 
 def target_pairs() -> tuple[dict, list]:
@@ -237,7 +240,7 @@ def main() -> None:
     seeds = f"--seeds {args.seeds}" + (f" --first-seed {args.first_seed}" if args.first_seed else "")
     summary = {"command": f"python bench/illusions.py --pairs {args.pairs} {seeds} {settings.flags()} "
                           f"--out {args.out}", "model": "embedded MNIST flow (fundiff/assets/mnist_flow.safetensors)",
-               "timesteps": "990..0 by 30", "guidance_scale": args.guidance_scale, **result}
+               "timesteps": "990..0 by 30" if args.steps is None else f"{args.steps} steps, diffusers' spacing", "guidance_scale": args.guidance_scale, **result}
     if args.model != "mnist":
         summary["model"] = args.model
     args.out.parent.mkdir(parents=True, exist_ok=True)
