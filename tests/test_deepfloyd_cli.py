@@ -113,6 +113,19 @@ def test_deepfloyd_errors_are_one_line(cli, folders, embeds, tmp_path, case):
         assert_one_line_error(proc, "bad.pth")
 
 
+def test_home_relative_names_load(folders, embeds, monkeypatch):
+    """"~/IF-I-XL-v1.0" as the pipeline's name and "~/..." as the embeddings file are paths, as --weights takes them."""
+    import os
+
+    import fundiff
+
+    home = os.path.commonpath([folders[0], embeds])
+    monkeypatch.setenv("HOME", home)
+    t2i = fundiff.Text2ImagePipeline.from_pretrained("~/" + os.path.relpath(folders[0], home),
+                                                     embeddings="~/" + os.path.relpath(embeds, home), device="cpu")
+    assert t2i.denoiser.name == "deepfloyd" and PROMPT in t2i.denoiser.embeddings
+
+
 def test_pipelines_over_deepfloyd_stage1_then_stage2(folders, embeds, tmp_path):
     """The Python API on IF: a folder name loads stage I; UpsamplePipeline.from_pipe loads only stage II and takes
     a stage I output; the upsample command gives the same pixels as the pipeline."""

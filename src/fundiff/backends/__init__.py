@@ -41,6 +41,8 @@ def load_denoiser(
     "bf16", "auto") is fundiff's own models' (DeepFloyd has ``dtype``).
     """
     model = str(model)
+    if model not in (DEEPFLOYD, EMBEDDED, EMBEDDED_FAST):
+        model = str(Path(model).expanduser())   # "~/IF-I-XL-v1.0" is a path, as --weights takes it
     if model != DEEPFLOYD and Path(model).is_dir() and (Path(model) / "model_index.json").is_file():
         weights, model = model, DEEPFLOYD   # a diffusers folder (a local copy of DeepFloyd/IF-I-XL-v1.0)
     device = None if device == "auto" else device

@@ -38,7 +38,7 @@ class PromptEmbeddings:
 
     @classmethod
     def load(cls, path: str | os.PathLike, encoder: Encoder | None = None) -> "PromptEmbeddings":
-        path = Path(path)
+        path = Path(path).expanduser()
         if not path.is_file():
             raise FundiffError(f"no such prompt-embedding file: {path} (make one with fundiff embed)")
         try:
