@@ -43,6 +43,7 @@ def files(tmp_path_factory):
     (d / "text.pth").write_text("not a torch file")
     (d / "nan.npy").write_bytes(b"")
     write_png_bomb(d / "bomb.png", 10_000, 10_000)
+    (d / "binary.txt").write_bytes(b"\xff\xfe\x00 not UTF-8 \xc3\x28")
     return d
 
 
@@ -132,6 +133,25 @@ def _cases():
         ("exposed-without-login", "serve --host 0.0.0.0", "--no-auth"),
         # a decompression bomb
         ("decompression-bomb", "edit --image {d}/bomb.png --out {o}", "over the limit of 50,000,000"),
+        # requests whose size would only show once allocated (a reviewer's probes; each grew memory without bound)
+        ("seed-past-64-bits", "sample --seed 99999999999999999999 --out {o}.png", "--seed"),
+        ("view-seed-past-64-bits",
+         "anagram --prompt 6 --prompt 9 --view identity --view patch_permute:grid=4,seed=99999999999999999999 --out {o}",
+         "a view's seed must be in 0..4294967295"),
+        ("stream-of-a-billion", "sample --num-images 1000000000 --out {o}.png", "split it into several runs"),
+        ("unet-width-a-million", "train flow --num-hiddens 1000000 --out {o}", "--num-hiddens"),
+        ("more-per-class-than-mnist", "evaluate --num-per-class 6001 --json {o}.json", "--num-per-class must be"),
+        ("study-more-per-class-than-mnist", "study flow --eval-per-class 100000 --out {o}", "--eval-per-class must be"),
+        ("repaint-a-billion-jumps", "inpaint --jump-n-sample 1000000000 --jump-length 5 --out {o}", "jump_n_sample"),
+        ("one-frame", "anagram --prompt 6 --prompt 9 --frames 1 --out {o}", "2..240 frames"),
+        ("one-frame-crossfade", "anagram --prompt 6 --prompt 9 --view flip --view identity --frames 1 --out {o}",
+         "2..240 frames"),
+        ("a-billion-frames", "anagram --prompt 6 --prompt 9 --frames 1000000000 --out {o}", "2..240 frames"),
+        ("blur-kernel-of-20-million", "denoise --blur-kernel 20000001 --out {o}", "blur kernel size"),
+        ("sigma-1e200", "train denoiser --sigma 1e200 --out {o}", "--sigma"),
+        ("study-sigma-1e308", "study denoiser --sigma 1e308 --out {o}", "--sigma"),
+        ("negative-digit", "generate --prompt=-1 --out {o}", "'-1'"),
+        ("prompts-file-not-utf8", "embed --prompts-file {d}/binary.txt --out {o}.pth", "not a readable UTF-8 text file"),
     ]
 
 

@@ -78,6 +78,28 @@ def test_non_square_resize_and_centre_crop_match_pil(tmp_path):
     np.testing.assert_allclose(grey, expected, atol=1e-3)
 
 
+def test_thin_images_resample_only_the_kept_square():
+    """Past MAX_ASPECT the crop's source box is resampled (bounded memory), within one level of resize-then-crop."""
+    im = Image.fromarray(_pattern(700, 20))    # aspect 35: 28 -> 980 x 28, crop columns 476..504
+    got = _unit_hwc(load_image(im, 28, 3))
+    np.testing.assert_allclose(got, _by_hand(im, (980, 28), (476, 0, 504, 28)), atol=1.01)   # levels of 255
+
+
+def test_a_million_pixel_line_loads_in_bounded_memory(tmp_path):
+    """A 1 x 1,000,000 PNG (2 KB, 2% of the pixel limit) once resized to 28 x 28,000,000 before cropping: 2.3 GB.
+    Under a 3 GB address-space limit (torch alone maps about 1 GB) it now loads in one small step."""
+    import subprocess
+    import sys
+
+    Image.fromarray((np.arange(1_000_000) % 251).astype(np.uint8).reshape(1, -1)).save(tmp_path / "line.png")
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30)); "
+            "from fundiff.engine.inputs import load_image; "
+            f"x = load_image({str(tmp_path / 'line.png')!r}, 28, 3); print(tuple(x.shape))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "(1, 3, 28, 28)"
+
+
 def test_rgba_composited_on_white_and_palette(tmp_path):
     rgba = np.zeros((20, 20, 4), np.uint8)
     rgba[..., 0] = 255

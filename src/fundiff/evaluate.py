@@ -17,7 +17,7 @@ import torch
 
 from fundiff.data import MNIST
 from fundiff.generate import Generator, evaluations_per_image, generate, validate_sampling
-from fundiff.metrics import class_accuracy, classifier_fid, real_data_floor
+from fundiff.metrics import check_per_class, class_accuracy, classifier_fid, real_data_floor
 
 DEFAULT_SCALES = (1.0, 1.5, 2.0, 3.0, 5.0)
 STUDY_SCALE = 5.0
@@ -35,6 +35,7 @@ def evaluate_generator(
     log=None,
 ) -> dict[str, Any]:
     """Quality numbers of ``gen``; see the module docstring."""
+    check_per_class(n_per_class, "--num-per-class")
     sampler = sampler or gen.default_sampler
     steps = steps or gen.default_steps
     for g in guidance_scales:

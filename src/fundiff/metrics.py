@@ -43,6 +43,9 @@ import torch
 from torch import nn
 
 from fundiff.data import MNIST, to_float
+from fundiff.errors import FundiffError
+
+MAX_PER_CLASS = 6000   # the real-data floor draws 10 x per-class of the 60,000 training images
 
 __all__ = [
     "classifier_predictions",
@@ -229,6 +232,14 @@ def classifier_fid(images: torch.Tensor | np.ndarray, mnist: MNIST, classifier: 
     return frechet_distance_from_statistics(mu, sigma, mu_ref, sigma_ref)
 
 
+def check_per_class(n: int, flag: str) -> int:
+    """Images per digit for a measurement: 1..MAX_PER_CLASS, so that its real-data floor can be drawn; else one line."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_PER_CLASS:
+        raise FundiffError(f"{flag} must be a whole number in 1..{MAX_PER_CLASS} (the real-data floor draws 10 x that "
+                           f"many of MNIST's 60,000 training images), got {n!r}")
+    return n
+
+
 def real_data_floor(mnist: MNIST, n: int, seed: int = 0, classifier: nn.Module | None = None) -> float:
     """Classifier-FID of ``n`` real training images (seeded draw) against the test split.
 
@@ -236,7 +247,7 @@ def real_data_floor(mnist: MNIST, n: int, seed: int = 0, classifier: nn.Module |
     """
     total = len(mnist.train_images)
     if not 2 <= n <= total:
-        raise ValueError(f"n must be between 2 and {total}, got {n}")
+        raise FundiffError(f"the real-data floor needs 2..{total:,} images (MNIST's training set), got {n:,}")
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randperm(total, generator=gen)[:n]
     return classifier_fid(to_float(mnist.train_images[idx]), mnist, classifier)

@@ -15,7 +15,7 @@ def parse_digit_prompt(prompt: str) -> int | None:
     words = [w for w in re.findall(r"[a-z0-9]+", prompt.lower()) if w not in _FILLER]
     if not prompt.strip():
         return None
-    if len(words) == 1:
+    if len(words) == 1 and not re.search(r"[-\u2212]\s*\d", prompt):   # "-1" is not the digit 1
         w = words[0]
         if w.isdigit() and len(w) == 1:
             return int(w)

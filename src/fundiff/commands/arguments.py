@@ -19,15 +19,16 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def number(kind: type, minimum: float, inclusive: bool, what: str):
-    """An argparse type: a finite ``kind`` (int or float) above ``minimum`` (or equal, if ``inclusive``)."""
+def number(kind: type, minimum: float, inclusive: bool, what: str, maximum: float | None = None):
+    """An argparse type: a finite ``kind`` (int or float) above ``minimum`` (or equal, if ``inclusive``) and at most
+    ``maximum`` (if given)."""
 
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}") from None
-        ok = value >= minimum if inclusive else value > minimum
+        ok = (value >= minimum if inclusive else value > minimum) and (maximum is None or value <= maximum)
         if not ok or value != value or value == float("inf"):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
         return value
@@ -39,12 +40,20 @@ positive_int = number(int, 1, True, "a whole number >= 1")
 nonneg_int = number(int, 0, True, "a whole number >= 0")
 positive_float = number(float, 0, False, "a positive number")
 nonneg_float = number(float, 0, True, "a number >= 0")
+MAX_SEED = 2**32 - 1   # numpy's and most tools' seed range; torch's generators take it too
+seed_int = number(int, 0, True, f"a whole number in 0..{MAX_SEED}", maximum=MAX_SEED)
+MAX_WIDTH = 1024   # UNet width D: the study's is 128, fundiff's CPU models 8-64
+width_int = number(int, 1, True, f"a whole number in 1..{MAX_WIDTH}", maximum=MAX_WIDTH)
+
+
+MAX_SIGMA = 100.0   # the study trains at 0.5 and shows 0..1; images are in [0, 1]
+bounded_sigma = number(float, 0, False, f"a positive number up to {MAX_SIGMA:g}", maximum=MAX_SIGMA)
 
 
 def sigma(text: str) -> float | None:
     if text.lower() in ("noise", "pure-noise", "pure"):
         return None
-    return positive_float(text)
+    return bounded_sigma(text)
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -55,7 +64,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
-    g.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    g.add_argument("--seed", type=seed_int, default=None, help="random seed (default 0)")
     g.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"], help="where to compute (default auto)")
     g.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16"],
                    help="the UNet's forward/backward: fp32 (default), bf16 autocast (weights, optimizer, EMA and loss stay "
@@ -67,7 +76,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
 
 def add_denoiser_hparams(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("hyperparameters")
-    g.add_argument("--num-hiddens", type=positive_int, default=None, metavar="D", help="UNet width D (study: 128)")
+    g.add_argument("--num-hiddens", type=width_int, default=None, metavar="D", help="UNet width D (study: 128)")
     g.add_argument("--batch-size", type=positive_int, default=None, help="images per step (study: 256)")
     g.add_argument("--lr", type=positive_float, default=None, help="Adam learning rate (study: 1e-4)")
     g.add_argument("--epochs", type=positive_int, default=None, help="passes over the training images (study: 5)")
@@ -124,7 +133,7 @@ FLAGS: dict[str, tuple[tuple[str, ...], dict]] = {
     "sampler": (("--sampler",), dict(choices=SAMPLERS, default=None,
                                      help="flows: euler, midpoint (default), heun; DDPM: ddpm, ddim (default); "
                                           "distilled (mnist-fast): shortcut")),
-    "seed": (("--seed",), dict(type=int, default=0, help="random seed (default 0): same seed, same images")),
+    "seed": (("--seed",), dict(type=seed_int, default=0, help="random seed (default 0): same seed, same images")),
     "device": (("--device",), dict(default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where to compute (default auto)")),
     "precision": (("--precision",), dict(default="fp32", choices=["auto", "fp32", "bf16"],
                                          help="the UNet's arithmetic: fp32 (default), bf16, or auto (bf16 where the "

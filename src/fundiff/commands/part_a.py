@@ -150,7 +150,11 @@ def cmd_embed(args) -> int:
     if args.prompts_file is not None:
         if not args.prompts_file.is_file():
             raise FundiffError(f"no such prompts file: {args.prompts_file}")
-        prompts += [line.strip() for line in args.prompts_file.read_text().splitlines() if line.strip()]
+        try:
+            text = args.prompts_file.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError) as exc:
+            raise FundiffError(f"{args.prompts_file} is not a readable UTF-8 text file ({type(exc).__name__})") from None
+        prompts += [line.strip() for line in text.splitlines() if line.strip()]
     if args.report_prompts:
         from fundiff.report.prompts import deepfloyd_prompts
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Sequence
 
 from fundiff.commands.arguments import (SAMPLERS, Parser, add_command, add_data_args, add_denoiser_hparams, add_flags,
-                                        add_run_args, nonneg_float, positive_float, positive_int, sigma)
+                                        add_run_args, bounded_sigma, nonneg_float, positive_float, positive_int, seed_int,
+                                        sigma, width_int)
 from fundiff.commands.common import given_flags, load_data, report_training, training_flags
 from fundiff.errors import FundiffError
 
@@ -104,7 +105,7 @@ def register(sub) -> None:
                     "5 epochs; about 5 minutes). Any flag overrides the preset.", add_denoiser_hparams, *training)
     p.add_argument("--preset", choices=["spec", "demo"], default="spec", help="starting configuration (default spec)")
     p.add_argument("--out", type=Path, default=Path("runs/denoiser-study"), help="output folder (default runs/denoiser-study)")
-    p.add_argument("--sigma", type=positive_float, default=None, help="training noise level (study: 0.5)")
+    p.add_argument("--sigma", type=bounded_sigma, default=None, help="training noise level (study: 0.5)")
     p.add_argument("--eval-images", type=positive_int, default=None, help="test images used for the numbers (default 1000)")
     p.add_argument("--no-pure-noise", action="store_true", help="skip the pure-noise part")
 
@@ -143,12 +144,12 @@ def register(sub) -> None:
     p.add_argument("--part", choices=["a", "b", "all"], default="all",
                    help="run Part A (the --model backend), Part B (the MNIST trainings) or both (default)")
     p.add_argument("--fresh", action="store_true", help="retrain Part B models even if OUT has finished runs")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
 
 
 def _add_generative_hparams(p: argparse.ArgumentParser, objective: str, fine_tune: bool = False) -> None:
     g = p.add_argument_group("hyperparameters (default: the recipe's)")
-    g.add_argument("--num-hiddens", type=positive_int, default=None, metavar="D", help="UNet width D (study: 64)")
+    g.add_argument("--num-hiddens", type=width_int, default=None, metavar="D", help="UNet width D (study: 64)")
     g.add_argument("--batch-size", type=positive_int, default=None)
     g.add_argument("--lr", type=positive_float, default=None)
     g.add_argument("--epochs", type=positive_int, default=None)

@@ -48,10 +48,19 @@ def ease_in_out(t: float) -> float:
     return 0.5 - 0.5 * math.cos(math.pi * t)
 
 
+MAX_FRAMES = 240   # 10 s at 24 frames a second; every frame is held in memory until the file is written
+
+
+def check_frames(num_frames: int) -> int:
+    """A transition's frame count: a whole number in 2..MAX_FRAMES, else one line."""
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or not 2 <= num_frames <= MAX_FRAMES:
+        raise FundiffError(f"an animation needs 2..{MAX_FRAMES} frames, got {num_frames!r}")
+    return num_frames
+
+
 def view_frames(image: torch.Tensor, view, num_frames: int = 24) -> list[torch.Tensor]:
     """``num_frames`` eased frames from ``image`` (C, H, W) in [0, 1] (first) to its view (last)."""
-    if num_frames < 2:
-        raise FundiffError(f"an animation needs at least 2 frames, got {num_frames}")
+    check_frames(num_frames)
     if image.ndim != 3:
         raise FundiffError(f"view_frames needs one image (C, H, W), got shape {tuple(image.shape)}")
     return [view.frame(image, ease_in_out(k / (num_frames - 1))) for k in range(num_frames)]

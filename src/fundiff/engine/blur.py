@@ -25,9 +25,13 @@ import torch
 from fundiff.errors import FundiffError
 
 
+MAX_KERNEL = 1025   # over twice the largest image fundiff blurs (256 px); the padded image grows with the kernel
+
+
 def _check_kernel(kernel_size: int, sigma: float | None = None) -> None:
-    if isinstance(kernel_size, bool) or int(kernel_size) != kernel_size or kernel_size < 1 or kernel_size % 2 == 0:
-        raise FundiffError(f"blur kernel size must be a positive odd integer, got {kernel_size}")
+    if (isinstance(kernel_size, bool) or int(kernel_size) != kernel_size or not 1 <= kernel_size <= MAX_KERNEL
+            or kernel_size % 2 == 0):
+        raise FundiffError(f"blur kernel size must be an odd whole number in 1..{MAX_KERNEL}, got {kernel_size}")
     if sigma is not None and not (math.isfinite(sigma) and sigma > 0):
         raise FundiffError(f"blur sigma must be positive, got {sigma}")
 

@@ -311,8 +311,18 @@ def _target(width: int, height: int, size: int) -> tuple[int, int, int, int]:
     return new_w, new_h, left, top
 
 
+MAX_ASPECT = 16   # beyond this, only the kept square is resampled (the same pixels to within one level of 255)
+
+
 def _resize_crop(image: Image.Image, size: int) -> Image.Image:
+    """Resize(size) + CenterCrop(size).  A thin or wide image (a side over ``MAX_ASPECT`` times the other) would
+    resize to ``size`` x ``size * aspect`` first (28 x 28,000,000 for a 1 x 1,000,000 PNG), so there only the source
+    box that the crop keeps is resampled, which bounds memory by the output size."""
     new_w, new_h, left, top = _target(image.width, image.height, size)
+    if new_w * new_h > MAX_ASPECT * size * size:
+        sx, sy = image.width / new_w, image.height / new_h
+        box = (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
+        return image.resize((size, size), Image.BILINEAR, box=box, reducing_gap=None)
     if (new_w, new_h) != image.size:
         image = image.resize((new_w, new_h), Image.BILINEAR, reducing_gap=None)
     return image.crop((left, top, left + size, top + size))

@@ -23,6 +23,11 @@ from fundiff.pipelines.base import (MAX_IMAGES_PER_CALL, Callback, DiffusionPipe
 STUDY_RECT = "2:20,24:42"   # the study's Campanile mask, rows 2:20 and columns 24:42 at 64 px
 
 
+def _check_jumps(jump_length: int, jump_n_sample: int) -> None:
+    check_count(jump_length, "jump_length", 1, 1000)
+    check_count(jump_n_sample, "jump_n_sample", 1, 100)
+
+
 def _as_list(value: Any) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
@@ -116,8 +121,7 @@ class InpaintPipeline(DiffusionPipeline):
         per = check_count(num_images_per_prompt, "num_images_per_prompt", 1, 10**9)
         if per * len(prompts) > MAX_IMAGES_PER_CALL:
             raise FundiffError(f"more than {MAX_IMAGES_PER_CALL} images in one call: split the request")
-        check_count(jump_length, "jump_length", 1, 1000)
-        check_count(jump_n_sample, "jump_n_sample", 1, 100)
+        _check_jumps(jump_length, jump_n_sample)
         ts = self.check_steps(num_inference_steps)
         if isinstance(i_start, bool) or not isinstance(i_start, int):
             raise FundiffError(f"i_start must be a whole number, got {i_start!r}")
@@ -130,6 +134,7 @@ class InpaintPipeline(DiffusionPipeline):
 
     def num_steps(self, num_inference_steps: int | None, i_start: int, jump_length: int, jump_n_sample: int) -> int:
         """Steps of the walk (denoising and RePaint's re-noising), e.g. for a progress bar."""
+        _check_jumps(jump_length, jump_n_sample)   # before the walk is built: its length grows with both
         ts = self.check_steps(num_inference_steps)
         return len(repaint_schedule(self.loop_calls(ts, i_start), jump_length, jump_n_sample)) - 1
 

@@ -20,6 +20,8 @@ from fundiff.prompts import parse_digit_prompt
 
 BATCH_SIZE = 500
 
+MAX_STREAMED_IMAGES = 10_000_000   # one streamed run (batches, fundiff sample --save-array): 7.8 GB of 28-px images
+
 
 class SamplePipeline:
     """``SamplePipeline.from_pretrained("mnist")(prompt="7", num_images_per_prompt=8).images``; "mnist-fast" is the
@@ -78,13 +80,15 @@ class SamplePipeline:
         classes = [parse_digit_prompt(p) for p in prompts]
         if any(c is not None for c in classes) and not gen.is_class_conditional:
             raise FundiffError(f"{gen.source} is not class-conditional: use --prompt ''")
+        n = per * len(prompts)
+        if n > MAX_STREAMED_IMAGES:   # the labels (8 bytes each) and the .npz's prompt column grow with n
+            raise FundiffError(f"{n:,} images is more than {MAX_STREAMED_IMAGES:,} in one run: split it into several runs")
         if all(c is None for c in classes):
             labels = None
         elif any(c is None for c in classes):
             raise FundiffError("mix of class prompts and the empty prompt: sample them in separate calls")
         else:
             labels = torch.tensor(classes).repeat_interleave(per)   # no Python list of N labels
-        n = per * len(prompts)
         if limit is not None and n > limit:
             raise FundiffError(f"{n} images in one call is more than {limit}: use pipe.batches(...) to stream them")
         return prompts, labels, n, sampler, steps

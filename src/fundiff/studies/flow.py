@@ -32,7 +32,7 @@ from fundiff.figures import image_grid, loss_curve
 from fundiff.generate import Generator, evaluations_per_image, generate, validate_sampling
 from fundiff.images import save_gif, save_grid
 from fundiff.io import ensure_writable_dir, write_json
-from fundiff.metrics import class_accuracy, classifier_fid, real_data_floor
+from fundiff.metrics import check_per_class, class_accuracy, classifier_fid, real_data_floor
 from fundiff.recipes import build_generative_unet, build_objective, get_recipe
 from fundiff.training import TrainConfig, load_model, resolve_device, train
 
@@ -92,6 +92,7 @@ def run_flow_study(out_dir: str | Path, config: FlowStudyConfig, mnist: MNIST, *
     default_sampler, default_steps = study_sampler(config.objective, config.conditioning)
     samplers = [(config.sampler or default_sampler, config.steps or default_steps)] + ([config.compare] if config.compare else [])
     model = build_generative_unet(config.objective, config.conditioning, config.num_hiddens or recipe.num_hiddens)
+    check_per_class(config.eval_per_class, "--eval-per-class")   # like a bad sampler: refused before training
     for sampler, steps in samplers:   # bad sampler or steps: refused before anything is trained or written
         validate_sampling(Generator(model, objective.config(), ""), sampler, steps, config.guidance_scale)
     out = ensure_writable_dir(out_dir)

@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from fundiff.engine.animation import crossfade_frame, ease_in_out, save_animation, view_frames
+from fundiff.engine.animation import check_frames, crossfade_frame, ease_in_out, save_animation, view_frames
 from fundiff.figures import image_grid
 from fundiff.images import save_npz
 from fundiff.io import ensure_writable_dir, write_json
@@ -42,6 +42,7 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
     (record ``measured``, see :func:`measured_rate`)."""
     if animation not in ANIMATIONS:
         raise FundiffError(f"animation must be one of {', '.join(ANIMATIONS)}, got {animation!r}")
+    check_frames(frames)
     prompts = list(prompts)
     _, objs, _, resolved = pipe.check_inputs(prompts, views, None, num_inference_steps, guidance_scale, num_images,
                                              "pt", None, callback, reduction)

@@ -48,7 +48,12 @@ def _upsample(grid: torch.Tensor, b: int) -> torch.Tensor:
     return grid.repeat_interleave(b, 0).repeat_interleave(b, 1) if b > 1 else grid
 
 
+MAX_SEED = 2**32 - 1
+
+
 def _generator(seed: int) -> torch.Generator:
+    if not 0 <= int(seed) <= MAX_SEED:
+        raise FundiffError(f"a view's seed must be in 0..{MAX_SEED}, got {seed}")
     return torch.Generator().manual_seed(int(seed))
 
 
