@@ -303,9 +303,15 @@ def cmd_sample(args) -> int:
 def cmd_evaluate(args) -> int:
     from fundiff.evaluate import DEFAULT_SCALES, evaluate_generator
     from fundiff.generate import load_generator
-    from fundiff.io import write_json
+    from fundiff.io import ensure_writable_dir, write_json
     from fundiff.training import resolve_device
 
+    if args.json is not None:   # before minutes of sampling, not after
+        if args.json.suffix.lower() != ".json":
+            raise FundiffError(f"{args.json} should end in .json")
+        if args.json.is_dir():
+            raise FundiffError(f"--json {args.json} is a folder; give a file name ending in .json")
+        ensure_writable_dir(args.json.parent if str(args.json.parent) else Path("."))
     gen = load_generator(args.model, resolve_device(args.device), args.precision)
     mnist = load_data(args)
     print(f"evaluating {gen.source}")

@@ -27,10 +27,15 @@ from fundiff.pipelines.base import Callback, DiffusionPipeline, PipelineOutput, 
 AUTO = "auto"   # the anagram's default reduction: balanced where a noise-aware classifier reads the prompts
 
 
+MAX_PROMPTS = 8   # views or components: every step runs the model on each (visual_anagrams' largest set is 4)
+
+
 def _prompt_list(prompt: Any, what: str) -> list[str]:
+    part = 'view' if what == 'an anagram' else 'component'
     if isinstance(prompt, str) or not isinstance(prompt, (list, tuple)) or not all(isinstance(p, str) for p in prompt):
-        raise FundiffError(f"{what} needs a list of prompts, one per {'view' if what == 'an anagram' else 'component'}, "
-                           f"got {prompt!r}")
+        raise FundiffError(f"{what} needs a list of prompts, one per {part}, got {prompt!r}")
+    if len(prompt) > MAX_PROMPTS:
+        raise FundiffError(f"{what} takes at most {MAX_PROMPTS} prompts (one per {part}), got {len(prompt)}")
     return list(prompt)
 
 
