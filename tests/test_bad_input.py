@@ -152,6 +152,7 @@ def _cases():
         ("study-sigma-1e308", "study denoiser --sigma 1e308 --out {o}", "--sigma"),
         ("negative-digit", "generate --prompt=-1 --out {o}", "'-1'"),
         ("prompts-file-not-utf8", "embed --prompts-file {d}/binary.txt --out {o}.pth", "not a readable UTF-8 text file"),
+        ("empty-image-name", "edit --image '' --out {o}", "--image"),
         ("evaluate-json-as-png", "evaluate --num-per-class 2 --json {o}.png", "should end in .json"),
         ("nine-views", "anagram " + "--prompt 1 " * 9 + "--view identity " * 9 + "--out {o}", "at most 8 prompts"),
     ]

@@ -50,6 +50,13 @@ MAX_SIGMA = 100.0   # the study trains at 0.5 and shows 0..1; images are in [0, 
 bounded_sigma = number(float, 0, False, f"a positive number up to {MAX_SIGMA:g}", maximum=MAX_SIGMA)
 
 
+def nonempty(text: str) -> str:
+    """A name or path that is not empty (an empty --image would otherwise mean the default silently)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a file, a sample name or an .npz[:K], got an empty string")
+    return text
+
+
 def sigma(text: str) -> float | None:
     if text.lower() in ("noise", "pure-noise", "pure"):
         return None
@@ -122,7 +129,7 @@ SAMPLERS = ("euler", "midpoint", "heun", "ddpm", "ddim", "shortcut")
 # The flags several commands share, each spelt once: name -> (option strings, add_argument keywords).
 # ``add_flags`` adds them; a keyword given there replaces the table's default, and help shows it by %(default)s.
 FLAGS: dict[str, tuple[tuple[str, ...], dict]] = {
-    "image": (("--image",), dict(default=None, help=IMAGE_HELP + " (default: the backend's sample)")),
+    "image": (("--image",), dict(type=nonempty, default=None, help=IMAGE_HELP + " (default: the backend's sample)")),
     "prompt": (("--prompt",), dict(default=None, help=PROMPT_HELP + "; any prompt edits toward it")),
     "t": (("--t",), dict(type=int, nargs="+", default=[250, 500, 750], help="timesteps (default %(default)s)")),
     "out": (("--out",), dict(type=Path, help="output (default %(default)s)")),
