@@ -45,10 +45,11 @@ def run_forward(den: Denoiser, image: torch.Tensor, out: str | os.PathLike, *,
     out = ensure_writable_dir(out)   # only once the inputs are known to be good: a bad one leaves no folder
     g = torch.Generator().manual_seed(seed)
     noisy = [forward(den.schedule, image.cpu(), t, generator=g) for t in ts]
-    image_grid([[unit(image[0])] + [unit(x[0]) for x in noisy]], out / "forward.png",
-               col_labels=["original"] + [f"t = {t}" for t in ts], cell=1.8)
     results = {"timesteps": ts, "psnr_noisy_db": {str(t): _psnr(x, image) for t, x in zip(ts, noisy)},
                "alpha_bar": {str(t): float(den.schedule.alpha_bar(t)) for t in ts}, "seed": seed}
+    # everything computed before the first file, as in run_denoise and run_generate
+    image_grid([[unit(image[0])] + [unit(x[0]) for x in noisy]], out / "forward.png",
+               col_labels=["original"] + [f"t = {t}" for t in ts], cell=1.8)
     if save_array:
         save_npz(out / "forward.npz", torch.cat([unit(x) for x in noisy]), timesteps=ts)
     write_json(out / "forward.json", results)
@@ -95,24 +96,34 @@ def run_denoise(den: Denoiser, image: torch.Tensor, out: str | os.PathLike, conf
     noisy = {t: forward(den.schedule, x0, t, generator=g) for t in ts}
     blurred = {t: blur(noisy[t]) for t in ts}
     estimated = {t: one_step(noisy[t], t) for t in ts}
+
+    # 1.4: iterative denoising from strided[i_start]
+    t_start = strided[config.i_start]
+    x_start = forward(den.schedule, x0, t_start, generator=g)
+    # the study shows x at strided[i] for every show_every-th step of the loop, from the noisy start: only those
+    # states are kept (not the whole trajectory, which would grow with the number of steps)
+    shown = [(t_start, x_start.cpu())]
+
+    def keep(i: int, t: int, x: torch.Tensor) -> None:
+        t_next = strided[i + 1] if i + 1 < len(strided) else -1
+        if (i - config.i_start + 1) % config.show_every == 0 and t_next >= 0:
+            shown.append((t_next, x.detach().cpu()))
+        if progress is not None:
+            progress(i, t, x)
+
+    res = iterative_denoise(den.schedule, predict, x_start, strided, config.i_start, threshold=threshold,
+                            generator=g, final_step=config.final_step, callback=keep)
+    one_start, blur_start = one_step(x_start, t_start), blur(x_start)
+
+    # every model call before the first file: an interrupted run leaves nothing (the CLI says so)
     cols = [f"t = {t}" for t in ts]
     image_grid([[unit(noisy[t][0]) for t in ts], [unit(blurred[t][0]) for t in ts]], out / "blur.png",
                row_labels=["noisy", f"blur k={config.blur_kernel}\nσ={config.blur_sigma:g}"], col_labels=cols, cell=1.8)
     image_grid([[unit(x0[0]), unit(noisy[t][0]), unit(estimated[t][0])] for t in ts], out / "one_step.png",
                row_labels=cols, col_labels=["original", "noisy", "one-step estimate"], cell=1.8)
-
-    # 1.4: iterative denoising from strided[i_start]
-    t_start = strided[config.i_start]
-    x_start = forward(den.schedule, x0, t_start, generator=g)
-    res = iterative_denoise(den.schedule, predict, x_start, strided, config.i_start, threshold=threshold,
-                            generator=g, keep_trajectory=True, final_step=config.final_step, callback=progress)
-    # the study shows x at strided[i] for every 5th step of the loop, from the noisy start
-    states = [(t_start, x_start.cpu())] + res.trajectory
-    shown = [(t, x) for k, (t, x) in enumerate(states) if k % config.show_every == 0 and t >= 0]
     image_grid([[unit(x[0]) for _, x in shown] + [unit(res.image[0])]], out / "iterative.png",
                col_labels=[f"t = {t}" for t, _ in shown] + ["clean"], cell=1.8,
                title=f"iterative denoising from t = {t_start} (every {config.show_every}th step)")
-    one_start, blur_start = one_step(x_start, t_start), blur(x_start)
     image_grid([[unit(x0[0]), unit(x_start[0]), unit(res.image[0]), unit(one_start[0]), unit(blur_start[0])]],
                out / "comparison.png", cell=1.8,
                col_labels=["original", f"noisy t = {t_start}", "iterative", "one-step", "Gaussian blur"])
@@ -209,8 +220,11 @@ def run_generate(pipe: Text2ImagePipeline, out: str | os.PathLike, config: Gener
         runs.append(run)
         rows.append(list(images))
         labels.append(f"{n_steps} steps\n{seconds:.1f} s")
-        arrays.append(images)
-        save_grid(images, out / f"samples_{n_steps}steps.png", nrow=config.num_images, scale=max(1, 128 // size))
+        arrays.append(images)   # the images only (small); the files once every step count has run
+    # every model call before the first file: an interrupted run leaves nothing (the CLI says so)
+    for run, images in zip(runs, arrays):
+        save_grid(images, out / f"samples_{run['num_inference_steps']}steps.png", nrow=config.num_images,
+                  scale=max(1, 128 // size))
     _generate_figure(config, rows, labels, out / "generate.png")
     results = {"backend": den.name, "prompts": list(config.prompts), "num_images": config.num_images,
                "guidance_scale": config.guidance_scale, "thresholding": res.record["thresholding"],
