@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from fundiff.engine.pixel_limit import MAX_IMAGE_PIXELS
+from fundiff.nn.registry import SIZE_LIMITS
 
 
 class Parser(argparse.ArgumentParser):
@@ -42,7 +43,7 @@ positive_float = number(float, 0, False, "a positive number")
 nonneg_float = number(float, 0, True, "a number >= 0")
 MAX_SEED = 2**32 - 1   # numpy's and most tools' seed range; torch's generators take it too
 seed_int = number(int, 0, True, f"a whole number in 0..{MAX_SEED}", maximum=MAX_SEED)
-MAX_WIDTH = 1024   # UNet width D: the study's is 128, fundiff's CPU models 8-64
+MAX_WIDTH = SIZE_LIMITS["num_hiddens"][1]   # UNet width D (study: 128); a wider model file would not load
 width_int = number(int, 1, True, f"a whole number in 1..{MAX_WIDTH}", maximum=MAX_WIDTH)
 
 

@@ -310,6 +310,9 @@ def _check_resume(run_dir: Path, store: CheckpointStore, run_config: dict[str, A
         saved = json.loads(saved_path.read_text())
     except (OSError, ValueError):
         raise FundiffError(f"{saved_path} is missing or unreadable; cannot check that --resume continues the same run") from None
+    if not isinstance(saved, dict):
+        raise FundiffError(f"{saved_path} is not a run's config (a JSON object); cannot check that --resume continues "
+                           "the same run")
 
     def comparable(cfg: dict[str, Any]) -> dict[str, Any]:
         out = json.loads(json.dumps(cfg))

@@ -8,9 +8,13 @@ from pathlib import Path
 from typing import Any
 import numpy as np
 import torch
+from numpy.lib import format as npformat
 
 from fundiff.engine.views.base import PermutationView, lift_permutation
 from fundiff.errors import FundiffError
+
+MAX_SIDE = 1024   # the images here are 28..256 px; a permutation of a larger image is refused unread
+MAX_ENTRIES = MAX_SIDE * MAX_SIDE
 
 
 class PermuteView(PermutationView):
@@ -44,15 +48,41 @@ class PermuteView(PermutationView):
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, size: int | tuple[int, int] | None = None) -> "PermuteView":
-        """Load a .npy permutation of range(H*W)."""
+        """Load a .npy permutation of range(H*W) without unpickling.  Its header is checked before any data is read:
+        a 1-D array of integers (or whole floats), at most MAX_ENTRIES long, H*W long when ``size`` is given, and
+        no longer than the file's bytes hold."""
         path = Path(path)
+        what = f"permutation file {path}"
         if not path.is_file():
-            raise FundiffError(f"permutation file {path} does not exist")
+            raise FundiffError(f"{what} does not exist")
+        try:
+            with open(path, "rb") as fh:
+                version = npformat.read_magic(fh)
+                if version not in ((1, 0), (2, 0)):
+                    raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+                read_header = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
+                shape, _, dtype = read_header(fh)
+                data_bytes = os.fstat(fh.fileno()).st_size - fh.tell()
+        except (OSError, ValueError) as exc:
+            raise FundiffError(f"cannot read {what}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+        if len(shape) != 1 or dtype.kind not in "iuf":
+            raise FundiffError(f"{what} must be a 1-D array of integer pixel indices, got shape {shape} {dtype}")
+        n = shape[0]
+        if n > MAX_ENTRIES:
+            raise FundiffError(f"{what} has {n:,} entries, more than the {MAX_ENTRIES:,} pixels of a "
+                               f"{MAX_SIDE}x{MAX_SIDE} image")
+        if size is not None:
+            h, w = (size, size) if isinstance(size, int) else size
+            if h * w != n:
+                raise FundiffError(f"{what} has {n} entries, but {h}x{w} has {h * w}")
+        if n * dtype.itemsize > data_bytes:
+            raise FundiffError(f"{what} is truncated: its header promises {n} entries ({n * dtype.itemsize} bytes), "
+                               f"the file holds {data_bytes} bytes of data")
         try:
             arr = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise FundiffError(f"cannot read permutation file {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
-        return cls(arr, size=size, source=f"permutation file {path}")
+            raise FundiffError(f"cannot read {what}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+        return cls(arr, size=size, source=what)
 
     @property
     def spec(self) -> str:
