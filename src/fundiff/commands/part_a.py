@@ -99,6 +99,14 @@ def cmd_denoise(args) -> int:
     return 0
 
 
+def _stage2(stage2, seed: int):
+    """``upsample(images, prompts)`` for run_generate: stage II over stage I's images in [0, 1]."""
+    import torch
+
+    return lambda images, prompts: stage2(images, prompts, generator=torch.Generator().manual_seed(seed),
+                                          output_type="pt").images
+
+
 def cmd_generate(args) -> int:
     from fundiff.pipelines import Text2ImagePipeline, UpsamplePipeline
     from fundiff.studies.part_a import GenerateConfig, run_generate
@@ -117,25 +125,16 @@ def cmd_generate(args) -> int:
     config = GenerateConfig(prompts=prompts, num_images=args.num_images, guidance_scale=args.guidance_scale,
                             steps=steps, seed=args.seed)
     total = sum(len(pipe.check_steps(s)) for s in steps)
+    # stage II runs inside run_generate, before its first file: an interrupt leaves nothing
+    upsample = _stage2(UpsamplePipeline.from_pipe(pipe, stage2_weights=args.stage2_weights, cpu_offload=args.cpu_offload,
+                                                  download=args.download), args.seed) if args.upsample else None
     with progress_bar(total, "sampling") as cb:
         res = run_generate(pipe, args.out, config, save_array=args.save_array or args.upsample, progress=cb,
-                           classify=classify)
+                           classify=classify, upsample=upsample)
     for r in res["runs"]:
         acc = f", accuracy {r['accuracy']:.3f}" if "accuracy" in r else ""
         print(f"{r['num_inference_steps']} steps: {r['seconds']:.1f} s ({r['model_evaluations_per_image']} UNet "
               f"evaluations per image){acc}")
-    if args.upsample:
-        import numpy as np
-        import torch
-
-        from fundiff.images import save_grid
-
-        data = np.load(args.out / "generate.npz")
-        stage2 = UpsamplePipeline.from_pipe(pipe, stage2_weights=args.stage2_weights, cpu_offload=args.cpu_offload,
-                                            download=args.download)
-        up = stage2(torch.from_numpy(data["images"]), [str(p) for p in data["prompts"]],
-                    generator=torch.Generator().manual_seed(args.seed), output_type="pt")
-        save_grid(up.images, args.out / "upsampled.png", nrow=args.num_images, scale=1)
     print(f"wrote {args.out}/generate.png")
     return 0
 

@@ -186,11 +186,14 @@ def _generate_figure(config: GenerateConfig, rows: list[list[torch.Tensor]], lab
 @torch.no_grad()
 def run_generate(pipe: Text2ImagePipeline, out: str | os.PathLike, config: GenerateConfig, save_array: bool = False,
                  progress: Callable[[int, int, torch.Tensor], None] | None = None,
-                 classify: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, Any]:
+                 classify: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 upsample: Callable[[torch.Tensor, list[str]], torch.Tensor] | None = None) -> dict[str, Any]:
     """Sampling from pure noise (1.5 without guidance, 1.6 with), once per step count, timed.
 
     The same seed gives the same initial noise for every step count, so the rows differ only in steps.
     ``classify`` (MNIST: the shipped classifier) adds the fraction of images read as their prompt.
+    ``upsample(images, prompts)`` (DeepFloyd's stage II) runs on every image before any file is written and makes
+    upsampled.png.
     """
     den = pipe.denoiser
     prompts = [p for p in config.prompts for _ in range(config.num_images)]
@@ -221,6 +224,7 @@ def run_generate(pipe: Text2ImagePipeline, out: str | os.PathLike, config: Gener
         rows.append(list(images))
         labels.append(f"{n_steps} steps\n{seconds:.1f} s")
         arrays.append(images)   # the images only (small); the files once every step count has run
+    big = None if upsample is None else upsample(torch.cat(arrays), prompts * len(arrays))
     # every model call before the first file: an interrupted run leaves nothing (the CLI says so)
     for run, images in zip(runs, arrays):
         save_grid(images, out / f"samples_{run['num_inference_steps']}steps.png", nrow=config.num_images,
@@ -232,5 +236,7 @@ def run_generate(pipe: Text2ImagePipeline, out: str | os.PathLike, config: Gener
     if save_array:
         save_npz(out / "generate.npz", torch.cat(arrays), prompts=prompts * len(arrays),
                  steps=[r["num_inference_steps"] for r in runs for _ in prompts])
+    if big is not None:
+        save_grid(big, out / "upsampled.png", nrow=config.num_images, scale=1)
     write_json(out / "generate.json", results)
     return results
