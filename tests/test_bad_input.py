@@ -131,6 +131,7 @@ def _cases():
         ("port-too-large", "serve --port 70000", "--port"),
         ("port-not-a-number", "serve --port http", "--port"),
         ("exposed-without-login", "serve --host 0.0.0.0", "--no-auth"),
+        ("concurrency-past-32", "serve --concurrency 1000", "--concurrency"),
         # a decompression bomb
         ("decompression-bomb", "edit --image {d}/bomb.png --out {o}", "over the limit of 50,000,000"),
         # requests whose size would only show once allocated (a reviewer's probes; each grew memory without bound)

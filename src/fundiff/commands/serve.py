@@ -12,7 +12,7 @@ import socket
 import sys
 from pathlib import Path
 
-from fundiff.commands.arguments import add_backend_args, positive_int
+from fundiff.commands.arguments import add_backend_args, number
 from fundiff.errors import FundiffError
 
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
@@ -45,14 +45,7 @@ def check_port(host: str, port: int) -> None:
 
 
 def register(sub) -> None:
-
-    def port(text: str) -> int:
-        value = positive_int(text)
-        if value > 65535:
-            import argparse
-
-            raise argparse.ArgumentTypeError(f"expected a port number 1..65535, got {text}")
-        return value
+    port = number(int, 1, True, "a port number 1..65535", maximum=65535)
 
     p = sub.add_parser(
         "serve", help="a local web UI: generate, SDEdit (upload or draw), inpaint, anagrams, hybrids",
@@ -64,9 +57,11 @@ def register(sub) -> None:
                    help="interface to listen on (default 127.0.0.1: this computer only; another, e.g. 0.0.0.0, "
                         "exposes the UI to your network and needs --auth, --auth-file or --no-auth)")
     p.add_argument("--port", type=port, default=7860, help="port (default 7860)")
-    p.add_argument("--max-queue", type=positive_int, default=16, help="jobs that may wait in the queue (default 16)")
-    p.add_argument("--concurrency", type=positive_int, default=1,
-                   help="jobs run at once (default 1: one at a time, in order of arrival)")
+    p.add_argument("--max-queue", type=number(int, 1, True, "a whole number in 1..1000", maximum=1000), default=16,
+                   help="jobs that may wait in the queue (default 16, at most 1000)")
+    p.add_argument("--concurrency", type=number(int, 1, True, "a whole number in 1..32", maximum=32), default=1,
+                   help="jobs run at once (default 1: one at a time, in order of arrival; at most 32, each holds its "
+                        "own images)")
     p.add_argument("--quiet", action="store_true", help="do not print gradio's start-up messages")
     g = p.add_argument_group("access")
     g.add_argument("--auth", action="append", default=[], metavar="USER:PASSWORD",
