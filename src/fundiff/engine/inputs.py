@@ -220,7 +220,8 @@ def _open_file(path: Path, index: int | None) -> Image.Image | torch.Tensor:
     except UnidentifiedImageError:
         raise FundiffError(f"{path} is not an image PIL can read") from None
     except Image.DecompressionBombError as exc:
-        raise FundiffError(f"{path} is too large to load safely ({_one_line(exc)})") from None
+        raise FundiffError(f"{path} is too large to load safely ({_one_line(exc)}); --max-image-pixels N raises "
+                           "the limit") from None
     except PermissionError:
         raise FundiffError(f"cannot read {path}: permission denied") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
