@@ -154,6 +154,7 @@ def _cases():
         ("negative-digit", "generate --prompt=-1 --out {o}", "'-1'"),
         ("prompts-file-not-utf8", "embed --prompts-file {d}/binary.txt --out {o}.pth", "not a readable UTF-8 text file"),
         ("empty-image-name", "edit --image '' --out {o}", "--image"),
+        ("empty-out", "sample --out ''", "--out"),
         ("evaluate-json-as-png", "evaluate --num-per-class 2 --json {o}.png", "should end in .json"),
         ("nine-views", "anagram " + "--prompt 1 " * 9 + "--view identity " * 9 + "--out {o}", "at most 8 prompts"),
     ]

@@ -58,6 +58,13 @@ def nonempty(text: str) -> str:
     return text
 
 
+def out_path(text: str) -> Path:
+    """An output path that is not empty (``--out ''`` would otherwise write into the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a file or folder name, got an empty string")
+    return Path(text)
+
+
 def sigma(text: str) -> float | None:
     if text.lower() in ("noise", "pure-noise", "pure"):
         return None
@@ -133,7 +140,7 @@ FLAGS: dict[str, tuple[tuple[str, ...], dict]] = {
     "image": (("--image",), dict(type=nonempty, default=None, help=IMAGE_HELP + " (default: the backend's sample)")),
     "prompt": (("--prompt",), dict(default=None, help=PROMPT_HELP + "; any prompt edits toward it")),
     "t": (("--t",), dict(type=int, nargs="+", default=[250, 500, 750], help="timesteps (default %(default)s)")),
-    "out": (("--out",), dict(type=Path, help="output (default %(default)s)")),
+    "out": (("--out",), dict(type=out_path, help="output (default %(default)s)")),
     "save_array": (("--save-array",), dict(action="store_true", help="also write the raw images as an .npz")),
     "steps": (("--steps", "--num-inference-steps"), dict(dest="steps", type=positive_int, default=None, help=STEPS_HELP)),
     "guidance_scale": (("--guidance-scale",), dict(type=nonneg_float, help="CFG scale gamma (default %(default)s; 1 = none)")),

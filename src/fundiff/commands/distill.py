@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
-from fundiff.commands.arguments import (add_command, add_data_args, add_run_args, nonneg_float, positive_float,
-                                        positive_int)
+from fundiff.commands.arguments import (add_command, add_data_args, add_run_args, nonneg_float, out_path,
+                                        positive_float, positive_int)
 from fundiff.commands.common import load_data, report_training, training_flags
 
 
@@ -20,7 +19,7 @@ def register(sub) -> None:
                     "becomes an input (one UNet pass per step instead of two) and the step size too, so it samples in "
                     "1, 2, 4, ... steps. Resumable (--resume) and checkpointed like every training run; the result works "
                     "with fundiff sample/evaluate --model DIR.", add_run_args, add_data_args)
-    p.add_argument("--out", required=True, type=Path, help="run folder")
+    p.add_argument("--out", required=True, type=out_path, help="run folder")
     p.add_argument("--teacher", default="mnist", help="'mnist' (embedded, default) or a class-conditional flow model file/folder")
     g = p.add_argument_group("hyperparameters")
     g.add_argument("--epochs", type=positive_int, default=None, help=f"passes over the training images (default {T.epochs})")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fundiff.commands.arguments import add_backend_args, add_command, add_flags, positive_float, positive_int
+from fundiff.commands.arguments import (add_backend_args, add_command, add_flags, out_path, positive_float,
+                                        positive_int)
 from fundiff.commands.common import check_out as _check_out
 from fundiff.commands.common import image_of as _image
 from fundiff.commands.common import load_backend, load_pipeline, progress_bar
@@ -53,7 +54,7 @@ def register(sub) -> None:
     p.add_argument("--prompts-file", type=Path, default=None, help="a text file, one prompt per line")
     p.add_argument("--report-prompts", action="store_true",
                    help="also every prompt `fundiff report --model deepfloyd` uses (it loads no text encoder)")
-    p.add_argument("--out", type=Path, default=Path("prompt_embeds.pth"), help="the cache file (default prompt_embeds.pth)")
+    p.add_argument("--out", type=out_path, default=Path("prompt_embeds.pth"), help="the cache file (default prompt_embeds.pth)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--dtype", default=None, choices=["fp16", "bf16", "fp32"])
     p.add_argument("--download", action="store_true", help="let huggingface_hub download missing weights")

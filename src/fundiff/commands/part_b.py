@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Sequence
 
 from fundiff.commands.arguments import (SAMPLERS, Parser, add_command, add_data_args, add_denoiser_hparams, add_flags,
-                                        add_run_args, bounded_sigma, nonneg_float, positive_float, positive_int, seed_int,
-                                        sigma, width_int)
+                                        add_run_args, bounded_sigma, nonneg_float, out_path, positive_float,
+                                        positive_int, seed_int, sigma, width_int)
 from fundiff.commands.common import given_flags, load_data, report_training, training_flags
 from fundiff.errors import FundiffError
 
@@ -35,7 +35,7 @@ def register(sub) -> None:
                     "Train the unconditional spec UNet to denoise z = x + sigma*eps (or pure noise with --sigma noise). "
                     "Defaults are the study's: D=128, batch 256, Adam 1e-4, 5 epochs, sigma 0.5.",
                     add_denoiser_hparams, *training)
-    p.add_argument("--out", required=True, type=Path, help="run folder")
+    p.add_argument("--out", required=True, type=out_path, help="run folder")
     p.add_argument("--sigma", type=sigma, default=0.5, help="training noise level, or 'noise' for pure-noise inputs (default 0.5)")
 
     for what, blurb, description, defaults in (
@@ -52,7 +52,7 @@ def register(sub) -> None:
         p = add_command(train_sub, what, cmd_train_classifier, blurb,
                         description,
                         *training, what=what)
-        p.add_argument("--out", required=True, type=Path, help="run folder")
+        p.add_argument("--out", required=True, type=out_path, help="run folder")
         g = p.add_argument_group("hyperparameters")
         g.add_argument("--batch-size", type=positive_int, default=None, help=f"images per step (default {batch})")
         g.add_argument("--lr", type=positive_float, default=None, help=f"{optimizer} learning rate (default {lr})")
@@ -66,7 +66,7 @@ def register(sub) -> None:
         p = add_command(train_sub, objective, cmd_train_generative, f"{blurb}: time- or class-conditioned UNet",
                         f"Train a {blurb} model on MNIST. --recipe study (the default) is the study's configuration; "
                         "every flag overrides the recipe.", *training, objective=objective)
-        p.add_argument("--out", required=True, type=Path, help="run folder")
+        p.add_argument("--out", required=True, type=out_path, help="run folder")
         p.add_argument("--conditioning", choices=["time", "class"], default="class", help="time-only or class-conditioned UNet (default class)")
         p.add_argument("--recipe", default="study", choices=list(RECIPES[objective]), help="starting configuration (default study)")
         _add_generative_hparams(p, objective, fine_tune=True)
@@ -80,7 +80,7 @@ def register(sub) -> None:
     add_flags(p, "sampler", "seed", "device", "precision", num_images=4)
     p.add_argument("--guidance-scale", type=nonneg_float, default=None,
                    help="CFG scale gamma (default: the model's: 5, the study's, for a teacher; mnist-fast's own; 1 = none)")
-    p.add_argument("--out", type=Path, default=Path("samples.png"), help="PNG grid to write (default samples.png)")
+    p.add_argument("--out", type=out_path, default=Path("samples.png"), help="PNG grid to write (default samples.png)")
     p.add_argument("--save-array", type=Path, default=None, metavar="PATH.npz", help="also write the raw images and labels")
     p.add_argument("--gif", type=Path, default=None, metavar="PATH.gif", help="also write the sampling trajectory as an animation")
 
@@ -104,7 +104,7 @@ def register(sub) -> None:
                     "CPU, minutes on a GPU); --preset demo is the CPU-sized one (D=32, 12000 images, batch 256, lr 1e-3, "
                     "5 epochs; about 5 minutes). Any flag overrides the preset.", add_denoiser_hparams, *training)
     p.add_argument("--preset", choices=["spec", "demo"], default="spec", help="starting configuration (default spec)")
-    p.add_argument("--out", type=Path, default=Path("runs/denoiser-study"), help="output folder (default runs/denoiser-study)")
+    p.add_argument("--out", type=out_path, default=Path("runs/denoiser-study"), help="output folder (default runs/denoiser-study)")
     p.add_argument("--sigma", type=bounded_sigma, default=None, help="training noise level (study: 0.5)")
     p.add_argument("--eval-images", type=positive_int, default=None, help="test images used for the numbers (default 1000)")
     p.add_argument("--no-pure-noise", action="store_true", help="skip the pure-noise part")
@@ -113,7 +113,7 @@ def register(sub) -> None:
                     "Study part 2 (reference sections 2.2-2.3): train with a recipe (default: the study's), then write the "
                     "loss curve, samples after --show-epochs (4 of each digit, CFG gamma=5, the study's sampler), a sampling "
                     "animation, and accuracy / classifier-FID per shown epoch.", *training)
-    p.add_argument("--out", type=Path, default=Path("runs/flow-study"), help="output folder (default runs/flow-study)")
+    p.add_argument("--out", type=out_path, default=Path("runs/flow-study"), help="output folder (default runs/flow-study)")
     p.add_argument("--objective", choices=["flow", "ddpm"], default="flow")
     p.add_argument("--conditioning", choices=["time", "class"], default="class")
     p.add_argument("--recipe", default="study", choices=sorted({r for rs in RECIPES.values() for r in rs}),
@@ -133,7 +133,7 @@ def register(sub) -> None:
                     "epoch-by-epoch pictures, plus the shipped model), into OUT/report.html, OUT/report.json and one folder "
                     "of figures per section. About 9 minutes on a 2-core CPU; --quick for a 1.5-minute look; "
                     "--part a|b for one half.", add_data_args)
-    p.add_argument("--out", type=Path, default=Path("runs/report"), help="output folder (default runs/report)")
+    p.add_argument("--out", type=out_path, default=Path("runs/report"), help="output folder (default runs/report)")
     p.add_argument("--model", default="mnist", help="Part A backend: mnist (default) or deepfloyd")
     p.add_argument("--weights", default=None, help="DeepFloyd IF stage I folder (with --model deepfloyd)")
     p.add_argument("--embeddings", default=None, help="prompt-embedding .pth (with --model deepfloyd; fundiff embed "
