@@ -88,13 +88,25 @@ def _batched(den: Denoiser, prompts: Sequence[str], batch: int, guidance_scale: 
 
         return run
     cond, uncond = groups(prompts), groups(negs)
-    gamma = torch.tensor(scales).repeat_interleave(batch).view(-1, 1, 1, 1)
+    gamma = _group_gammas(guidance_scale, n, batch)
 
-    def run_scaled(xs: torch.Tensor, t: int) -> list[Prediction]:   # both passes in one call, a gamma per group
-        u, c = den.predict(torch.cat([xs, xs]), t, concat_conditions([uncond, cond])).chunk(2)
-        return Prediction.guide(u, c, gamma.to(xs)).chunk(n)
+    def run_scaled(xs: torch.Tensor, t: int) -> list[Prediction]:
+        return _guide_groups(den, xs, t, uncond, cond, gamma, n)
 
     return run_scaled
+
+
+def _group_gammas(guidance_scale: float | Sequence[float], n: int, batch: int) -> torch.Tensor:
+    """(n batch, 1, 1, 1): group i's guidance scale for each of its ``batch`` images."""
+    scales = [float(g) for g in per_prompt(guidance_scale, n, "guidance_scale")]
+    return torch.tensor(scales).repeat_interleave(batch).view(-1, 1, 1, 1)
+
+
+def _guide_groups(den: Denoiser, xs: torch.Tensor, t: int, uncond: Any, cond: Any, gamma: torch.Tensor,
+                  n: int) -> list[Prediction]:
+    """CFG of n groups with both passes in one model call and a gamma per image, split back per group."""
+    u, c = den.predict(torch.cat([xs, xs]), t, concat_conditions([uncond, cond])).chunk(2)
+    return Prediction.guide(u, c, gamma.to(xs)).chunk(n)
 
 
 def _rival_batched(den: Denoiser, prompts: Sequence[str], batch: int, guidance_scale: float | Sequence[float],
@@ -102,13 +114,12 @@ def _rival_batched(den: Denoiser, prompts: Sequence[str], batch: int, guidance_s
     """Like :func:`_batched`, but each image's negative prompt is given at every call (``negatives[i]``: group i's
     ``batch`` prompts), so that it can change from step to step; both passes in one call, a gamma per group."""
     n = len(prompts)
-    gamma = torch.tensor([float(g) for g in per_prompt(guidance_scale, n, "guidance_scale")]).repeat_interleave(batch)
+    gamma = _group_gammas(guidance_scale, n, batch)
     cond = concat_conditions([den.view_condition(den.encode([p] * batch), v) for p, v in zip(prompts, views)])
 
     def run(xs: torch.Tensor, t: int, negatives: Sequence[Sequence[str]]) -> list[Prediction]:
         uncond = concat_conditions([den.view_condition(den.encode(list(neg)), v) for neg, v in zip(negatives, views)])
-        u, c = den.predict(torch.cat([xs, xs]), t, concat_conditions([uncond, cond])).chunk(2)
-        return Prediction.guide(u, c, gamma.view(-1, 1, 1, 1).to(xs)).chunk(n)
+        return _guide_groups(den, xs, t, uncond, cond, gamma, n)
 
     return run
 
