@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from fundiff.engine.pixel_limit import MAX_IMAGE_PIXELS
+from fundiff.engine.views.base import MAX_SEED
 from fundiff.nn.registry import SIZE_LIMITS
 
 
@@ -41,7 +42,6 @@ positive_int = number(int, 1, True, "a whole number >= 1")
 nonneg_int = number(int, 0, True, "a whole number >= 0")
 positive_float = number(float, 0, False, "a positive number")
 nonneg_float = number(float, 0, True, "a number >= 0")
-MAX_SEED = 2**32 - 1   # numpy's and most tools' seed range; torch's generators take it too
 seed_int = number(int, 0, True, f"a whole number in 0..{MAX_SEED}", maximum=MAX_SEED)
 MAX_WIDTH = SIZE_LIMITS["num_hiddens"][1]   # UNet width D (study: 128); a wider model file would not load
 width_int = number(int, 1, True, f"a whole number in 1..{MAX_WIDTH}", maximum=MAX_WIDTH)

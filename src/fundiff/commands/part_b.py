@@ -14,7 +14,7 @@ from typing import Sequence
 from fundiff.commands.arguments import (SAMPLERS, Parser, add_command, add_data_args, add_denoiser_hparams, add_flags,
                                         add_run_args, bounded_sigma, nonneg_float, out_path, positive_float,
                                         positive_int, seed_int, sigma, width_int)
-from fundiff.commands.common import given_flags, load_data, report_training, training_flags
+from fundiff.commands.common import check_out, given_flags, load_data, report_training, training_flags
 from fundiff.errors import FundiffError
 
 SAMPLE_STEPS_HELP = "sampler steps (default 7 midpoint steps for flows, 50 for DDPM, the distilled model's own for mnist-fast)"
@@ -307,8 +307,7 @@ def cmd_evaluate(args) -> int:
     from fundiff.training import resolve_device
 
     if args.json is not None:   # before minutes of sampling, not after
-        if args.json.suffix.lower() != ".json":
-            raise FundiffError(f"{args.json} should end in .json")
+        check_out(args.json, ".json")
         if args.json.is_dir():
             raise FundiffError(f"--json {args.json} is a folder; give a file name ending in .json")
         ensure_writable_dir(args.json.parent if str(args.json.parent) else Path("."))

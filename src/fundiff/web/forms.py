@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image, UnidentifiedImageError  # noqa: E402
 
+from fundiff.engine.views.base import MAX_SEED  # noqa: E402
 from fundiff.errors import FundiffError  # noqa: E402
 
 DEFAULT_STEPS = 20       # fewer than the study's 34 strided steps, for speed on a CPU
@@ -103,7 +104,7 @@ def _prompt(den, text: str | None) -> str:
 
 
 def _seed(seed: Any) -> int:
-    return _int(seed, "seed", 0, 2**63 - 1, default=0)
+    return _int(seed, "seed", 0, MAX_SEED, default=0)
 
 
 def _generator(seed: Any) -> torch.Generator:

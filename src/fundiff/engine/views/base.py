@@ -48,7 +48,7 @@ def _upsample(grid: torch.Tensor, b: int) -> torch.Tensor:
     return grid.repeat_interleave(b, 0).repeat_interleave(b, 1) if b > 1 else grid
 
 
-MAX_SEED = 2**32 - 1
+MAX_SEED = 2**32 - 1   # fundiff's seed range everywhere (the CLI's --seed, the web form, a view's seed=): numpy's
 
 
 def _generator(seed: int) -> torch.Generator:

@@ -17,6 +17,10 @@ MAX_SIDE = 1024   # the images here are 28..256 px; a permutation of a larger im
 MAX_ENTRIES = MAX_SIDE * MAX_SIDE
 
 
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 class PermuteView(PermutationView):
     """A user permutation p of the H0*W0 pixels (view(x)[j] = x[p[j]]); at k H0 x k W0 it moves k x k blocks."""
 
@@ -64,7 +68,7 @@ class PermuteView(PermutationView):
                 shape, _, dtype = read_header(fh)
                 data_bytes = os.fstat(fh.fileno()).st_size - fh.tell()
         except (OSError, ValueError) as exc:
-            raise FundiffError(f"cannot read {what}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+            raise FundiffError(f"cannot read {what}: {_first_line(exc)}") from None
         if len(shape) != 1 or dtype.kind not in "iuf":
             raise FundiffError(f"{what} must be a 1-D array of integer pixel indices, got shape {shape} {dtype}")
         n = shape[0]
@@ -81,7 +85,7 @@ class PermuteView(PermutationView):
         try:
             arr = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise FundiffError(f"cannot read {what}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+            raise FundiffError(f"cannot read {what}: {_first_line(exc)}") from None
         return cls(arr, size=size, source=what)
 
     @property
