@@ -66,10 +66,8 @@ def anagram_variant(variant: str, other_reader: torch.nn.Module | None):
                              for lp, y in zip(log_probs, labels)]
                 uncond = concat_conditions([den.view_condition(den.encode(neg), v) for neg, v in zip(negatives, views)])
                 cond = concat_conditions([den.view_condition(den.encode([p] * len(x)), v) for p, v in zip(prompts, views)])
-                xs = torch.cat(seen)
-                u, c = den.predict(torch.cat([xs, xs]), t, concat_conditions([uncond, cond])).chunk(2)
-                scale = (float(guidance_scale) * len(views) * w).reshape(-1, 1, 1, 1).to(xs)
-                preds = Prediction.guide(u, c, scale).chunk(len(views))
+                scale = (float(guidance_scale) * len(views) * w).reshape(-1, 1, 1, 1)
+                preds = engine._guide_groups(den, torch.cat(seen), t, uncond, cond, scale, len(views))
             elif variant == "wrong":
                 negatives = [[str(int(r)) if int(top) != y else den.null_prompt for r, top in
                               zip(engine.rivals(lp, y), lp.argmax(1))] for lp, y in zip(log_probs, labels)]
@@ -107,11 +105,9 @@ def hybrid_misread(den, prompts, dec, batch=1, guidance_scale=7.0, negative_prom
                               for r, top in zip(engine.rivals(log_p, y), log_p.argmax(1))]
         preds = den.predict_guided(torch.cat([x] * len(prompts)), t, cond, den.encode(negatives),
                                    guidance_scale).chunk(len(prompts))
-        x0 = sum(dec.components(p.x0)[i] for i, p in enumerate(preds))
-        eps = sum(dec.components(p.eps)[i] for i, p in enumerate(preds))
-        last["x0"] = x0
-        var = [p.variance for p in preds]
-        return Prediction(x0, eps, torch.stack(var).mean(0) if all(v is not None for v in var) else None)
+        out = engine.compose_hybrid(preds, dec)
+        last["x0"] = out.x0
+        return out
 
     return predict
 

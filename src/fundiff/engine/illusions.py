@@ -214,14 +214,18 @@ def hybrid_predict(den: Denoiser, prompts: Sequence[str], decomposition: Any, ba
     run = _batched(den, prompts, batch, guidance_scale, negative_prompt)
 
     def predict(x: torch.Tensor, t: int) -> Prediction:
-        preds = run(torch.cat([x] * len(prompts)), t)
-        x0 = sum(decomposition.components(p.x0)[i] for i, p in enumerate(preds))
-        eps = sum(decomposition.components(p.eps)[i] for i, p in enumerate(preds))
-        var = [p.variance for p in preds]
-        variance = torch.stack(var).mean(0) if all(v is not None for v in var) else None
-        return Prediction(x0, eps, variance)
+        return compose_hybrid(run(torch.cat([x] * len(prompts)), t), decomposition)
 
     return predict
+
+
+def compose_hybrid(preds: Sequence[Prediction], decomposition: Any) -> Prediction:
+    """Component i of x0 and eps from ``preds[i]``, summed; the variances averaged."""
+    x0 = sum(decomposition.components(p.x0)[i] for i, p in enumerate(preds))
+    eps = sum(decomposition.components(p.eps)[i] for i, p in enumerate(preds))
+    var = [p.variance for p in preds]
+    variance = torch.stack(var).mean(0) if all(v is not None for v in var) else None
+    return Prediction(x0, eps, variance)
 
 
 def anchor_hook(den: Denoiser, decomposition: Any, reference: torch.Tensor, generator: torch.Generator | None):
