@@ -155,3 +155,40 @@ def test_denoise_keeps_only_the_shown_states_and_reports_every_step(den, monkeyp
     assert torch.isfinite(torch.tensor(res["iterative"]["psnr_db"]["iterative"]))
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [
         "blur.png", "comparison.png", "denoise.json", "iterative.png", "one_step.png"]
+
+
+def _interrupt_nth_figure(monkeypatch, module, n: int) -> None:
+    """``module.image_grid``'s ``n``th call in each run raises KeyboardInterrupt: an interrupt after the last model
+    call, while the command is writing its files one after another."""
+    real, calls = module.image_grid, []
+
+    def grid(*args, **kwargs):
+        calls.append(1)
+        if len(calls) % n == 0:   # every interrupted run stops at its nth call, so the next run counts afresh
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "image_grid", grid)
+
+
+def test_interrupted_among_the_writes_keeps_none_of_them(monkeypatch, tmp_path, capsys):
+    """blur.png and one_step.png are written, then the interrupt: the CLI removes what this run added."""
+    import fundiff.studies.part_a as part_a
+
+    _interrupt_nth_figure(monkeypatch, part_a, 3)
+    _assert_interrupted_and_nothing_written(DENOISE, tmp_path, capsys)
+
+
+def test_interrupted_among_the_writes_names_the_earlier_files_it_replaced(monkeypatch, tmp_path, capsys):
+    import fundiff.studies.part_a as part_a
+
+    out = tmp_path / "earlier"
+    out.mkdir()
+    (out / "blur.png").write_text("an earlier run's figure")
+    (out / "mine.txt").write_text("earlier work")
+    _interrupt_nth_figure(monkeypatch, part_a, 3)
+    capsys.readouterr()
+    assert main([*DENOISE, "--out", str(out)]) == 130
+    assert capsys.readouterr().err.strip() == (f"fundiff: interrupted; nothing new was kept, but 1 earlier file(s) in "
+                                              f"{out} were already replaced: blur.png")
+    assert sorted(p.name for p in out.iterdir()) == ["blur.png", "mine.txt"]

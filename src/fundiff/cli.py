@@ -44,11 +44,29 @@ def _terminate_as_interrupt(signum, frame) -> None:  # noqa: ANN001
         raise KeyboardInterrupt
 
 
+def _entries(folder: Path) -> dict[str, int]:
+    """name -> modification time (ns) of what ``folder`` holds now (nothing if it is not a folder)."""
+    return {p.name: p.lstat().st_mtime_ns for p in folder.iterdir()} if folder.is_dir() else {}
+
+
+def _undo_new_files(folder: Path, before: dict[str, int]) -> list[str]:
+    """Remove the files this run added to ``folder`` (an interrupt while its files were being written: these commands
+    write plain files, never folders); return the names of files it held before that the run had already replaced."""
+    now = _entries(folder)
+    for name in set(now) - set(before):
+        path = folder / name
+        if path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+    return sorted(name for name in set(now) & set(before) if now[name] != before[name])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     out = getattr(args, "out", None)
     new_folder = isinstance(out, Path) and not out.suffix and not out.exists()   # an output folder this run makes
+    folder_out = isinstance(out, Path) and not out.suffix
+    before = _entries(out) if folder_out else {}
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt) if in_main_thread else None
     try:
@@ -63,8 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             hint = "rerun the same command to continue (finished trainings are reused)"
         elif command in ("train", "study", "distill"):
             hint = "the latest checkpoint is saved, rerun with --resume to continue"
-        else:   # sampling and editing commands write their files only at the end, atomically
-            hint = "nothing was written"
+        else:   # sampling and editing commands write their files only after their last model call
+            replaced = _undo_new_files(out, before) if folder_out else []   # interrupted among those writes
+            hint = (f"nothing new was kept, but {len(replaced)} earlier file(s) in {out} were already replaced: "
+                    f"{', '.join(replaced)}") if replaced else "nothing was written"
         print(f"fundiff: interrupted; {hint}", file=sys.stderr)
         return 130
     except OSError as exc:
