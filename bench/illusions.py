@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from fundiff.classifier import load_classifier
+from fundiff.engine.correctors import DEFAULT as CORRECTOR
 from fundiff.engine.decompositions import Hybrid
 from fundiff.engine.schedule import THRESHOLD_CHOICES, describe_threshold
 from fundiff.engine.views import get_view
@@ -87,6 +88,9 @@ class Settings:
     gamma_b: float | None = None         # prompt B's (view 2 / high-pass) guidance scale, if not guidance_scale
     model: str = "mnist"                 # the embedded model, or another flow model file / run folder
     steps: int | None = None             # None: the study's strided loop (990 ... 0 by 30); else num_inference_steps
+    corrector_steps: int | None = None   # Langevin steps per timestep; None: the pipelines' default (auto)
+    corrector_snr: float = CORRECTOR.snr
+    corrector_t_min: int = CORRECTOR.t_min
 
     def flags(self) -> str:
         out = [f"--guidance-scale {self.guidance_scale:g}", f"--threshold {self.threshold}"]
@@ -94,7 +98,10 @@ class Settings:
                                      ("rival", self.rival, "auto"),
                                      ("resample-steps", self.resample_steps, 0), ("resample-times", self.resample_times, 1),
                                      ("hybrid-sigma", self.hybrid_sigma, None), ("gamma-b", self.gamma_b, None),
-                                     ("model", self.model, "mnist"), ("steps", self.steps, None)]:
+                                     ("model", self.model, "mnist"), ("steps", self.steps, None),
+                                     ("corrector-steps", self.corrector_steps, None),
+                                     ("corrector-snr", self.corrector_snr, CORRECTOR.snr),
+                                     ("corrector-t-min", self.corrector_t_min, CORRECTOR.t_min)]:
             if value != default:
                 out.append(f"--{name} {value}")
         return " ".join(out)
@@ -103,7 +110,9 @@ class Settings:
         neg = [b, a] if self.negative == OTHER else self.negative
         gamma = self.guidance_scale if self.gamma_b is None else [self.guidance_scale, self.gamma_b]
         return dict(guidance_scale=gamma, negative_prompt=neg, resample_steps=self.resample_steps,
-                    resample_times=self.resample_times, num_inference_steps=self.steps)
+                    resample_times=self.resample_times, num_inference_steps=self.steps,
+                    corrector_steps=self.corrector_steps, corrector_snr=self.corrector_snr,
+                    corrector_t_min=self.corrector_t_min)
 
 
 def add_setting_flags(ap: argparse.ArgumentParser) -> None:
@@ -123,13 +132,18 @@ def add_setting_flags(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--model", default="mnist", help="the embedded model (default) or a flow model file / run folder")
     ap.add_argument("--steps", type=int, default=None,
                     help="num_inference_steps, spaced as diffusers spaces them (default: the study's strided loop, 34 steps)")
+    ap.add_argument("--corrector-steps", type=int, default=None,
+                    help="Langevin corrector steps per timestep (default: the pipelines' auto, 4 for balanced anagrams)")
+    ap.add_argument("--corrector-snr", type=float, default=CORRECTOR.snr)
+    ap.add_argument("--corrector-t-min", type=int, default=CORRECTOR.t_min)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(guidance_scale=args.guidance_scale, threshold=args.threshold, negative=args.negative,
                     reduction=args.reduction, balance=args.balance, rival=args.rival, resample_steps=args.resample_steps,
                     resample_times=args.resample_times, hybrid_sigma=args.hybrid_sigma, gamma_b=args.gamma_b,
-                    model=args.model, steps=args.steps)
+                    model=args.model, steps=args.steps, corrector_steps=args.corrector_steps,
+                    corrector_snr=args.corrector_snr, corrector_t_min=args.corrector_t_min)
 
 
 def target_pairs() -> tuple[dict, list]:

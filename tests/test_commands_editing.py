@@ -32,6 +32,12 @@ def test_edit_inpaint_anagram_hybrid_commands(cli, tmp_path):
     assert proc.returncode == 0, proc.stderr
     mean = json.loads((tmp_path / "mean" / "anagram.json").read_text())
     assert mean["reduction"] == "mean" and mean["rival"] is False
+    assert anagram["corrector"] == {"kind": "langevin", "steps": 4, "snr": 0.3, "t_min": 700} and mean["corrector"] is None
+    proc = cli(*runs["hybrid"], "--corrector-steps", "2", "--corrector-t-min", "500", "--out", tmp_path / "corrected")
+    assert proc.returncode == 0, proc.stderr
+    corrected = json.loads((tmp_path / "corrected" / "hybrid.json").read_text())
+    assert corrected["corrector"] == {"kind": "langevin", "steps": 2, "snr": 0.3, "t_min": 500}
+    assert json.loads((tmp_path / "hybrid" / "hybrid.json").read_text())["corrector"] is None
 
 
 @pytest.mark.parametrize("args,fragments", [
@@ -44,6 +50,10 @@ def test_edit_inpaint_anagram_hybrid_commands(cli, tmp_path):
     (["inpaint", "--rect", "nonsense"], ["nonsense"]),
     (["edit", "--i-start", "50"], ["i_start=50"]),
     (["edit", "--strength", "1.5"], ["strength"]),
+    (["anagram", "--prompt", "6", "--prompt", "9", "--corrector-steps", "17"], ["--corrector-steps", "0..16"]),
+    (["anagram", "--prompt", "6", "--prompt", "9", "--corrector-steps", "many"], ["--corrector-steps", "'auto'"]),
+    (["hybrid", "--prompt", "1", "--prompt", "7", "--corrector-snr", "0"], ["--corrector-snr", "(0, 2]"]),
+    (["hybrid", "--prompt", "1", "--prompt", "7", "--corrector-t-min", "1000"], ["--corrector-t-min", "0..999"]),
 ])
 def test_editing_bad_input_is_one_line(cli, tmp_path, args, fragments):
     proc = cli(*args, "--out", tmp_path / "o")

@@ -276,7 +276,11 @@ def test_illusion_settings_per_prompt_and_resampling_are_recorded(t2i):
     assert out.record["reduction"] == "alternate" and out.record["resample"] == {"steps": 2, "times": 2}
     assert len(calls) == 4 and not torch.allclose(out.samples, one.samples)
     hyb = fundiff.HybridPipeline.from_pipe(t2i)(["1", "7"], resample_steps=1, resample_times=3, generator=seed(), **common)
-    assert hyb.record["resample"] == {"steps": 1, "times": 3}
+    assert hyb.record["resample"] == {"steps": 1, "times": 3} and hyb.record["corrector"] is None   # off by default
+    corrected = fundiff.HybridPipeline.from_pipe(t2i)(["1", "7"], corrector_steps=2, generator=seed(), **common)
+    assert corrected.record["corrector"]["steps"] == 2
+    plain = fundiff.HybridPipeline.from_pipe(t2i)(["1", "7"], generator=seed(), **common)
+    assert not torch.allclose(corrected.samples, plain.samples, atol=1e-3)
 
 
 def test_anagrams_on_mnist_default_to_the_balanced_reduction(t2i):
@@ -288,7 +292,7 @@ def test_anagrams_on_mnist_default_to_the_balanced_reduction(t2i):
     assert auto.record["reduction"] == "balanced" and auto.record["balance"] == 0.5 and auto.record["rival"] is True
     mean = ana(["3", "8"], reduction="mean", generator=seed(), **common)
     assert mean.record["reduction"] == "mean" and "balance" not in mean.record and mean.record["rival"] is False
-    flat = ana(["3", "8"], reduction="balanced", balance=0.0, rival=False, generator=seed(), **common)
+    flat = ana(["3", "8"], reduction="balanced", balance=0.0, rival=False, corrector_steps=0, generator=seed(), **common)
     torch.testing.assert_close(flat.samples, mean.samples, atol=1e-5, rtol=0)
     assert not torch.allclose(auto.samples, mean.samples, atol=1e-3)
     no_rival = ana(["3", "8"], rival=False, generator=seed(), **common)
@@ -303,6 +307,17 @@ def test_anagrams_on_mnist_default_to_the_balanced_reduction(t2i):
             ana(["3", "8"], **bad, **common)
     with pytest.raises(fundiff.FundiffError, match="rival guidance reads each view"):
         ana(["3", ""], rival=True, **common)
+    # the Langevin corrector: on by default with the balanced reduction (4 steps at t >= 700), off with the mean
+    assert auto.record["corrector"] == {"kind": "langevin", "steps": 4, "snr": 0.3, "t_min": 700}
+    assert mean.record["corrector"] is None and flat.record["corrector"] is None
+    no_corrector = ana(["3", "8"], corrector_steps=0, generator=seed(), **common)
+    assert not torch.allclose(auto.samples, no_corrector.samples, atol=1e-3)
+    on_mean = ana(["3", "8"], reduction="mean", corrector_steps=2, corrector_snr=0.5, corrector_t_min=500, **common)
+    assert on_mean.record["corrector"] == {"kind": "langevin", "steps": 2, "snr": 0.5, "t_min": 500}
+    for bad, match in [(dict(corrector_steps=17), "corrector steps must be"), (dict(corrector_snr=0), "snr must be"),
+                       (dict(corrector_t_min=-3), "t_min must be")]:
+        with pytest.raises(fundiff.FundiffError, match=match):
+            ana(["3", "8"], **bad, **common)
     with pytest.raises(fundiff.FundiffError, match=r"balance must be in \[0, 20\]"):
         ana(["3", "8"], balance=-1, **common)
     with pytest.raises(fundiff.FundiffError, match="every prompt must name a digit"):

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from fundiff.engine.pixel_limit import MAX_IMAGE_PIXELS
+from fundiff.engine.correctors import MAX_STEPS as MAX_CORRECTOR_STEPS
 from fundiff.engine.views.base import MAX_SEED
 from fundiff.nn.registry import SIZE_LIMITS
 
@@ -49,6 +50,23 @@ width_int = number(int, 1, True, f"a whole number in 1..{MAX_WIDTH}", maximum=MA
 
 MAX_SIGMA = 100.0   # the study trains at 0.5 and shows 0..1; images are in [0, 1]
 bounded_sigma = number(float, 0, False, f"a positive number up to {MAX_SIGMA:g}", maximum=MAX_SIGMA)
+
+
+corrector_snr = number(float, 0, False, "a number in (0, 2]", maximum=2.0)
+timestep_int = number(int, 0, True, "a timestep in 0..999", maximum=999)
+_corrector_count = number(int, 0, True, f"a whole number in 0..{MAX_CORRECTOR_STEPS}",
+                          maximum=MAX_CORRECTOR_STEPS)
+
+
+def corrector_steps(text: str) -> int | None:
+    """``--corrector-steps``: 'auto' (None: the pipeline's default) or a count of Langevin steps per timestep."""
+    if text == "auto":
+        return None
+    try:
+        return _corrector_count(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number in 0..{MAX_CORRECTOR_STEPS}, "
+                                         f"got {text!r}") from None
 
 
 def nonempty(text: str) -> str:

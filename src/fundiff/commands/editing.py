@@ -8,8 +8,10 @@ writes its figure(s), a JSON record and, with ``--save-array``, the raw images.
 from __future__ import annotations
 
 from fundiff.commands.arguments import (PROMPT_HELP, add_command, add_flags, add_generation_args, add_upsample_args,
-                                        nonneg_int, positive_float, positive_int)
+                                        corrector_snr, corrector_steps, nonneg_int, positive_float, positive_int,
+                                        timestep_int)
 from fundiff.commands.common import load_pipeline, progress_bar
+from fundiff.engine.correctors import DEFAULT as CORRECTOR
 from fundiff.engine.decompositions import decomposition_names
 from fundiff.engine.views import view_names
 from fundiff.errors import FundiffError
@@ -78,8 +80,22 @@ def add_illusion_args(p, default_out: str, prompt_help: str) -> None:
     p.add_argument("--measure", type=nonneg_int, default=0, metavar="N",
                    help="MNIST: also make N more images (no best-of) and report the share the classifier reads right "
                         "both ways, with its Wilson 95%% interval (record 'measured'; default 0: none)")
+    g = p.add_argument_group("Langevin corrector (Song et al. 2021; engine/correctors.py)")
+    g.add_argument("--corrector-steps", type=corrector_steps, default=None, metavar="N|auto",
+                   help="Langevin steps at each timestep from --corrector-t-min up, each one more model call (auto, the "
+                        "default: 4 for MNIST anagrams with the balanced reduction, else 0)")
+    g.add_argument("--corrector-snr", type=corrector_snr, default=CORRECTOR.snr, metavar="R",
+                   help=f"the Langevin step's signal-to-noise ratio (default {CORRECTOR.snr:g})")
+    g.add_argument("--corrector-t-min", type=timestep_int, default=CORRECTOR.t_min, metavar="T",
+                   help=f"the lowest timestep the corrector runs at (default {CORRECTOR.t_min})")
     add_upsample_args(p)
     add_generation_args(p, default_out)
+
+
+def corrector_options(args) -> dict:
+    """The pipelines' corrector_* arguments from the command line."""
+    return {"corrector_steps": args.corrector_steps, "corrector_snr": args.corrector_snr,
+            "corrector_t_min": args.corrector_t_min}
 
 
 def _upsampler(args, pipe):
@@ -152,7 +168,7 @@ def cmd_anagram(args) -> int:
                           seed=args.seed, save_array=args.save_array, callback=cb, upsampler=up,
                           stage2_steps=args.stage2_steps, stage2_callback=cb2, animation=args.animation,
                           best_of=args.best_of, measure=args.measure, measure_callback=cb3, reduction=args.reduction,
-                          rival={"auto": None, "on": True, "off": False}[args.rival])
+                          rival={"auto": None, "on": True, "off": False}[args.rival], corrector=corrector_options(args))
     print(f"wrote {args.out}/anagram.png and anagram.{args.animation}{measured_line(rec)}")
     return 0
 
@@ -170,7 +186,8 @@ def cmd_hybrid(args) -> int:
                          reference_name=args.reference, num_inference_steps=args.steps,
                          guidance_scale=args.guidance_scale, num_images=args.num_images or 4, seed=args.seed,
                          save_array=args.save_array, callback=cb, upsampler=up, stage2_steps=args.stage2_steps,
-                         stage2_callback=cb2, best_of=args.best_of, measure=args.measure, measure_callback=cb3)
+                         stage2_callback=cb2, best_of=args.best_of, measure=args.measure, measure_callback=cb3,
+                         corrector=corrector_options(args))
     print(f"wrote {args.out}/hybrid.png{measured_line(rec)}")
     return 0
 

@@ -12,7 +12,7 @@ optionally guided), or a composition of them (visual anagrams, hybrids).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch
 
@@ -22,6 +22,17 @@ from fundiff.errors import FundiffError
 
 Predict = Callable[[torch.Tensor, int], Prediction]
 StepHook = Callable[[torch.Tensor, int], torch.Tensor]  # (x at its new timestep, that timestep) -> x
+
+
+class Corrector(Protocol):
+    """Moves x at its own noise level t with more ``predict`` calls (``engine.correctors``)."""
+
+    steps: int
+
+    def applies(self, t: int) -> bool: ...
+
+    def __call__(self, predict: Predict, x: torch.Tensor, t: int, noise_std: float,
+                 generator: torch.Generator | None = None) -> torch.Tensor: ...
 
 
 def randn(shape: tuple[int, ...] | torch.Size, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
@@ -87,6 +98,7 @@ def iterative_denoise(
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
     resample_steps: int = 0,
     resample_times: int = 1,
+    corrector: Corrector | None = None,
 ) -> DenoiseResult:
     """Denoise x, which sits at ``timesteps[i_start]``, along the strided ``timesteps`` (reference 1.4).
 
@@ -98,6 +110,9 @@ def iterative_denoise(
     Resampling (RePaint's jumps of length 1, at high noise only): each of the first ``resample_steps`` steps runs
     ``resample_times`` times; between runs the new x_t' is noised back up to t with q(x_t | x_t')
     (:meth:`Schedule.renoise`), so the predictions composed in ``predict`` get more tries to agree there.
+
+    ``corrector(predict, x, t, s_t, generator)`` (``engine.correctors.Langevin``), where ``corrector.applies(t)``,
+    moves x at its own noise level before each prediction (Song et al.'s predictor-corrector sampler).
     """
     Schedule.check_i_start(timesteps, i_start)
     if resample_steps < 0 or resample_times < 1:
@@ -112,6 +127,9 @@ def iterative_denoise(
         for run in range(runs):
             if run:
                 x = schedule.renoise(x, t_prev, t, randn(x.shape, generator, x))
+            if corrector is not None and corrector.applies(t):
+                x = corrector(predict, x, t, schedule.coefficients(t)[1], generator)
+                result.model_calls += corrector.steps
             pred = predict(x, t)
             result.model_calls += 1
             x, x0 = denoise_step(schedule, pred, x, t, t_prev, threshold, generator)

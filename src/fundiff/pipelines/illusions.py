@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import torch
 
+from fundiff.engine.correctors import DEFAULT as CORRECTOR, Langevin
 from fundiff.engine.decompositions import get_decomposition
 from fundiff.engine.illusions import REDUCTIONS, anagram_predict, anchor_hook, check_rival, hybrid_predict, no_negative
 from fundiff.engine.views import View, get_view
@@ -62,14 +63,27 @@ class _IllusionPipeline(DiffusionPipeline):
         return ts
 
     @staticmethod
-    def settings_record(guidance_scale: Any, negative_prompt: Any, resample_steps: int, resample_times: int) -> dict:
-        """The guidance and loop settings as the record states them (resampling only when it ran)."""
+    def resolve_corrector(corrector_steps: int | None, corrector_snr: float, corrector_t_min: int,
+                          auto: bool) -> Langevin | None:
+        """Langevin corrector steps (``engine.correctors``): ``corrector_steps`` None (auto) runs :data:`CORRECTOR`'s
+        where ``auto`` says it is measured to help, 0 none; ``corrector_snr`` / ``corrector_t_min`` its step size and
+        the lowest timestep it runs at.  Bad values are one-line errors."""
+        steps = (CORRECTOR.steps if auto else 0) if corrector_steps is None else corrector_steps
+        corrector = Langevin(steps, corrector_snr, corrector_t_min)
+        return corrector if corrector.steps else None
+
+    @staticmethod
+    def settings_record(guidance_scale: Any, negative_prompt: Any, resample_steps: int, resample_times: int,
+                        corrector: Langevin | None = None) -> dict:
+        """The guidance and loop settings as the record states them (resampling only when it ran; the corrector
+        always: None when it did not run)."""
         scales = [float(g) for g in guidance_scale] if isinstance(guidance_scale, (list, tuple)) else float(guidance_scale)
         out: dict[str, Any] = {"guidance_scale": scales}
         if negative_prompt is not None:
             out["negative_prompt"] = list(negative_prompt) if isinstance(negative_prompt, (list, tuple)) else negative_prompt
         if resample_steps and resample_times > 1:
             out["resample"] = {"steps": resample_steps, "times": resample_times}
+        out["corrector"] = corrector.record() if corrector is not None else None
         return out
 
     def check_best_of(self, best_of: int, prompts: list[str], num_images_per_prompt: int) -> list[int] | None:
@@ -148,7 +162,8 @@ class AnagramPipeline(_IllusionPipeline):
                  callback: Callback | None = None, batch_size: int | None = None,
                  latents: torch.Tensor | None = None, best_of: int = 1, reduction: str = "auto",
                  resample_steps: int = 0, resample_times: int = 1, balance: float = 0.5,
-                 rival: bool | None = None) -> PipelineOutput:
+                 rival: bool | None = None, corrector_steps: int | None = None,
+                 corrector_snr: float = CORRECTOR.snr, corrector_t_min: int = CORRECTOR.t_min) -> PipelineOutput:
         """``num_images_per_prompt`` anagrams (defaults: ``fundiff anagram``'s); ``latents``: the starting noise
         (``num_images_per_prompt x best_of`` of them).  ``best_of`` N > 1 (MNIST): N candidates for each image, of
         which the one the classifier reads right under every view with the highest joint confidence is kept.
@@ -157,12 +172,15 @@ class AnagramPipeline(_IllusionPipeline):
         the view the noise-aware classifier reads worst, with strength ``balance``), or "auto" (the default:
         balanced on MNIST, mean elsewhere); ``rival`` (MNIST): guide each view away from the digit that classifier
         most likely misreads it as, in place of the negative prompt (None, the default: wherever the balanced
-        reduction runs and no ``negative_prompt`` is given).  The record says which ran."""
+        reduction runs and no ``negative_prompt`` is given); ``corrector_steps``: Langevin steps at each timestep
+        t >= ``corrector_t_min`` (``engine.correctors``; None, the default: 4 wherever the balanced reduction runs,
+        else 0).  The record says which ran."""
         check_scale(balance, "balance", 0.0, 20.0)
         prompts, objs, ts, reduction = self.check_inputs(prompt, views, negative_prompt, num_inference_steps, guidance_scale,
                                               num_images_per_prompt, output_type, generator, callback, reduction,
                                               resample_steps, resample_times)
         rival = self.resolve_rival(rival, reduction, prompts, negative_prompt)
+        corrector = self.resolve_corrector(corrector_steps, corrector_snr, corrector_t_min, reduction == "balanced")
         labels = self.check_best_of(best_of, prompts, num_images_per_prompt)
         total = num_images_per_prompt * best_of
         self.check_latents(latents, total)
@@ -177,10 +195,11 @@ class AnagramPipeline(_IllusionPipeline):
                 self.denoiser, prompts, objs, batch=part.stop - part.start, guidance_scale=guidance_scale,
                 negative_prompt=negative_prompt, reduction=reduction, reader=reader, labels=digits, balance=balance,
                 rival=rival),
-            latents, generator, callback, resample=(resample_steps, resample_times))
+            latents, generator, callback, resample=(resample_steps, resample_times), corrector=corrector)
         specs = views if views is not None else ["identity", "flip"]
         record = self.record(prompts=prompts, views=[s if isinstance(s, str) else s.name for s in specs],
-                             **self.settings_record(guidance_scale, negative_prompt, resample_steps, resample_times),
+                             **self.settings_record(guidance_scale, negative_prompt, resample_steps, resample_times,
+                                                    corrector),
                              reduction=reduction, **({"balance": float(balance)} if reduction == "balanced" else {}),
                              rival=rival,
                              num_images=num_images_per_prompt, num_inference_steps=len(ts))
@@ -226,13 +245,17 @@ class HybridPipeline(_IllusionPipeline):
                  generator: torch.Generator | None = None, output_type: str = "pil",
                  callback: Callback | None = None, batch_size: int | None = None,
                  latents: torch.Tensor | None = None, best_of: int = 1, resample_steps: int = 0,
-                 resample_times: int = 1) -> PipelineOutput:
+                 resample_times: int = 1, corrector_steps: int | None = None, corrector_snr: float = CORRECTOR.snr,
+                 corrector_t_min: int = CORRECTOR.t_min) -> PipelineOutput:
         """``num_images_per_prompt`` hybrids; ``out.extras["components"]`` holds each image's components in [-1, 1];
         ``latents``: the starting noise (``num_images_per_prompt x best_of``).  ``best_of`` N > 1 (MNIST, kind
-        "hybrid"): of N candidates per image, the one read right from afar and up close, most confidently."""
+        "hybrid"): of N candidates per image, the one read right from afar and up close, most confidently.
+        ``corrector_steps``: Langevin steps at each timestep t >= ``corrector_t_min`` (``engine.correctors``; None,
+        the default: none, as it did not help the MNIST hybrids)."""
         prompts, dec, ts, ref = self.check_inputs(prompt, kind, reference, negative_prompt, num_inference_steps,
                                                   guidance_scale, num_images_per_prompt, output_type, generator, callback,
                                                   resample_steps, resample_times)
+        corrector = self.resolve_corrector(corrector_steps, corrector_snr, corrector_t_min, False)
         labels = self.check_best_of(best_of, prompts, num_images_per_prompt, kind)
         total = num_images_per_prompt * best_of
         self.check_latents(latents, total)
@@ -241,9 +264,10 @@ class HybridPipeline(_IllusionPipeline):
                 self.denoiser, prompts, dec, batch=part.stop - part.start, guidance_scale=guidance_scale,
                 negative_prompt=negative_prompt), latents, generator, callback,
             make_hook=(lambda: anchor_hook(self.denoiser, dec, ref, generator)) if ref is not None else None,
-            resample=(resample_steps, resample_times))
+            resample=(resample_steps, resample_times), corrector=corrector)
         record = self.record(kind=kind, prompts=prompts, components=list(dec.names),
-                             **self.settings_record(guidance_scale, negative_prompt, resample_steps, resample_times),
+                             **self.settings_record(guidance_scale, negative_prompt, resample_steps, resample_times,
+                                                    corrector),
                              num_images=num_images_per_prompt, num_inference_steps=len(ts))
         if labels is not None:
             samples = self.keep_best(samples, readings.hybrid_readings(samples, dec), labels, best_of, record)

@@ -66,7 +66,7 @@ def _reading_claim(section: Section, records: list[dict[str, Any]]) -> str:
     pooled = {"both_right": k, "n": n, "both_rate": k / n, "wilson95": [low, high]}
     return (f"Measured: the share of new images (from the shown images' seed, no best-of) that the shipped classifier "
             f"reads right both ways: {per}; all {len(rows)} pairs {rate_text(pooled)}. These pairs were picked to show the "
-            "illusion; bench/illusions.py measures every digit pair (bench/results/illusions-all-rival.json) and the levers "
+            "illusion; bench/illusions.py measures every digit pair (bench/results/illusions-all-langevin.json) and the levers "
             "tried (bench/results/illusion-levers.json, docs/illusions.md).")
 
 
@@ -360,7 +360,9 @@ class Report:
         mix = ("ε = w₁ ε_cfg(x, p₁) + w₂ v⁻¹(ε_cfg(v(x), p₂)) for an orthogonal view v, with wᵢ = softmax(−½ log p(yᵢ | vᵢ(x_t), t)) "
                "from the shipped noise-aware classifier: the balanced reduction, fundiff's default on MNIST (w = ½ each is "
                "the study's mean). Each view's CFG is also guided away from its rival, the digit that classifier most "
-               "likely misreads it as at this step, instead of the null prompt (docs/illusions.md measures each)." if m else
+               "likely misreads it as at this step, instead of the null prompt. At each t ≥ 700, 4 Langevin steps "
+               "x ← x − δ ε/√(1−ᾱ_t) + √(2δ) z (snr 0.3) let the views settle on one layout before the step down "
+               "(Song et al. 2021's corrector; docs/illusions.md measures each)." if m else
                "ε = (ε_cfg(x, p₁) + v⁻¹(ε_cfg(v(x), p₂))) / 2 for an orthogonal view v.")
         self.add(Section("anagrams", "1.8 Visual anagrams (and more views)", mix), anagrams)
         self.add(Section("hybrids", "1.9 Hybrid images", "Kernel 33, σ 2 at 64 px (scaled to the image size); also a motion-blur factorization."), hybrids)

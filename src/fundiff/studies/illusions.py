@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from fundiff.engine.animation import check_frames, crossfade_frame, ease_in_out, save_animation, view_frames
+from fundiff.engine.correctors import DEFAULT as CORRECTOR
 from fundiff.figures import image_grid
 from fundiff.images import save_npz
 from fundiff.io import ensure_writable_dir, write_json
@@ -36,10 +37,12 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
                 save_array: bool = False, callback: Callable | None = None, upsampler: Any = None,
                 stage2_steps: int = 50, stage2_callback: Callable | None = None, animation: str = "gif",
                 best_of: int = 1, measure: int = 0, measure_callback: Callable | None = None,
-                reduction: str = "auto", rival: bool | None = None) -> dict[str, Any]:
+                reduction: str = "auto", rival: bool | None = None,
+                corrector: dict[str, Any] | None = None) -> dict[str, Any]:
     """anagram.png (each image under every view), anagram.gif or .mp4 (``animation``: view 1 -> view 2), anagram.json;
     ``measure`` N > 0 (MNIST, digit prompts): N more images, no best-of, and the share read right every way
-    (record ``measured``, see :func:`measured_rate`)."""
+    (record ``measured``, see :func:`measured_rate`); ``corrector``: the pipeline's ``corrector_*`` arguments
+    (default: its own)."""
     if animation not in ANIMATIONS:
         raise FundiffError(f"animation must be one of {', '.join(ANIMATIONS)}, got {animation!r}")
     check_frames(frames)
@@ -47,6 +50,7 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
     _, objs, _, resolved = pipe.check_inputs(prompts, views, None, num_inference_steps, guidance_scale, num_images,
                                              "pt", None, callback, reduction)
     pipe.resolve_rival(rival, resolved, prompts, None)
+    corrector = check_corrector(pipe, corrector)
     specs = list(views) if views is not None else ["identity", "flip"]
     pipe.check_best_of(best_of, prompts, num_images)
     digits = check_measure(pipe, prompts, measure)
@@ -54,7 +58,7 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
     g = torch.Generator().manual_seed(seed)
     res = pipe(prompts, views=specs, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
                num_images_per_prompt=num_images, generator=g, output_type="pt", callback=callback, best_of=best_of,
-               reduction=reduction, rival=rival)
+               reduction=reduction, rival=rival, **corrector)
     img = res.samples
     # every model call before the first file: an interrupted run leaves nothing (the CLI says so)
     big = None if upsampler is None else upsampler(res, prompts, views=objs, num_inference_steps=stage2_steps,
@@ -63,7 +67,7 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
     measured = measured_rate(digits, measure, seed, lambda n, gen: pipe(
         prompts, views=specs, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
         num_images_per_prompt=n, generator=gen, output_type="pt", callback=measure_callback, reduction=reduction,
-        rival=rival).samples,
+        rival=rival, **corrector).samples,
         lambda x: anagram_readings(x, objs))
     rows = [[to_unit(v.view(img[k:k + 1])[0]) for v in objs] for k in range(num_images)]
     labels = [f"{s}\n{p!r}" for s, p in zip(specs, prompts)]
@@ -82,7 +86,7 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
         save_npz(out / "anagram.npz", res.images, prompts=prompts, views=specs)
     record = {"backend": pipe.denoiser.name, "prompts": prompts, "views": specs, "guidance_scale": guidance_scale,
               "reduction": res.record["reduction"], **({"balance": res.record["balance"]} if "balance" in res.record else {}),
-              "rival": res.record["rival"], "seed": seed, "num_images": num_images, "animation": f"anagram.{animation}" if len(objs) >= 2 else None,
+              "rival": res.record["rival"], "corrector": res.record["corrector"], "seed": seed, "num_images": num_images, "animation": f"anagram.{animation}" if len(objs) >= 2 else None,
               **_best_of_record(res.record), **_readings_record(pipe, prompts, lambda: anagram_readings(img, objs)),
               **measured}
     write_json(out / "anagram.json", record)
@@ -94,13 +98,14 @@ def run_hybrid(pipe: HybridPipeline, out: str | os.PathLike, prompts: Sequence[s
                guidance_scale: float = 7.0, num_images: int = 4, seed: int = 0, save_array: bool = False,
                callback: Callable | None = None, upsampler: Any = None, stage2_steps: int = 50,
                stage2_callback: Callable | None = None, best_of: int = 1, measure: int = 0,
-               measure_callback: Callable | None = None) -> dict[str, Any]:
-    """hybrid.png (each image and its components) and hybrid.json; ``measure`` as for :func:`run_anagram` (two
-    components, no reference: a hybrid is read from afar and up close)."""
+               measure_callback: Callable | None = None, corrector: dict[str, Any] | None = None) -> dict[str, Any]:
+    """hybrid.png (each image and its components) and hybrid.json; ``measure`` and ``corrector`` as for
+    :func:`run_anagram` (two components, no reference: a hybrid is read from afar and up close)."""
     prompts = list(prompts)
     _, dec, _, _ = pipe.check_inputs(prompts, kind, reference, None, num_inference_steps, guidance_scale, num_images,
                                      "pt", None, callback)
     pipe.check_best_of(best_of, prompts, num_images, kind)
+    corrector = check_corrector(pipe, corrector)
     digits = check_measure(pipe, prompts, measure)
     if digits is not None:   # a hybrid is read from afar and up close: two components, made from the prompts alone
         check_readable(dec)
@@ -110,14 +115,14 @@ def run_hybrid(pipe: HybridPipeline, out: str | os.PathLike, prompts: Sequence[s
     g = torch.Generator().manual_seed(seed)
     res = pipe(prompts, kind, reference=reference, num_inference_steps=num_inference_steps,
                guidance_scale=guidance_scale, num_images_per_prompt=num_images, generator=g, output_type="pt",
-               callback=callback, best_of=best_of)
+               callback=callback, best_of=best_of, **corrector)
     # every model call before the first file: an interrupted run leaves nothing (the CLI says so)
     big = None if upsampler is None else upsampler(res, prompts, kind=kind, num_inference_steps=stage2_steps,
                                                     guidance_scale=guidance_scale, generator=g, output_type="pt",
                                                     callback=stage2_callback).samples
     measured = measured_rate(digits, measure, seed, lambda n, gen: pipe(
         prompts, kind, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-        num_images_per_prompt=n, generator=gen, output_type="pt", callback=measure_callback).samples,
+        num_images_per_prompt=n, generator=gen, output_type="pt", callback=measure_callback, **corrector).samples,
         lambda x: hybrid_readings(x, dec))
     parts = res.extras["components"]
     rows = [[res.images[k]] + [to_unit(p[k]) for p in parts] for k in range(num_images)]  # high bands around grey
@@ -132,13 +137,25 @@ def run_hybrid(pipe: HybridPipeline, out: str | os.PathLike, prompts: Sequence[s
     if save_array:
         save_npz(out / "hybrid.npz", res.images, prompts=prompts)
     record = {"backend": pipe.denoiser.name, "kind": kind, "prompts": prompts, "components": list(dec.names),
-              "reference": reference_name, "guidance_scale": guidance_scale, "seed": seed, "num_images": num_images,
+              "reference": reference_name, "guidance_scale": guidance_scale, "corrector": res.record["corrector"],
+              "seed": seed, "num_images": num_images,
               **_best_of_record(res.record),
               **_readings_record(pipe, prompts, lambda: hybrid_readings(res.samples, dec)
                                  if reference is None and len(dec.names) == 2 else None),
               **measured}
     write_json(out / "hybrid.json", record)
     return record
+
+
+def check_corrector(pipe, corrector: dict[str, Any] | None) -> dict[str, Any]:
+    """The pipeline's ``corrector_*`` arguments (default: none given), checked before any file is written."""
+    corrector = dict(corrector or {})
+    unknown = set(corrector) - {"corrector_steps", "corrector_snr", "corrector_t_min"}
+    if unknown:
+        raise FundiffError(f"corrector takes corrector_steps, corrector_snr and corrector_t_min, got {sorted(unknown)}")
+    pipe.resolve_corrector(corrector.get("corrector_steps"), corrector.get("corrector_snr", CORRECTOR.snr),
+                           corrector.get("corrector_t_min", CORRECTOR.t_min), False)
+    return corrector
 
 
 def check_measure(pipe, prompts: Sequence[str], measure: int) -> list[int] | None:
