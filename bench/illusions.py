@@ -235,6 +235,8 @@ def main() -> None:
     ap.add_argument("--pairs", choices=["curated", "all", "targets"], default="curated",
                     help="curated: the pairs above; all: every ordered pair a != b under flip, rotate_cw and negate; "
                          "targets: issue 17's target sets only")
+    ap.add_argument("--views", nargs="+", choices=list(ANAGRAMS), default=list(ANAGRAMS),
+                    help="with --pairs all or curated: only these views' anagrams (default: all three)")
     add_setting_flags(ap)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "illusions.json")
     ap.add_argument("--figure", type=Path, default=None,
@@ -246,12 +248,14 @@ def main() -> None:
     if args.pairs == "targets":
         anagrams, hybrids = target_pairs()
     else:
-        anagrams = {v: all_pairs() for v in ANAGRAMS} if args.pairs == "all" else ANAGRAMS
+        anagrams = {v: all_pairs() if args.pairs == "all" else ANAGRAMS[v] for v in args.views}
         hybrids = sorted(set(HYBRIDS) | set(TARGETS["hybrid"]))
     shown = [] if args.figure is not None else None
     result = measure(settings, anagrams, hybrids, args.seeds, log=lambda line: print(line, flush=True), shown=shown,
                      first_seed=args.first_seed)
     seeds = f"--seeds {args.seeds}" + (f" --first-seed {args.first_seed}" if args.first_seed else "")
+    if args.pairs != "targets" and args.views != list(ANAGRAMS):
+        seeds += " --views " + " ".join(args.views)
     summary = {"command": f"python bench/illusions.py --pairs {args.pairs} {seeds} {settings.flags()} "
                           f"--out {args.out}", "model": "embedded MNIST flow (fundiff/assets/mnist_flow.safetensors)",
                "timesteps": "990..0 by 30" if args.steps is None else f"{args.steps} steps, diffusers' spacing", "guidance_scale": args.guidance_scale, **result}

@@ -32,7 +32,7 @@ def test_edit_inpaint_anagram_hybrid_commands(cli, tmp_path):
     assert proc.returncode == 0, proc.stderr
     mean = json.loads((tmp_path / "mean" / "anagram.json").read_text())
     assert mean["reduction"] == "mean" and mean["rival"] is False
-    assert anagram["corrector"] == {"kind": "langevin", "steps": 4, "snr": 0.3, "t_min": 700} and mean["corrector"] is None
+    assert anagram["corrector"] == {"kind": "langevin", "steps": 4, "snr": 0.3, "t_min": 500} and mean["corrector"] is None
     proc = cli(*runs["hybrid"], "--corrector-steps", "2", "--corrector-t-min", "500", "--out", tmp_path / "corrected")
     assert proc.returncode == 0, proc.stderr
     corrected = json.loads((tmp_path / "corrected" / "hybrid.json").read_text())

@@ -307,8 +307,8 @@ def test_anagrams_on_mnist_default_to_the_balanced_reduction(t2i):
             ana(["3", "8"], **bad, **common)
     with pytest.raises(fundiff.FundiffError, match="rival guidance reads each view"):
         ana(["3", ""], rival=True, **common)
-    # the Langevin corrector: on by default with the balanced reduction (4 steps at t >= 700), off with the mean
-    assert auto.record["corrector"] == {"kind": "langevin", "steps": 4, "snr": 0.3, "t_min": 700}
+    # the Langevin corrector: on by default with the balanced reduction (4 steps at t >= 500), off with the mean
+    assert auto.record["corrector"] == {"kind": "langevin", "steps": 4, "snr": 0.3, "t_min": 500}
     assert mean.record["corrector"] is None and flat.record["corrector"] is None
     no_corrector = ana(["3", "8"], corrector_steps=0, generator=seed(), **common)
     assert not torch.allclose(auto.samples, no_corrector.samples, atol=1e-3)

@@ -83,7 +83,7 @@ def add_illusion_args(p, default_out: str, prompt_help: str) -> None:
     g = p.add_argument_group("Langevin corrector (Song et al. 2021; engine/correctors.py)")
     g.add_argument("--corrector-steps", type=corrector_steps, default=None, metavar="N|auto",
                    help="Langevin steps at each timestep from --corrector-t-min up, each one more model call (auto, the "
-                        "default: 4 for MNIST anagrams with the balanced reduction, else 0)")
+                        f"default: {CORRECTOR.steps} for MNIST anagrams with the balanced reduction, else 0)")
     g.add_argument("--corrector-snr", type=corrector_snr, default=CORRECTOR.snr, metavar="R",
                    help=f"the Langevin step's signal-to-noise ratio (default {CORRECTOR.snr:g})")
     g.add_argument("--corrector-t-min", type=timestep_int, default=CORRECTOR.t_min, metavar="T",

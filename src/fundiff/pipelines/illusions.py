@@ -173,8 +173,8 @@ class AnagramPipeline(_IllusionPipeline):
         balanced on MNIST, mean elsewhere); ``rival`` (MNIST): guide each view away from the digit that classifier
         most likely misreads it as, in place of the negative prompt (None, the default: wherever the balanced
         reduction runs and no ``negative_prompt`` is given); ``corrector_steps``: Langevin steps at each timestep
-        t >= ``corrector_t_min`` (``engine.correctors``; None, the default: 4 wherever the balanced reduction runs,
-        else 0).  The record says which ran."""
+        t >= ``corrector_t_min`` (``engine.correctors``; None, the default: ``engine.correctors.DEFAULT``'s 4 wherever
+        the balanced reduction runs, else 0).  The record says which ran."""
         check_scale(balance, "balance", 0.0, 20.0)
         prompts, objs, ts, reduction = self.check_inputs(prompt, views, negative_prompt, num_inference_steps, guidance_scale,
                                               num_images_per_prompt, output_type, generator, callback, reduction,

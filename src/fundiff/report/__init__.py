@@ -66,8 +66,8 @@ def _reading_claim(section: Section, records: list[dict[str, Any]]) -> str:
     pooled = {"both_right": k, "n": n, "both_rate": k / n, "wilson95": [low, high]}
     return (f"Measured: the share of new images (from the shown images' seed, no best-of) that the shipped classifier "
             f"reads right both ways: {per}; all {len(rows)} pairs {rate_text(pooled)}. These pairs were picked to show the "
-            "illusion; bench/illusions.py measures every digit pair (bench/results/illusions-all-langevin.json) and the levers "
-            "tried (bench/results/illusion-levers.json, docs/illusions.md).")
+            "illusion; bench/illusions.py measures every digit pair and the levers tried (docs/illusions.md, "
+            "bench/results/illusions-all-*.json, illusion-levers.json).")
 
 
 def _fmt(x: float, nd: int = 1) -> str:
@@ -357,11 +357,14 @@ class Report:
         self.add(Section("inpaint", "1.7.2 Inpainting", f"Generate inside the mask ({where}); the kept region is re-noised "
                          "to the current level every step. RePaint resampling and a text-conditional fill for comparison."),
                  inpainting)
+        from fundiff.engine.correctors import DEFAULT as corrector
+
         mix = ("ε = w₁ ε_cfg(x, p₁) + w₂ v⁻¹(ε_cfg(v(x), p₂)) for an orthogonal view v, with wᵢ = softmax(−½ log p(yᵢ | vᵢ(x_t), t)) "
                "from the shipped noise-aware classifier: the balanced reduction, fundiff's default on MNIST (w = ½ each is "
                "the study's mean). Each view's CFG is also guided away from its rival, the digit that classifier most "
-               "likely misreads it as at this step, instead of the null prompt. At each t ≥ 700, 4 Langevin steps "
-               "x ← x − δ ε/√(1−ᾱ_t) + √(2δ) z (snr 0.3) let the views settle on one layout before the step down "
+               f"likely misreads it as at this step, instead of the null prompt. At each t ≥ {corrector.t_min}, "
+               f"{corrector.steps} Langevin steps x ← x − δ ε/√(1−ᾱ_t) + √(2δ) z (snr {corrector.snr:g}) let the views "
+               "settle on one layout before the step down "
                "(Song et al. 2021's corrector; docs/illusions.md measures each)." if m else
                "ε = (ε_cfg(x, p₁) + v⁻¹(ε_cfg(v(x), p₂))) / 2 for an orthogonal view v.")
         self.add(Section("anagrams", "1.8 Visual anagrams (and more views)", mix), anagrams)
