@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fundiff.engine.pixel_limit import MAX_IMAGE_PIXELS
 from fundiff.engine.correctors import MAX_STEPS as MAX_CORRECTOR_STEPS
+from fundiff.engine.pixel_limit import MAX_IMAGE_PIXELS
 from fundiff.engine.views.base import MAX_SEED
 from fundiff.nn.registry import SIZE_LIMITS
 
