@@ -133,7 +133,8 @@ def add_setting_flags(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--steps", type=int, default=None,
                     help="num_inference_steps, spaced as diffusers spaces them (default: the study's strided loop, 34 steps)")
     ap.add_argument("--corrector-steps", type=int, default=None,
-                    help="Langevin corrector steps per timestep (default: the pipelines' auto, 4 for balanced anagrams)")
+                    help="Langevin corrector steps per timestep (default: the pipelines' auto, "
+                         f"{CORRECTOR.steps} for balanced anagrams)")
     ap.add_argument("--corrector-snr", type=float, default=CORRECTOR.snr)
     ap.add_argument("--corrector-t-min", type=int, default=CORRECTOR.t_min)
 

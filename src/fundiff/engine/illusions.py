@@ -131,7 +131,8 @@ def anagram_predict(den: Denoiser, prompts: Sequence[str], views: Sequence[Any],
     """The view-mapped prediction of a visual anagram (N prompts, N views).
 
     ``reduction`` "mean": every step averages all N mapped predictions (one batched call of N groups);
-    "alternate" (visual_anagrams' option): step k uses view k mod N alone, at 1/N of the cost; "balanced":
+    "alternate" (visual_anagrams' option): step k uses view k mod N alone, at 1/N of the cost (a step is a
+    timestep: repeated calls at one t, such as a corrector's, keep its view); "balanced":
     the weighted sum of the module doc, with ``reader(x_t, t)`` the logits of p(y | x_t, t), ``labels[i]`` prompt
     i's class and ``balance`` beta (0 is the mean).  ``rival``: each view is guided away from its rival digit (module
     doc) instead of ``negative_prompt``; it reads with the same ``reader`` and needs the mean or balanced reduction.
@@ -154,11 +155,12 @@ def anagram_predict(den: Denoiser, prompts: Sequence[str], views: Sequence[Any],
         negs = per_prompt(negative_prompt, len(prompts), "negative_prompt")
         scales = per_prompt(guidance_scale, len(prompts), "guidance_scale")
         runs = [_batched(den, [p], batch, g, neg, views=[v]) for p, g, neg, v in zip(prompts, scales, negs, views)]
-        calls = [0]
+        step = {"k": -1, "t": None}   # the view advances when t does: corrector calls at t keep t's view
 
         def predict_one(x: torch.Tensor, t: int) -> Prediction:
-            k = calls[0] % len(views)
-            calls[0] += 1
+            if t != step["t"]:
+                step["k"], step["t"] = step["k"] + 1, t
+            k = step["k"] % len(views)
             return mapped_back(views[k], runs[k](views[k].view(x), t)[0])
 
         return predict_one
