@@ -21,8 +21,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/fundiff report --out runs/report
 
+# Two test processes, one core each (tests/conftest.py keeps torch to one thread a process); a test file stays in one
+# process, so its module fixtures (the quick report's) run once.  TEST_WORKERS=1 runs them in this process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(if $(filter 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 clean:
 	rm -rf runs .pytest_cache

@@ -5,6 +5,13 @@ import subprocess
 import sys
 
 
+def core_share() -> int:
+    """Threads one long run may take: every core, divided among pytest-xdist's workers (``make test`` runs 2), since
+    two processes that each take every core slow each other several-fold."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
 def run_cli(*args, cwd=None, timeout=300, env=None):
     """Run ``python -m fundiff ARGS`` and return the CompletedProcess (text mode)."""
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import core_share
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,8 +49,9 @@ def test_readme_commands_run_as_written(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"   # the installed `fundiff`
-    # every thread, as a user's shell has them: the commands run one at a time and nothing compares bits across runs
-    env = {**{k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}, "PATH": path, "HOME": str(home),
+    # every thread (this test worker's share of them), as a user's shell has them: the commands run one at a time and
+    # nothing compares bits across runs
+    env = {**os.environ, "OMP_NUM_THREADS": str(core_share()), "PATH": path, "HOME": str(home),
            "HF_HUB_OFFLINE": "1"}
     ran = []
     for command in readme_commands():

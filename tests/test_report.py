@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 from html.parser import HTMLParser
 
 import pytest
+
+from helpers import core_share
 
 pytestmark = pytest.mark.slow   # the whole report, --quick (about a minute)
 
@@ -21,7 +22,7 @@ def report(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("report")
     threads = torch.get_num_threads()
-    torch.set_num_threads(os.cpu_count() or threads)   # every core for the one long run (conftest keeps the others at 1)
+    torch.set_num_threads(core_share())   # its share of the cores for the one long run (conftest keeps the others at 1)
     try:
         assert main(["report", "--quick", "--out", str(out)]) == 0
     finally:
