@@ -36,6 +36,7 @@ from fundiff.metrics import wilson_interval   # noqa: E402
 from fundiff.nn.classifier import MnistClassifier   # noqa: E402
 from fundiff.pipelines import HybridPipeline   # noqa: E402
 from fundiff.pipelines.readings import hybrid_readings, reading_scores   # noqa: E402
+from fundiff.training.checkpoint import save_model   # noqa: E402
 
 
 def compose(dec, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -87,6 +88,9 @@ def main() -> None:
     ap.add_argument("--pairs-per", type=int, default=500, help="random (A, B) test-image pairs per digit pair")
     ap.add_argument("--seeds", type=int, default=50, help="sampled hybrids per pair (bench/illusions.py's noise)")
     ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--reader", type=Path, default=None, help="read with these weights (a --save-reader file): no training")
+    ap.add_argument("--save-reader", type=Path, default=None,
+                    help="also save the trained reader here (bench/illusions.py --hybrid-reader reads with it)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "hybrid-reader.json")
     args = ap.parse_args()
     start = time.time()
@@ -95,7 +99,13 @@ def main() -> None:
     train_x = to_float(mnist.train_images[:args.num_train]) * 2 - 1
     train_y = mnist.train_labels[:args.num_train].long()
     test_x, test_y = to_float(mnist.test_images) * 2 - 1, mnist.test_labels.long()
-    reader = train_reader(train_x, train_y, dec, args.epochs, seed=0)
+    if args.reader is not None:
+        reader = load_classifier(args.reader)
+    else:
+        reader = train_reader(train_x, train_y, dec, args.epochs, seed=0)
+        if args.save_reader is not None:
+            save_model(args.save_reader, reader, {"what": "a classifier of hybrid readings (bench/hybrid_reader.py)",
+                                                  "epochs": args.epochs, "num_train": args.num_train})
     trained = time.time() - start
     readers = {"shipped": load_classifier(), "hybrid_reader": reader}
 
@@ -132,7 +142,8 @@ def main() -> None:
             pooled[f"{what}, {name}"] = {"n": n, "both_rate": round(k / n, 4), "wilson95": [round(low, 4), round(high, 4)]}
     write_json(args.out, {
         "command": f"python bench/hybrid_reader.py --epochs {args.epochs} --num-train {args.num_train} --pairs-per {args.pairs_per} --seeds "
-                   f"{args.seeds} --first-seed {args.first_seed} --out {args.out}",
+                   f"{args.seeds} --first-seed {args.first_seed}" + (f" --reader {args.reader}" if args.reader else "")
+                   + f" --out {args.out}",
         "what": "issue 17's hybrid target set {1/7, 0/1, 3/8} read both ways by the shipped classifier and by one trained "
                 "on the hybrid readings of training digits",
         "train_seconds": round(trained, 1), "seconds": round(time.time() - start, 1),

@@ -152,7 +152,7 @@ def target_pairs() -> tuple[dict, list]:
 
 
 def measure(settings: Settings, anagrams: dict, hybrids: list, n: int, log=print, shown: list | None = None,
-            first_seed: int = 0) -> dict:
+            first_seed: int = 0, hybrid_reader: Path | None = None) -> dict:
     """Both-readings-right rows for the given pairs (n images each) under ``settings``, and their pooled shares.
 
     With ``shown`` (a list), each pair appends its first 8 images' readings as figure rows: (row label, images in
@@ -161,10 +161,11 @@ def measure(settings: Settings, anagrams: dict, hybrids: list, n: int, log=print
     anagram = AnagramPipeline.from_pretrained(settings.model, threshold=settings.threshold)
     hybrid = HybridPipeline.from_pipe(anagram)
     clf = load_classifier()
+    hybrid_clf = clf if hybrid_reader is None else load_classifier(hybrid_reader)
 
-    def read(img: torch.Tensor) -> torch.Tensor:
+    def read(img: torch.Tensor, by: torch.nn.Module = clf) -> torch.Tensor:
         with torch.no_grad():
-            return clf(((img.clamp(-1, 1) + 1) / 2)).argmax(1)
+            return by(((img.clamp(-1, 1) + 1) / 2)).argmax(1)
 
     def sample(pipe, *call, **kwargs) -> torch.Tensor:
         """n images: image k starts from seed first_seed + k's noise; the steps draw from one generator (seed 10000)."""
@@ -197,7 +198,7 @@ def measure(settings: Settings, anagrams: dict, hybrids: list, n: int, log=print
     for a, b in hybrids:
         img = sample(hybrid, [a, b], "hybrid", **settings.call_options(a, b))
         low, close = hybrid_readings(img, dec)   # from afar, up close: the readings best-of uses too
-        read_a, read_b = read(low), read(close)
+        read_a, read_b = read(low, hybrid_clf), read(close, hybrid_clf)
         ok_a, ok_b = read_a == int(a), read_b == int(b)
         if shown is not None:
             shown += [(f"hybrid {a}/{b}\nimage", img[:8], None, None), ("from afar", low[:8], read_a[:8], int(a)),
@@ -236,9 +237,13 @@ def main() -> None:
     ap.add_argument("--pairs", choices=["curated", "all", "targets"], default="curated",
                     help="curated: the pairs above; all: every ordered pair a != b under flip, rotate_cw and negate; "
                          "targets: issue 17's target sets only")
-    ap.add_argument("--views", nargs="+", choices=list(ANAGRAMS), default=list(ANAGRAMS),
-                    help="with --pairs all or curated: only these views' anagrams (default: all three)")
+    ap.add_argument("--views", nargs="*", choices=list(ANAGRAMS), default=None,
+                    help="only these views' anagrams (default: all three; with --pairs targets, flip and rotate_cw); "
+                         "--views alone: the hybrids only")
     add_setting_flags(ap)
+    ap.add_argument("--hybrid-reader", type=Path, default=None,
+                    help="read the hybrids' readings with this classifier (bench/hybrid_reader.py --save-reader) instead "
+                         "of the shipped one")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "illusions.json")
     ap.add_argument("--figure", type=Path, default=None,
                     help="also write each pair's first 8 images, every reading labelled with what the classifier read "
@@ -248,14 +253,18 @@ def main() -> None:
     settings = settings_from(args)
     if args.pairs == "targets":
         anagrams, hybrids = target_pairs()
+        anagrams = {v: p for v, p in anagrams.items() if args.views is None or v in args.views}
     else:
-        anagrams = {v: all_pairs() if args.pairs == "all" else ANAGRAMS[v] for v in args.views}
+        anagrams = {v: all_pairs() if args.pairs == "all" else ANAGRAMS[v] for v in args.views or list(ANAGRAMS)}
+        anagrams = {} if args.views == [] else anagrams
         hybrids = sorted(set(HYBRIDS) | set(TARGETS["hybrid"]))
     shown = [] if args.figure is not None else None
     result = measure(settings, anagrams, hybrids, args.seeds, log=lambda line: print(line, flush=True), shown=shown,
-                     first_seed=args.first_seed)
+                     first_seed=args.first_seed, hybrid_reader=args.hybrid_reader)
     seeds = f"--seeds {args.seeds}" + (f" --first-seed {args.first_seed}" if args.first_seed else "")
-    if args.pairs != "targets" and args.views != list(ANAGRAMS):
+    if args.hybrid_reader is not None:
+        seeds += f" --hybrid-reader {args.hybrid_reader}"
+    if args.views is not None:
         seeds += " --views " + " ".join(args.views)
     summary = {"command": f"python bench/illusions.py --pairs {args.pairs} {seeds} {settings.flags()} "
                           f"--out {args.out}", "model": "embedded MNIST flow (fundiff/assets/mnist_flow.safetensors)",
