@@ -1,0 +1,52 @@
+"""bench/illusions.py as its users run it: the hybrids alone (``--views`` with no view), read by another classifier
+(``--hybrid-reader``), and a missing reader file as one line and exit 2 with nothing written."""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import assert_one_line_error
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "bench" / "illusions.py"), *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_hybrids_alone_and_read_by_a_given_classifier(tmp_path):
+    from fundiff.classifier import SHIPPED_CLASSIFIER
+
+    common = ["--pairs", "targets", "--seeds", "2", "--views"]
+    plain, given = tmp_path / "plain.json", tmp_path / "given.json"
+    assert bench(*common, "--out", str(plain)).returncode == 0
+    with importlib.resources.as_file(SHIPPED_CLASSIFIER) as weights:
+        proc = bench(*common, "--hybrid-reader", str(weights), "--out", str(given))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    a, b = json.loads(plain.read_text()), json.loads(given.read_text())
+    assert [(r["kind"], r["A"], r["B"]) for r in a["rows"]] == [("hybrid", "1", "7"), ("hybrid", "0", "1"),
+                                                                 ("hybrid", "3", "8")]
+    assert "--views" in a["command"] and f"--hybrid-reader {weights}" in b["command"]
+    # the shipped weights given as the reader read exactly as the default reader does; an untrained one does not
+    rates = lambda result: [(r["A_rate"], r["B_rate"]) for r in result["rows"]]   # noqa: E731
+    assert rates(a) == rates(b)
+    import torch
+
+    from fundiff.nn.classifier import MnistClassifier
+    from fundiff.training.checkpoint import save_model
+
+    torch.manual_seed(0)
+    untrained = save_model(tmp_path / "untrained.safetensors", MnistClassifier().eval())
+    other = tmp_path / "other.json"
+    assert bench(*common, "--hybrid-reader", str(untrained), "--out", str(other)).returncode == 0
+    assert rates(json.loads(other.read_text())) != rates(a)
+    missing = tmp_path / "none.json"
+    err = assert_one_line_error(bench(*common, "--hybrid-reader", str(tmp_path / "nope.safetensors"), "--out",
+                                      str(missing)), "classifier weights not found")
+    assert err.startswith("illusions.py: error:") and not missing.exists()
