@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from illusions import TARGETS, noise   # noqa: E402  (bench/illusions.py: the same pairs and noise)
 
 from fundiff.classifier import load_classifier   # noqa: E402
+from fundiff.commands.arguments import nonneg_int, number, positive_int   # noqa: E402
 from fundiff.data.mnist import load_mnist, to_float   # noqa: E402
 from fundiff.engine.decompositions import get_decomposition   # noqa: E402
 from fundiff.errors import run_script   # noqa: E402
@@ -35,7 +36,7 @@ from fundiff.io import write_json   # noqa: E402
 from fundiff.metrics import wilson_interval   # noqa: E402
 from fundiff.nn.classifier import MnistClassifier   # noqa: E402
 from fundiff.pipelines import HybridPipeline   # noqa: E402
-from fundiff.pipelines.readings import hybrid_readings, reading_scores   # noqa: E402
+from fundiff.pipelines.readings import hybrid_readings, reading_probabilities, reading_scores   # noqa: E402
 from fundiff.training.checkpoint import save_model   # noqa: E402
 
 
@@ -83,11 +84,12 @@ def rate(right: torch.Tensor) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--num-train", type=int, default=60_000, help="training images used (a smoke run takes few)")
-    ap.add_argument("--pairs-per", type=int, default=500, help="random (A, B) test-image pairs per digit pair")
-    ap.add_argument("--seeds", type=int, default=50, help="sampled hybrids per pair (bench/illusions.py's noise)")
-    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--epochs", type=positive_int, default=3)
+    ap.add_argument("--num-train", type=number(int, 1, True, "a whole number in 1..60000", 60_000), default=60_000,
+                    help="training images used (a smoke run takes few)")
+    ap.add_argument("--pairs-per", type=positive_int, default=500, help="random (A, B) test-image pairs per digit pair")
+    ap.add_argument("--seeds", type=positive_int, default=50, help="sampled hybrids per pair (bench/illusions.py's noise)")
+    ap.add_argument("--first-seed", type=nonneg_int, default=0)
     ap.add_argument("--reader", type=Path, default=None, help="read with these weights (a --save-reader file): no training")
     ap.add_argument("--save-reader", type=Path, default=None,
                     help="also save the trained reader here (bench/illusions.py --hybrid-reader reads with it)")
@@ -103,17 +105,13 @@ def main() -> None:
         reader = load_classifier(args.reader)
     else:
         reader = train_reader(train_x, train_y, dec, args.epochs, seed=0)
-        if args.save_reader is not None:
-            save_model(args.save_reader, reader, {"what": "a classifier of hybrid readings (bench/hybrid_reader.py)",
-                                                  "epochs": args.epochs, "num_train": args.num_train})
     trained = time.time() - start
     readers = {"shipped": load_classifier(), "hybrid_reader": reader}
 
     with torch.no_grad():
         far, close = hybrid_readings(test_x, dec)   # clean test digits: how each reader reads each band of one digit
-        clean = {name: {"far": round(float((clf(((far.clamp(-1, 1) + 1) / 2)).argmax(1) == test_y).float().mean()), 4),
-                        "close": round(float((clf(((close.clamp(-1, 1) + 1) / 2)).argmax(1) == test_y).float().mean()), 4)}
-                 for name, clf in readers.items()}
+        clean = {name: {band: round(float((reading_probabilities(x, clf).argmax(1) == test_y).float().mean()), 4)
+                        for band, x in (("far", far), ("close", close))} for name, clf in readers.items()}
     gen = torch.Generator().manual_seed(1)
     pipe = HybridPipeline.from_pretrained("mnist")
     rows = []
@@ -148,6 +146,9 @@ def main() -> None:
                 "on the hybrid readings of training digits",
         "train_seconds": round(trained, 1), "seconds": round(time.time() - start, 1),
         "clean_test_digits_read_right": clean, "pooled": pooled, "rows": rows})
+    if args.save_reader is not None and args.reader is None:   # last, so an interrupted run leaves nothing
+        save_model(args.save_reader, reader, {"what": "a classifier of hybrid readings (bench/hybrid_reader.py)",
+                                              "epochs": args.epochs, "num_train": args.num_train})
     for key, value in pooled.items():
         print(f"{key}: {value['both_rate']:.1%} {value['wilson95']}")
     print(f"wrote {args.out}")

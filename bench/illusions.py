@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from fundiff.classifier import load_classifier
+from fundiff.commands.arguments import nonneg_int, positive_int
 from fundiff.engine.correctors import DEFAULT as CORRECTOR
 from fundiff.engine.decompositions import Hybrid
 from fundiff.engine.schedule import THRESHOLD_CHOICES, describe_threshold
@@ -230,8 +231,8 @@ def write_figure(shown: list, path: Path, title: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", type=int, default=50)
-    ap.add_argument("--first-seed", type=int, default=0,
+    ap.add_argument("--seeds", type=positive_int, default=50)
+    ap.add_argument("--first-seed", type=nonneg_int, default=0,
                     help="image k starts from seed FIRST_SEED + k's noise (default 0); another range is a held-out check "
                          "of a setting chosen on seeds 0..")
     ap.add_argument("--pairs", choices=["curated", "all", "targets"], default="curated",
@@ -253,11 +254,11 @@ def main() -> None:
     settings = settings_from(args)
     if args.pairs == "targets":
         anagrams, hybrids = target_pairs()
-        anagrams = {v: p for v, p in anagrams.items() if args.views is None or v in args.views}
     else:
-        anagrams = {v: all_pairs() if args.pairs == "all" else ANAGRAMS[v] for v in args.views or list(ANAGRAMS)}
-        anagrams = {} if args.views == [] else anagrams
+        anagrams = {v: all_pairs() if args.pairs == "all" else ANAGRAMS[v] for v in ANAGRAMS}
         hybrids = sorted(set(HYBRIDS) | set(TARGETS["hybrid"]))
+    if args.views is not None:   # the views asked for; none: the hybrids only
+        anagrams = {v: p for v, p in anagrams.items() if v in args.views}
     shown = [] if args.figure is not None else None
     result = measure(settings, anagrams, hybrids, args.seeds, log=lambda line: print(line, flush=True), shown=shown,
                      first_seed=args.first_seed, hybrid_reader=args.hybrid_reader)
