@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from fundiff.classifier import load_classifier
-from fundiff.commands.arguments import nonneg_int, positive_int
+from fundiff.commands.arguments import fork_t, nonneg_int, positive_int
 from fundiff.engine.correctors import DEFAULT as CORRECTOR
 from fundiff.engine.decompositions import Hybrid
 from fundiff.engine.schedule import THRESHOLD_CHOICES, describe_threshold
@@ -92,6 +92,7 @@ class Settings:
     corrector_steps: int | None = None   # Langevin steps per timestep; None: the pipelines' default (auto)
     corrector_snr: float = CORRECTOR.snr
     corrector_t_min: int = CORRECTOR.t_min
+    fork_t: int | str | None = "auto"    # the hybrid's fork: auto (the pipeline's default), None (off), or a timestep
 
     def flags(self) -> str:
         out = [f"--guidance-scale {self.guidance_scale:g}", f"--threshold {self.threshold}"]
@@ -102,7 +103,8 @@ class Settings:
                                      ("model", self.model, "mnist"), ("steps", self.steps, None),
                                      ("corrector-steps", self.corrector_steps, None),
                                      ("corrector-snr", self.corrector_snr, CORRECTOR.snr),
-                                     ("corrector-t-min", self.corrector_t_min, CORRECTOR.t_min)]:
+                                     ("corrector-t-min", self.corrector_t_min, CORRECTOR.t_min),
+                                     ("fork-t", "off" if self.fork_t is None else self.fork_t, "auto")]:
             if value != default:
                 out.append(f"--{name} {value}")
         return " ".join(out)
@@ -138,6 +140,9 @@ def add_setting_flags(ap: argparse.ArgumentParser) -> None:
                          f"{CORRECTOR.steps} for balanced anagrams)")
     ap.add_argument("--corrector-snr", type=float, default=CORRECTOR.snr)
     ap.add_argument("--corrector-t-min", type=int, default=CORRECTOR.t_min)
+    ap.add_argument("--fork-t", type=fork_t, default="auto", metavar="auto|off|T",
+                    help="hybrids: from timestep T on, each band is finished by its own prompt (auto, the default: the "
+                         "pipeline's, off: composed to the end, the study's)")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -145,7 +150,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
                     reduction=args.reduction, balance=args.balance, rival=args.rival, resample_steps=args.resample_steps,
                     resample_times=args.resample_times, hybrid_sigma=args.hybrid_sigma, gamma_b=args.gamma_b,
                     model=args.model, steps=args.steps, corrector_steps=args.corrector_steps,
-                    corrector_snr=args.corrector_snr, corrector_t_min=args.corrector_t_min)
+                    corrector_snr=args.corrector_snr, corrector_t_min=args.corrector_t_min, fork_t=args.fork_t)
 
 
 def target_pairs() -> tuple[dict, list]:
@@ -197,7 +202,7 @@ def measure(settings: Settings, anagrams: dict, hybrids: list, n: int, log=print
         dec = Hybrid(dec.kernel_size, settings.hybrid_sigma)
         hybrid.decomposition = lambda kind="hybrid": dec   # this run's decomposition (the readings use it too)
     for a, b in hybrids:
-        img = sample(hybrid, [a, b], "hybrid", **settings.call_options(a, b))
+        img = sample(hybrid, [a, b], "hybrid", fork_t=settings.fork_t, **settings.call_options(a, b))
         low, close = hybrid_readings(img, dec)   # from afar, up close: the readings best-of uses too
         read_a, read_b = read(low, hybrid_clf), read(close, hybrid_clf)
         ok_a, ok_b = read_a == int(a), read_b == int(b)

@@ -69,6 +69,16 @@ def corrector_steps(text: str) -> int | None:
                                          f"got {text!r}") from None
 
 
+def fork_t(text: str) -> int | str | None:
+    """``--fork-t``: 'auto' (the pipeline's default), 'off' (None: composed to the end) or a timestep 0..999."""
+    if text in ("auto", "off"):
+        return None if text == "off" else text
+    try:
+        return timestep_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected 'auto', 'off' or a timestep in 0..999, got {text!r}") from None
+
+
 def nonempty(text: str) -> str:
     """A name or path that is not empty (an empty --image would otherwise mean the default silently)."""
     if not text.strip():

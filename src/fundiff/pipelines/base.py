@@ -223,11 +223,12 @@ class DiffusionPipeline:
     def denoise_batches(self, n: int, batch_size: int | None, timesteps: list[int], make_predict: Callable,
                         latents: torch.Tensor | None, generator: torch.Generator | None, callback: Callback | None,
                         make_hook: Callable | None = None, resample: tuple[int, int] = (0, 1),
-                        corrector: Any = None) -> torch.Tensor:
+                        corrector: Any = None, make_loop: Callable | None = None) -> torch.Tensor:
         """The strided loop from pure noise over ``n`` images, batch by batch: ``make_predict(part)`` builds each
         batch's prediction, ``make_hook()`` its after-step hook (applied to the start too), if any; ``resample``:
         (steps, times) of the loop's high-noise resampling; ``corrector``: Langevin steps at each noise level, or None
-        (both in ``iterative_denoise``)."""
+        (both in ``iterative_denoise``); ``make_loop(part)``: a loop with ``iterative_denoise``'s signature to run
+        instead (the forked hybrid's)."""
         from fundiff.engine.loops import iterative_denoise
 
         outs = []
@@ -236,7 +237,8 @@ class DiffusionPipeline:
             x = self.initial(latents, part, generator)
             if hook is not None:
                 x = hook(x, timesteps[0])
-            outs.append(iterative_denoise(self.denoiser.schedule, make_predict(part), x, timesteps,
+            loop = make_loop(part) if make_loop is not None else iterative_denoise
+            outs.append(loop(self.denoiser.schedule, make_predict(part), x, timesteps,
                                           threshold=self.threshold, generator=generator, after_step=hook,
                                           final_step=self.final_step, callback=callback, resample_steps=resample[0],
                                           resample_times=resample[1], corrector=corrector).image)

@@ -7,7 +7,9 @@
   ``out.images`` are the images as generated (view 1 = identity shows prompt 1); ``out.extras["views"]``
   holds the view objects, so ``views[i].view(out.samples)`` shows the reading of prompt i.
 * :class:`HybridPipeline`   eps = sum_i f_i(eps_cfg(x, p_i)) for a decomposition f (low/high pass, three
-  bands, grey/colour, motion blur); ``reference`` anchors component 1 on a real image.
+  bands, grey/colour, motion blur); ``reference`` anchors component 1 on a real image.  On the embedded MNIST
+  model the low/high hybrid forks at ``fork_t`` (``FORK_T``): composed until then, each band finished by its own
+  prompt from there (``engine.illusions.forked_denoise``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import torch
 
 from fundiff.engine.correctors import DEFAULT as CORRECTOR, Langevin
 from fundiff.engine.decompositions import get_decomposition
-from fundiff.engine.illusions import REDUCTIONS, anagram_predict, anchor_hook, check_rival, hybrid_predict, no_negative
+from fundiff.engine.illusions import (REDUCTIONS, anagram_predict, anchor_hook, apart_predict, check_rival, fork_index,
+                                     forked_denoise, hybrid_predict, no_negative)
 from fundiff.engine.views import View, get_view
 from fundiff.errors import FundiffError
 from fundiff.pipelines import readings
@@ -27,6 +30,8 @@ from fundiff.pipelines.base import Callback, DiffusionPipeline, PipelineOutput, 
 
 AUTO = "auto"   # the anagram's default reduction: balanced where a noise-aware classifier reads the prompts
 
+
+FORK_T = 750   # the MNIST hybrid's fork (docs/illusions.md, bench/results/illusions-targets-*-fork*.json)
 
 MAX_PROMPTS = 8   # views or components: every step runs the model on each (visual_anagrams' largest set is 4)
 
@@ -223,6 +228,22 @@ class HybridPipeline(_IllusionPipeline):
     def decomposition(self, kind: str = "hybrid"):
         return get_decomposition(kind, self.image_size, self.denoiser.channels)
 
+    def resolve_fork(self, fork_t: Any, kind: str, reference: Any) -> int | None:
+        """The timestep the components part at: ``fork_t`` "auto" is :data:`FORK_T` for the MNIST low/high hybrid
+        without a reference (measured there) and None (composed to the end, the study's) elsewhere; None; or a
+        timestep.  Bad values are one-line errors."""
+        if isinstance(fork_t, str) and fork_t == AUTO:
+            return FORK_T if self.denoiser.name == "mnist" and kind == "hybrid" and reference is None else None
+        if fork_t is None:
+            return None
+        if isinstance(fork_t, bool) or not isinstance(fork_t, int):
+            raise FundiffError(f"fork_t must be 'auto', None or a timestep, got {fork_t!r}")
+        self.denoiser.schedule.check_timestep(fork_t)
+        if reference is not None:
+            raise FundiffError("fork_t finishes each component by its own prompt, and a reference anchors component 1: "
+                               "give fork_t=None with a reference")
+        return fork_t
+
     def check_inputs(self, prompt: Any, kind: str, reference: Any, negative_prompt: Any,
                      num_inference_steps: int | None, guidance_scale: Any, num_images_per_prompt: int,
                      output_type: str, generator: Any, callback: Any, resample_steps: int = 0, resample_times: int = 1):
@@ -238,6 +259,18 @@ class HybridPipeline(_IllusionPipeline):
         ref = self.image_tensor(reference) if reference is not None else None
         return prompts, dec, ts, ref
 
+    def forked_loop(self, prompts: list[str], dec: Any, fork: int, batch: int, guidance_scale: Any,
+                    negative_prompt: Any):
+        """``iterative_denoise``'s stand-in for one batch: the composed prediction it is given until
+        ``timesteps[fork]``, then each component's copy of the state finished by its own prompt."""
+        apart = apart_predict(self.denoiser, prompts, batch, guidance_scale, negative_prompt)
+
+        def loop(schedule: Any, joint: Any, x: torch.Tensor, timesteps: list[int], **kwargs: Any):
+            kwargs.pop("after_step", None)   # no hook: a reference (the only one) cannot fork
+            return forked_denoise(schedule, joint, apart, x, timesteps, fork, dec, **kwargs)
+
+        return loop
+
     @torch.no_grad()
     def __call__(self, prompt: Sequence[str], kind: str = "hybrid", *, reference: Any = None,
                  negative_prompt: str | Sequence[str | None] | None = None, num_inference_steps: int | None = None,
@@ -246,15 +279,19 @@ class HybridPipeline(_IllusionPipeline):
                  callback: Callback | None = None, batch_size: int | None = None,
                  latents: torch.Tensor | None = None, best_of: int = 1, resample_steps: int = 0,
                  resample_times: int = 1, corrector_steps: int | None = None, corrector_snr: float = CORRECTOR.snr,
-                 corrector_t_min: int = CORRECTOR.t_min) -> PipelineOutput:
+                 corrector_t_min: int = CORRECTOR.t_min, fork_t: int | str | None = AUTO) -> PipelineOutput:
         """``num_images_per_prompt`` hybrids; ``out.extras["components"]`` holds each image's components in [-1, 1];
         ``latents``: the starting noise (``num_images_per_prompt x best_of``).  ``best_of`` N > 1 (MNIST, kind
         "hybrid"): of N candidates per image, the one read right from afar and up close, most confidently.
         ``corrector_steps``: Langevin steps at each timestep t >= ``corrector_t_min`` (``engine.correctors``; None,
-        the default: none, as it did not help the MNIST hybrids)."""
+        the default: none, as it did not help the MNIST hybrids).  ``fork_t``: from the first timestep at or below
+        it, each component is finished by its own prompt (``engine.illusions.forked_denoise``; resampling and the
+        corrector run before it only); "auto" (the default): :data:`FORK_T` for the MNIST low/high hybrid, else
+        None, the study's composed loop to the end."""
         prompts, dec, ts, ref = self.check_inputs(prompt, kind, reference, negative_prompt, num_inference_steps,
                                                   guidance_scale, num_images_per_prompt, output_type, generator, callback,
                                                   resample_steps, resample_times)
+        fork = self.resolve_fork(fork_t, kind, ref)
         corrector = self.resolve_corrector(corrector_steps, corrector_snr, corrector_t_min, False)
         labels = self.check_best_of(best_of, prompts, num_images_per_prompt, kind)
         total = num_images_per_prompt * best_of
@@ -264,10 +301,13 @@ class HybridPipeline(_IllusionPipeline):
                 self.denoiser, prompts, dec, batch=part.stop - part.start, guidance_scale=guidance_scale,
                 negative_prompt=negative_prompt), latents, generator, callback,
             make_hook=(lambda: anchor_hook(self.denoiser, dec, ref, generator)) if ref is not None else None,
-            resample=(resample_steps, resample_times), corrector=corrector)
+            resample=(resample_steps, resample_times), corrector=corrector,
+            make_loop=None if fork is None else lambda part: self.forked_loop(
+                prompts, dec, fork_index(ts, fork), part.stop - part.start, guidance_scale, negative_prompt))
         record = self.record(kind=kind, prompts=prompts, components=list(dec.names),
                              **self.settings_record(guidance_scale, negative_prompt, resample_steps, resample_times,
                                                     corrector),
+                             fork_t=fork,
                              num_images=num_images_per_prompt, num_inference_steps=len(ts))
         if labels is not None:
             samples = self.keep_best(samples, readings.hybrid_readings(samples, dec), labels, best_of, record)
