@@ -77,6 +77,9 @@ def _cases():
         ("permute-missing-file", "anagram --prompt 6 --prompt 9 --view identity --view permute:{d}/none.npy --out {o}", "none.npy"),
         ("unknown-kind", "hybrid --prompt 1 --prompt 7 --kind blend --out {o}", "invalid choice: 'blend'"),
         ("color-on-grey", "hybrid --prompt 1 --prompt 7 --kind color --out {o}", "3 colour channels"),
+        ("fork-past-the-schedule", "hybrid --prompt 1 --prompt 7 --fork-t 1000 --out {o}", "--fork-t: expected 'auto'"),
+        ("fork-with-reference", "hybrid --prompt 1 --prompt 7 --fork-t 600 --reference digit-3 --out {o}",
+         "turn the fork off with a reference"),
         ("unknown-prompt", "generate --prompt cat --out {o}", "cat"),
         ("unknown-sample-prompt", "sample --prompt 'a dog' --out {o}.png", "a dog"),
         # the distilled model and fundiff distill

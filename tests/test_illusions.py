@@ -7,7 +7,7 @@ import torch
 
 from fundiff.engine.decompositions import get_decomposition
 from fundiff.engine.denoiser import Conditioned, Prediction
-from fundiff.engine.illusions import anagram_predict, hybrid_predict
+from fundiff.engine.illusions import anagram_predict, apart_predict, fork_index, forked_denoise, hybrid_predict
 from fundiff.engine.views import get_view
 from fundiff.errors import FundiffError
 
@@ -184,3 +184,53 @@ def test_weighted_prediction_is_a_per_image_weighted_sum():
     out = Prediction.weighted([p, q], w)
     assert torch.allclose(out.x0[:, 0, 0, 0], torch.tensor([0.75, 0.0]))
     assert torch.allclose(out.eps[:, 0, 0, 0], torch.tensor([0.25, 1.0])) and out.variance is None
+
+
+def test_fork_index_is_the_first_timestep_at_or_below_fork_t():
+    ts = [990, 960, 750, 720, 0]
+    assert [fork_index(ts, t) for t in (999, 990, 989, 750, 749, 0)] == [0, 0, 1, 2, 3, 4]
+    assert fork_index([990, 960], 0) == 2   # never apart
+
+
+def test_apart_predict_gives_each_prompt_its_own_copy(den):
+    x = torch.cat([_x(2, 1), _x(2, 2)])
+    apart = apart_predict(den, ["3", "8"], batch=2, guidance_scale=5.0)(x, 600)
+    p3 = Conditioned.from_prompts(den, ["3", "3"], 5.0)(x[:2], 600)
+    p8 = Conditioned.from_prompts(den, ["8", "8"], 5.0)(x[2:], 600)
+    assert torch.allclose(apart.eps, torch.cat([p3.eps, p8.eps]), atol=1e-5)
+    assert torch.allclose(apart.x0, torch.cat([p3.x0, p8.x0]), atol=1e-4)
+
+
+def test_forked_loop_composes_each_prompts_own_finish(den):
+    """Composed predictions before the fork, one per prompt after it (on copies that are equal at the fork); the image
+    is low(copy 1) + high(copy 2).  A prompt that predicts x0 = its own image ends at that image, so the result is
+    exactly low(A) + high(B).  Never forking is the composed loop itself."""
+    from fundiff.engine.loops import iterative_denoise
+
+    sched, dec, ts = den.schedule, get_decomposition("hybrid", 28, 1), [900, 600, 300, 0]
+    a_img, b_img = _x(2, 3).clamp(-1, 1), _x(2, 4).clamp(-1, 1)
+    seen = {"joint": [], "apart": []}
+
+    def fixed(x0, x, t):
+        a, s = sched.coefficients(t)
+        return Prediction(x0, (x - a * x0) / s)
+
+    def joint(x, t):
+        seen["joint"].append(t)
+        return fixed(torch.zeros_like(x), x, t)
+
+    def apart(x, t):
+        seen["apart"].append((t, torch.equal(*x.chunk(2)) if t == 300 else None))
+        return fixed(torch.cat([a_img, b_img]), x, t)
+
+    shown = []
+    out = forked_denoise(sched, joint, apart, _x(2, 5), ts, 2, dec, generator=torch.Generator().manual_seed(0),
+                         callback=lambda i, t, img: shown.append((i, t, img.shape[0])))
+    assert seen["joint"] == [900, 600] and seen["apart"] == [(300, True), (0, None)]
+    assert shown == [(0, 900, 2), (1, 600, 2), (2, 300, 2), (3, 0, 2)]   # the composed image, every step
+    low, high = dec.components(a_img)[0], dec.components(b_img)[1]
+    assert torch.allclose(out.image, low + high, atol=1e-5)
+    comp = hybrid_predict(den, ["1", "7"], dec, batch=2, guidance_scale=5.0)
+    never = forked_denoise(sched, comp, apart, _x(2, 5), ts, len(ts), dec, generator=torch.Generator().manual_seed(1))
+    plain = iterative_denoise(sched, comp, _x(2, 5), ts, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(never.image, plain.image)

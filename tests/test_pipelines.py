@@ -95,6 +95,33 @@ def test_hybrid_equals_hybrid(t2i, tmp_path):
     torch.testing.assert_close(low + high, out.samples, atol=1e-5, rtol=0)
 
 
+def test_mnist_hybrid_forks_by_default(t2i):
+    """fork_t "auto" is FORK_T on the MNIST low/high hybrid (the record says so) and off with a reference or another
+    decomposition; fork_t=None is the study's composed loop, the same images as ``hybrid_predict`` run by hand; a
+    fork above the first timestep is each prompt's own image, composed (the same noise, apart from the start)."""
+    from fundiff.engine.illusions import FORK_T, hybrid_predict
+    from fundiff.engine.loops import iterative_denoise
+
+    pipe = fundiff.HybridPipeline.from_pipe(t2i)
+    common = dict(num_inference_steps=6, num_images_per_prompt=2, output_type="pt")
+    seed = lambda: torch.Generator().manual_seed(4)   # noqa: E731
+    forked = pipe(["1", "7"], generator=seed(), **common)
+    assert forked.record["fork_t"] == FORK_T == 750
+    assert pipe(["1", "7"], reference="digit-3", generator=seed(), **common).record["fork_t"] is None
+    assert pipe(["1", "7"], "motion", generator=seed(), **common).record["fork_t"] is None
+    composed = pipe(["1", "7"], generator=seed(), fork_t=None, **common)
+    assert composed.record["fork_t"] is None and not torch.allclose(forked.samples, composed.samples, atol=1e-3)
+    dec, ts, g = pipe.decomposition(), pipe.check_steps(6), seed()
+    x = torch.randn(2, 1, 28, 28, generator=g)
+    by_hand = iterative_denoise(pipe.denoiser.schedule, hybrid_predict(pipe.denoiser, ["1", "7"], dec, batch=2), x, ts,
+                                threshold=pipe.threshold, generator=g, final_step=pipe.final_step).image
+    torch.testing.assert_close(composed.samples, by_hand, atol=1e-5, rtol=0)
+    apart = pipe(["1", "7"], generator=seed(), fork_t=999, **common)
+    low, high = apart.extras["components"]
+    torch.testing.assert_close(low + high, apart.samples, atol=1e-5, rtol=0)
+    assert apart.record["fork_t"] == 999
+
+
 def test_sample_pipeline_equals_sample_and_streams(tmp_path):
     pipe = fundiff.SamplePipeline.from_pretrained("mnist", device="cpu")
     out = pipe(["3", "7"], num_images_per_prompt=3, generator=torch.Generator().manual_seed(5), output_type="pt")
@@ -162,6 +189,10 @@ def test_defaults_equal_the_commands(t2i):
     (lambda p: fundiff.AnagramPipeline.from_pipe(p)(["6", "9"], reduction="sum"), "reduction"),
     (lambda p: fundiff.HybridPipeline.from_pipe(p)(["1", "7"], resample_steps=3, resample_times=0), "resample_times"),
     (lambda p: fundiff.HybridPipeline.from_pipe(p)(["1", "7"], resample_steps=99), "resample_steps"),
+    (lambda p: fundiff.HybridPipeline.from_pipe(p)(["1", "7"], fork_t="750"), "fork_t must be"),
+    (lambda p: fundiff.HybridPipeline.from_pipe(p)(["1", "7"], fork_t=True), "fork_t must be"),
+    (lambda p: fundiff.HybridPipeline.from_pipe(p)(["1", "7"], fork_t=1000), "outside 0..999"),
+    (lambda p: fundiff.HybridPipeline.from_pipe(p)(["1", "7"], fork_t=500, reference="digit-3"), "fork off"),
     (lambda p: fundiff.SDEditPipeline.from_pipe(p)("7", "digit-3", i_start=99), "i_start=99"),
     (lambda p: fundiff.SDEditPipeline.from_pipe(p)("7", "digit-3", i_start=1, strength=0.5), "not both"),
     (lambda p: fundiff.SDEditPipeline.from_pipe(p)("7", "no-such-sample"), "no-such-sample"),

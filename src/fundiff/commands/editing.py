@@ -8,11 +8,12 @@ writes its figure(s), a JSON record and, with ``--save-array``, the raw images.
 from __future__ import annotations
 
 from fundiff.commands.arguments import (PROMPT_HELP, add_command, add_flags, add_generation_args, add_upsample_args,
-                                        corrector_snr, corrector_steps, nonneg_int, positive_float, positive_int,
+                                        corrector_snr, corrector_steps, fork_t, nonneg_int, positive_float, positive_int,
                                         timestep_int)
 from fundiff.commands.common import load_pipeline, progress_bar
 from fundiff.engine.correctors import DEFAULT as CORRECTOR
 from fundiff.engine.decompositions import decomposition_names
+from fundiff.engine.illusions import FORK_T
 from fundiff.engine.views import view_names
 from fundiff.errors import FundiffError
 
@@ -63,6 +64,10 @@ def register(sub) -> None:
     add_illusion_args(p, "runs/hybrid", "one per component, in order (low frequencies first)")
     p.add_argument("--kind", default="hybrid", choices=decomposition_names(), help="hybrid (default), triple, color, motion")
     p.add_argument("--reference", default=None, help="take component 1 from this image (inverse problem)")
+    p.add_argument("--fork-t", type=fork_t, default="auto", metavar="auto|off|T",
+                   help="from timestep T on, each component is finished by its own prompt, after the composed steps "
+                        f"chose the layout (auto, the default: {FORK_T} for the MNIST low/high hybrid, else off: "
+                        "composed to the end, the study's)")
 
 
 def view_specs() -> list[str]:
@@ -187,7 +192,7 @@ def cmd_hybrid(args) -> int:
                          guidance_scale=args.guidance_scale, num_images=args.num_images or 4, seed=args.seed,
                          save_array=args.save_array, callback=cb, upsampler=up, stage2_steps=args.stage2_steps,
                          stage2_callback=cb2, best_of=args.best_of, measure=args.measure, measure_callback=cb3,
-                         corrector=corrector_options(args))
+                         corrector=corrector_options(args), fork_t=args.fork_t)
     print(f"wrote {args.out}/hybrid.png{measured_line(rec)}")
     return 0
 

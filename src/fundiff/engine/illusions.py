@@ -39,6 +39,8 @@ from fundiff.errors import FundiffError
 
 REDUCTIONS = ("mean", "alternate", "balanced")
 
+FORK_T = 750   # the MNIST low/high hybrid's default fork (measured: docs/illusions.md, "The fork")
+
 
 def per_prompt(value: Any, n: int, what: str) -> list:
     """A setting given once (the same for every prompt) or as a list with one entry per prompt."""

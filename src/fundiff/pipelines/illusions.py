@@ -20,7 +20,7 @@ import torch
 
 from fundiff.engine.correctors import DEFAULT as CORRECTOR, Langevin
 from fundiff.engine.decompositions import get_decomposition
-from fundiff.engine.illusions import (REDUCTIONS, anagram_predict, anchor_hook, apart_predict, check_rival, fork_index,
+from fundiff.engine.illusions import (FORK_T, REDUCTIONS, anagram_predict, anchor_hook, apart_predict, check_rival, fork_index,
                                      forked_denoise, hybrid_predict, no_negative)
 from fundiff.engine.views import View, get_view
 from fundiff.errors import FundiffError
@@ -30,8 +30,6 @@ from fundiff.pipelines.base import Callback, DiffusionPipeline, PipelineOutput, 
 
 AUTO = "auto"   # the anagram's default reduction: balanced where a noise-aware classifier reads the prompts
 
-
-FORK_T = 750   # the MNIST hybrid's fork (docs/illusions.md, bench/results/illusions-targets-*-fork*.json)
 
 MAX_PROMPTS = 8   # views or components: every step runs the model on each (visual_anagrams' largest set is 4)
 
@@ -240,8 +238,8 @@ class HybridPipeline(_IllusionPipeline):
             raise FundiffError(f"fork_t must be 'auto', None or a timestep, got {fork_t!r}")
         self.denoiser.schedule.check_timestep(fork_t)
         if reference is not None:
-            raise FundiffError("fork_t finishes each component by its own prompt, and a reference anchors component 1: "
-                               "give fork_t=None with a reference")
+            raise FundiffError("a reference anchors component 1, and a fork finishes every component by its own "
+                               "prompt: turn the fork off with a reference (fork_t=None; --fork-t off)")
         return fork_t
 
     def check_inputs(self, prompt: Any, kind: str, reference: Any, negative_prompt: Any,

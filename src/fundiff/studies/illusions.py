@@ -98,14 +98,17 @@ def run_hybrid(pipe: HybridPipeline, out: str | os.PathLike, prompts: Sequence[s
                guidance_scale: float = 7.0, num_images: int = 4, seed: int = 0, save_array: bool = False,
                callback: Callable | None = None, upsampler: Any = None, stage2_steps: int = 50,
                stage2_callback: Callable | None = None, best_of: int = 1, measure: int = 0,
-               measure_callback: Callable | None = None, corrector: dict[str, Any] | None = None) -> dict[str, Any]:
+               measure_callback: Callable | None = None, corrector: dict[str, Any] | None = None,
+               fork_t: int | str | None = "auto") -> dict[str, Any]:
     """hybrid.png (each image and its components) and hybrid.json; ``measure`` and ``corrector`` as for
-    :func:`run_anagram` (two components, no reference: a hybrid is read from afar and up close)."""
+    :func:`run_anagram` (two components, no reference: a hybrid is read from afar and up close); ``fork_t`` as for
+    :class:`HybridPipeline`."""
     prompts = list(prompts)
     _, dec, _, _ = pipe.check_inputs(prompts, kind, reference, None, num_inference_steps, guidance_scale, num_images,
                                      "pt", None, callback)
     pipe.check_best_of(best_of, prompts, num_images, kind)
     corrector = check_corrector(pipe, corrector)
+    pipe.resolve_fork(fork_t, kind, reference)
     digits = check_measure(pipe, prompts, measure)
     if digits is not None:   # a hybrid is read from afar and up close: two components, made from the prompts alone
         check_readable(dec)
@@ -115,15 +118,15 @@ def run_hybrid(pipe: HybridPipeline, out: str | os.PathLike, prompts: Sequence[s
     g = torch.Generator().manual_seed(seed)
     res = pipe(prompts, kind, reference=reference, num_inference_steps=num_inference_steps,
                guidance_scale=guidance_scale, num_images_per_prompt=num_images, generator=g, output_type="pt",
-               callback=callback, best_of=best_of, **corrector)
+               callback=callback, best_of=best_of, fork_t=fork_t, **corrector)
     # every model call before the first file: an interrupted run leaves nothing (the CLI says so)
     big = None if upsampler is None else upsampler(res, prompts, kind=kind, num_inference_steps=stage2_steps,
                                                     guidance_scale=guidance_scale, generator=g, output_type="pt",
                                                     callback=stage2_callback).samples
     measured = measured_rate(digits, measure, seed, lambda n, gen: pipe(
         prompts, kind, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-        num_images_per_prompt=n, generator=gen, output_type="pt", callback=measure_callback, **corrector).samples,
-        lambda x: hybrid_readings(x, dec))
+        num_images_per_prompt=n, generator=gen, output_type="pt", callback=measure_callback, fork_t=fork_t,
+        **corrector).samples, lambda x: hybrid_readings(x, dec))
     parts = res.extras["components"]
     rows = [[res.images[k]] + [to_unit(p[k]) for p in parts] for k in range(num_images)]  # high bands around grey
     image_grid(rows, out / "hybrid.png", col_labels=["image"] + [f"{name}: {p!r}" for name, p in zip(dec.names, prompts)],
@@ -138,7 +141,7 @@ def run_hybrid(pipe: HybridPipeline, out: str | os.PathLike, prompts: Sequence[s
         save_npz(out / "hybrid.npz", res.images, prompts=prompts)
     record = {"backend": pipe.denoiser.name, "kind": kind, "prompts": prompts, "components": list(dec.names),
               "reference": reference_name, "guidance_scale": guidance_scale, "corrector": res.record["corrector"],
-              "seed": seed, "num_images": num_images,
+              "fork_t": res.record["fork_t"], "seed": seed, "num_images": num_images,
               **_best_of_record(res.record),
               **_readings_record(pipe, prompts, lambda: hybrid_readings(res.samples, dec)
                                  if reference is None and len(dec.names) == 2 else None),
