@@ -138,17 +138,24 @@ def main() -> None:
             k, n = sum(round(r["both_rate"] * r["n"]) for r in chosen), sum(r["n"] for r in chosen)
             low, high = wilson_interval(k / n, n)
             pooled[f"{what}, {name}"] = {"n": n, "both_rate": round(k / n, 4), "wilson95": [round(low, 4), round(high, 4)]}
+    command = (f"python bench/hybrid_reader.py --epochs {args.epochs} --num-train {args.num_train} --pairs-per "
+               f"{args.pairs_per} --seeds {args.seeds} --first-seed {args.first_seed}"
+               + (f" --reader {args.reader}" if args.reader else "")
+               + (f" --save-reader {args.save_reader}" if args.save_reader and not args.reader else "") + f" --out {args.out}")
     write_json(args.out, {
-        "command": f"python bench/hybrid_reader.py --epochs {args.epochs} --num-train {args.num_train} --pairs-per {args.pairs_per} --seeds "
-                   f"{args.seeds} --first-seed {args.first_seed}" + (f" --reader {args.reader}" if args.reader else "")
-                   + f" --out {args.out}",
+        "command": command,
         "what": "issue 17's hybrid target set {1/7, 0/1, 3/8} read both ways by the shipped classifier and by one trained "
                 "on the hybrid readings of training digits",
         "train_seconds": round(trained, 1), "seconds": round(time.time() - start, 1),
         "clean_test_digits_read_right": clean, "pooled": pooled, "rows": rows})
     if args.save_reader is not None and args.reader is None:   # last, so an interrupted run leaves nothing
-        save_model(args.save_reader, reader, {"what": "a classifier of hybrid readings (bench/hybrid_reader.py)",
-                                              "epochs": args.epochs, "num_train": args.num_train})
+        save_model(args.save_reader, reader, {
+            "what": "a classifier of hybrid readings: MnistClassifier trained on the far and close readings of "
+                    "low(A) + high(B) made from MNIST training digits (fundiff.pipelines.readings.hybrid_readings)",
+            "command": command, "epochs": args.epochs, "num_train": args.num_train, "seed": 0,
+            "train_seconds": round(trained, 1), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+            "clean_test_digits_read_right": clean["hybrid_reader"],
+            "target_set_both_right": {k.split(",")[0]: v for k, v in pooled.items() if k.endswith("hybrid_reader")}})
     for key, value in pooled.items():
         print(f"{key}: {value['both_rate']:.1%} {value['wilson95']}")
     print(f"wrote {args.out}")

@@ -34,6 +34,11 @@ SHIPPED_RECORD = importlib.resources.files("fundiff") / "assets" / "mnist_classi
 #: trained on the embedded model's noise levels; its record (command, accuracy by t) is in the file's metadata.
 SHIPPED_NOISY_CLASSIFIER = importlib.resources.files("fundiff") / "assets" / "mnist_noisy_classifier.safetensors"
 
+#: The hybrid reader: the clean classifier's architecture trained on the two readings of real hybrids, low(A) + high(B)
+#: (``fundiff.pipelines.readings.hybrid_readings``), made by ``bench/hybrid_reader.py --save-reader``; its record
+#: (command, how it reads real hybrids and clean digits) is in the file's metadata.
+SHIPPED_HYBRID_READER = importlib.resources.files("fundiff") / "assets" / "mnist_hybrid_reader.safetensors"
+
 _CACHE: dict[tuple[Any, ...], torch.nn.Module] = {}
 _CACHE_LOCK = threading.Lock()
 
@@ -55,6 +60,14 @@ def load_noisy_classifier(device: str | torch.device = "cpu") -> torch.nn.Module
     """The shipped noise-aware classifier (eval mode, frozen, cached): logits of p(y | x_t, t), t in 0..999."""
     return _load_shipped(SHIPPED_NOISY_CLASSIFIER, device, NoisyMnistClassifier.kind,
                          "the shipped noise-aware classifier is missing from this installation ({})")
+
+
+def load_hybrid_reader(device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The shipped hybrid reader (eval mode, frozen, cached): reads a hybrid's far and close readings, which the clean
+    classifier, never shown a blurred digit or a stretched high band, misreads (docs/illusions.md)."""
+    return _load_shipped(SHIPPED_HYBRID_READER, device, KIND,
+                         "the shipped hybrid reader is missing from this installation ({}); make one with "
+                         "`python bench/hybrid_reader.py --save-reader PATH`")
 
 
 def _load_shipped(resource: Any, device: str | torch.device, kind: str, missing: str) -> torch.nn.Module:
@@ -86,5 +99,5 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
-__all__ = ["SHIPPED_CLASSIFIER", "SHIPPED_RECORD", "SHIPPED_NOISY_CLASSIFIER", "load_classifier", "load_noisy_classifier",
-           "clear_cache"]
+__all__ = ["SHIPPED_CLASSIFIER", "SHIPPED_RECORD", "SHIPPED_NOISY_CLASSIFIER", "SHIPPED_HYBRID_READER", "load_classifier",
+           "load_noisy_classifier", "load_hybrid_reader", "clear_cache"]

@@ -39,7 +39,7 @@ from fundiff.errors import FundiffError
 
 REDUCTIONS = ("mean", "alternate", "balanced")
 
-FORK_T = 750   # the MNIST low/high hybrid's default fork (measured: docs/illusions.md, "The fork")
+FORK_T = 690   # the MNIST low/high hybrid's default fork (measured: docs/illusions.md, "The fork")
 
 
 def per_prompt(value: Any, n: int, what: str) -> list:

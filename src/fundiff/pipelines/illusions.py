@@ -96,10 +96,12 @@ class _IllusionPipeline(DiffusionPipeline):
         return None if best_of == 1 else readings.digit_labels(prompts, "best_of", self.denoiser.name)
 
     @staticmethod
-    def keep_best(samples: torch.Tensor, views: list[torch.Tensor], labels: list[int], n: int, record: dict) -> torch.Tensor:
-        """Of each group of ``n`` candidates the one read right both ways with the highest joint confidence; the record
-        says best-of ran and how the kept images and all candidates read."""
-        right, joint = readings.reading_scores(views, labels)
+    def keep_best(samples: torch.Tensor, views: list[torch.Tensor], labels: list[int], n: int, record: dict,
+                  classifier: torch.nn.Module | None = None) -> torch.Tensor:
+        """Of each group of ``n`` candidates the one read right both ways with the highest joint confidence (by the
+        shipped classifier, or ``classifier``); the record says best-of ran and how the kept images and all
+        candidates read."""
+        right, joint = readings.reading_scores(views, labels, classifier)
         keep = readings.best_of(right, joint, n)
         record.update(best_of=n, best_of_kept_both_right=float(right[keep].float().mean()),
                       best_of_candidates_both_right=float(right.float().mean()),
@@ -308,7 +310,8 @@ class HybridPipeline(_IllusionPipeline):
                              fork_t=fork,
                              num_images=num_images_per_prompt, num_inference_steps=len(ts))
         if labels is not None:
-            samples = self.keep_best(samples, readings.hybrid_readings(samples, dec), labels, best_of, record)
+            samples = self.keep_best(samples, readings.hybrid_readings(samples, dec), labels, best_of, record,
+                                     readings.hybrid_reader())
         out = self.output(samples, output_type, record)
         out.extras.update(decomposition=dec, components=[c.float().cpu() for c in dec.components(out.samples)])
         return out

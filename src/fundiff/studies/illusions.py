@@ -20,7 +20,7 @@ from fundiff.io import ensure_writable_dir, write_json
 from fundiff.pipelines.base import check_count, to_unit
 from fundiff.errors import FundiffError
 from fundiff.pipelines.illusions import AnagramPipeline, HybridPipeline
-from fundiff.pipelines.readings import (anagram_readings, check_readable, digit_labels, hybrid_readings,
+from fundiff.pipelines.readings import (anagram_readings, check_readable, digit_labels, hybrid_reader, hybrid_readings,
                                       reading_probabilities, reading_scores)
 
 ANIMATIONS = ("gif", "mp4")   # mp4 needs the optional extra fundiff[video] (imageio-ffmpeg)
@@ -126,7 +126,7 @@ def run_hybrid(pipe: HybridPipeline, out: str | os.PathLike, prompts: Sequence[s
     measured = measured_rate(digits, measure, seed, lambda n, gen: pipe(
         prompts, kind, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
         num_images_per_prompt=n, generator=gen, output_type="pt", callback=measure_callback, fork_t=fork_t,
-        **corrector).samples, lambda x: hybrid_readings(x, dec))
+        **corrector).samples, lambda x: hybrid_readings(x, dec), hybrid_reader())
     parts = res.extras["components"]
     rows = [[res.images[k]] + [to_unit(p[k]) for p in parts] for k in range(num_images)]  # high bands around grey
     image_grid(rows, out / "hybrid.png", col_labels=["image"] + [f"{name}: {p!r}" for name, p in zip(dec.names, prompts)],
@@ -142,9 +142,11 @@ def run_hybrid(pipe: HybridPipeline, out: str | os.PathLike, prompts: Sequence[s
     record = {"backend": pipe.denoiser.name, "kind": kind, "prompts": prompts, "components": list(dec.names),
               "reference": reference_name, "guidance_scale": guidance_scale, "corrector": res.record["corrector"],
               "fork_t": res.record["fork_t"], "seed": seed, "num_images": num_images,
+              **({"reader": "the shipped hybrid reader (fundiff/assets/mnist_hybrid_reader.safetensors)"}
+                 if readable_digits(pipe, prompts) is not None and len(dec.names) == 2 else {}),
               **_best_of_record(res.record),
               **_readings_record(pipe, prompts, lambda: hybrid_readings(res.samples, dec)
-                                 if reference is None and len(dec.names) == 2 else None),
+                                 if reference is None and len(dec.names) == 2 else None, hybrid_reader()),
               **measured}
     write_json(out / "hybrid.json", record)
     return record
@@ -168,16 +170,19 @@ def check_measure(pipe, prompts: Sequence[str], measure: int) -> list[int] | Non
 
 
 def measured_rate(labels: list[int] | None, n: int, seed: int, sample: Callable[[int, torch.Generator], torch.Tensor],
-                  readings: Callable[[torch.Tensor], list[torch.Tensor]]) -> dict[str, Any]:
+                  readings: Callable[[torch.Tensor], list[torch.Tensor]],
+                  classifier: torch.nn.Module | None = None) -> dict[str, Any]:
     """The model's rate, as ``bench/illusions.py`` measures it: ``sample(n, generator)`` makes n images (seed's
-    generator, no best-of), read like the shown ones; k of them read right every way, share k / n with its Wilson
-    95% interval.  {} when there is nothing to measure (``labels`` None)."""
+    generator, no best-of), read like the shown ones (by the shipped classifier, or ``classifier``); k of them read
+    right every way, share k / n with its Wilson 95% interval.  {} when there is nothing to measure (``labels``
+    None)."""
     from fundiff.metrics import wilson_interval
 
     if labels is None:
         return {}
     views = readings(sample(n, torch.Generator().manual_seed(seed)))
-    each = [reading_scores([v], [label])[0] for v, label in zip(views, labels)]   # one classifier pass per reading
+    each = [reading_scores([v], [label], classifier)[0]   # one classifier pass per reading
+            for v, label in zip(views, labels)]
     per_reading = [float(ok.float().mean()) for ok in each]
     k = int(torch.stack(each).all(0).sum())
     low, high = wilson_interval(k / n, n)
@@ -206,20 +211,21 @@ def readable_digits(pipe, prompts: Sequence[str]) -> list[int] | None:
     return None if any(label is None for label in labels) else labels
 
 
-def read_as(views: Sequence[torch.Tensor]) -> list[list[tuple[int, float]]]:
-    """Per image, what the shipped classifier reads in each reading: (top digit, its probability)."""
-    tops = [reading_probabilities(v).max(1) for v in views]
+def read_as(views: Sequence[torch.Tensor], classifier: torch.nn.Module | None = None) -> list[list[tuple[int, float]]]:
+    """Per image, what the shipped classifier (or ``classifier``) reads in each reading: (top digit, its probability)."""
+    tops = [reading_probabilities(v, classifier).max(1) for v in views]
     return [[(int(top.indices[k]), float(top.values[k])) for top in tops] for k in range(len(views[0]))]
 
 
-def _readings_record(pipe, prompts: Sequence[str], readings: Callable) -> dict[str, Any]:
-    """On the MNIST backend with a digit per prompt: how many of the shown images the shipped classifier reads
-    right in every reading (fundiff.pipelines.readings, as bench/illusions.py counts them)."""
+def _readings_record(pipe, prompts: Sequence[str], readings: Callable,
+                     classifier: torch.nn.Module | None = None) -> dict[str, Any]:
+    """On the MNIST backend with a digit per prompt: how many of the shown images the shipped classifier (or
+    ``classifier``) reads right in every reading (fundiff.pipelines.readings, as bench/illusions.py counts them)."""
     labels = readable_digits(pipe, prompts)
     views = None if labels is None else readings()
     if views is None:
         return {}
-    right, _ = reading_scores(views, labels)
+    right, _ = reading_scores(views, labels, classifier)
     return {"read_right_every_way": int(right.sum()), "read_of": len(right)}
 
 

@@ -4,8 +4,9 @@ Tabs: Generate (prompt -> images), SDEdit (an uploaded image or a digit drawn on
 images), Inpaint (a mask painted on the image, or a rectangle -> regenerated region), Anagram (two
 prompts and a view -> one image that reads differently under the view, with its animation) and
 Hybrid (prompts per frequency band -> one image and its components).  On the MNIST model the illusion
-tabs offer the report's pairs as examples, say how the shipped classifier reads the image, and can
-keep the best of N candidates or measure the rate on N new images (:mod:`fundiff.studies.illusions`).
+tabs offer the report's pairs as examples, say how the shipped classifier (hybrids: the hybrid reader) reads
+the image, and can keep the best of N candidates or measure the rate on N new images
+(:mod:`fundiff.studies.illusions`).
 
 The model is loaded once per server process (:func:`build_app`); every job goes through gradio's
 queue, ``concurrency`` at a time (default 1: in order of arrival) with at most ``max_queue``
@@ -50,7 +51,8 @@ def _seed_box(seed: int = 0) -> gr.Number:
 
 
 def _reading_controls(tab: str, visible: bool) -> tuple[gr.Slider, gr.Slider]:
-    """Best-of N and measure N (MNIST: the shipped classifier reads each illusion; hidden for other models)."""
+    """Best-of N and measure N (MNIST: the shipped classifier reads each anagram, the hybrid reader each hybrid; hidden
+    for other models)."""
     best = gr.Slider(1, MAX_BEST_OF, value=1, step=1, label="best of", visible=visible, elem_id=f"{tab}-best-of",
                      info="make N candidates and keep the one the classifier reads right both ways (a selection)")
     measure = gr.Slider(0, MAX_MEASURE, value=0, step=1, label="measure", visible=visible, elem_id=f"{tab}-measure",

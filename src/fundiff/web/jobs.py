@@ -176,7 +176,7 @@ def run_hybrid(den, kind: str, prompt1: str, prompt2: str, prompt3: str | None =
     Returns the image, a list of (component picture, caption), and a caption with the readings.
     """
     from fundiff.pipelines import HybridPipeline
-    from fundiff.pipelines.readings import check_readable, hybrid_readings
+    from fundiff.pipelines.readings import check_readable, hybrid_reader, hybrid_readings
 
     pipe = _pipe(HybridPipeline, den)
     dec = pipe.decomposition(str(kind))
@@ -192,12 +192,12 @@ def run_hybrid(den, kind: str, prompt1: str, prompt2: str, prompt3: str | None =
     measured = measured_rate(digits, n_measure, _seed(seed), lambda n, gen: pipe(
         prompts, str(kind), **settings, num_images_per_prompt=n, generator=gen,
         callback=_progress(progress, n_steps * len(pipe.batches(n, None)), "measuring")).samples,
-        lambda x: hybrid_readings(x, dec))
+        lambda x: hybrid_readings(x, dec), hybrid_reader())
     gallery = [(to_picture(_unit(p)), f"{name}: {prompt!r}")
                for p, name, prompt in zip(out.extras["components"], dec.names, prompts)]
     caption = _reading_caption(pipe, prompts, ["from afar", "up close"],
                                lambda: hybrid_readings(out.samples, dec) if len(dec.names) == 2 else None,
-                               n_best, measured)
+                               n_best, measured, hybrid_reader())
     return to_picture(out.images), gallery, caption
 
 
@@ -209,18 +209,20 @@ def _reading_options(pipe, prompts: list[str], best_of: Any, measure: Any) -> tu
     return n_best, n_measure, check_measure(pipe, prompts, n_measure)
 
 
-def _reading_caption(pipe, prompts: list[str], names: list[str], readings, best_of: int, measured: dict) -> str:
-    """What the shipped classifier reads in the shown image (MNIST, digit prompts; '' otherwise), whether best-of
-    chose it, and the measured rate when one was asked for."""
+def _reading_caption(pipe, prompts: list[str], names: list[str], readings, best_of: int, measured: dict,
+                     classifier=None) -> str:
+    """What the shipped classifier (or ``classifier``: the hybrid reader for hybrids) reads in the shown image (MNIST,
+    digit prompts; '' otherwise), whether best-of chose it, and the measured rate when one was asked for."""
     labels = readable_digits(pipe, prompts)
     views = None if labels is None else readings()
     if views is None:
         return ""
-    read = read_as(views)[0]
+    read = read_as(views, classifier)[0]
     seen = " and ".join(f"**{digit}** {name} ({p:.0%})" for (digit, p), name in zip(read, names))
     right = all(digit == label for (digit, _), label in zip(read, labels))
     wanted = " and ".join(f"{label} {name}" for label, name in zip(labels, names))
-    lines = [f"The shipped classifier reads this image as {seen}: {'right both ways' if right else 'wanted ' + wanted}."]
+    who = "The shipped classifier" if classifier is None else "The shipped hybrid reader"
+    lines = [f"{who} reads this image as {seen}: {'right both ways' if right else 'wanted ' + wanted}."]
     if best_of > 1:
         lines.append(f"Best of {best_of}: the classifier chose it from {best_of} candidates (read right both ways, "
                      "most confident), so it shows a selection, not how often the model succeeds.")
