@@ -229,7 +229,7 @@ def test_forked_loop_composes_each_prompts_own_finish(den):
     assert seen["joint"] == [900, 600] and seen["apart"] == [(300, True), (0, None)]
     assert shown == [(0, 900, 2), (1, 600, 2), (2, 300, 2), (3, 0, 2)]   # the composed image, every step
     low, high = dec.components(a_img)[0], dec.components(b_img)[1]
-    assert torch.allclose(out.image, low + high, atol=1e-5)
+    assert torch.allclose(out.image, low + high, atol=1e-5) and out.model_calls == 4
     comp = hybrid_predict(den, ["1", "7"], dec, batch=2, guidance_scale=5.0)
     never = forked_denoise(sched, comp, apart, _x(2, 5), ts, len(ts), dec, generator=torch.Generator().manual_seed(1))
     plain = iterative_denoise(sched, comp, _x(2, 5), ts, generator=torch.Generator().manual_seed(1))

@@ -107,6 +107,7 @@ def test_mnist_hybrid_forks_by_default(t2i):
     seed = lambda: torch.Generator().manual_seed(4)   # noqa: E731
     forked = pipe(["1", "7"], generator=seed(), **common)
     assert forked.record["fork_t"] == FORK_T == 690
+    assert forked.record["composed_steps"] == sum(t > 690 for t in pipe.check_steps(6)) > 0
     assert pipe(["1", "7"], reference="digit-3", generator=seed(), **common).record["fork_t"] is None
     assert pipe(["1", "7"], "motion", generator=seed(), **common).record["fork_t"] is None
     composed = pipe(["1", "7"], generator=seed(), fork_t=None, **common)
@@ -191,7 +192,7 @@ def test_defaults_equal_the_commands(t2i):
     (lambda p: fundiff.HybridPipeline.from_pipe(p)(["1", "7"], resample_steps=99), "resample_steps"),
     (lambda p: fundiff.HybridPipeline.from_pipe(p)(["1", "7"], fork_t="750"), "fork_t must be"),
     (lambda p: fundiff.HybridPipeline.from_pipe(p)(["1", "7"], fork_t=True), "fork_t must be"),
-    (lambda p: fundiff.HybridPipeline.from_pipe(p)(["1", "7"], fork_t=1000), "outside 0..999"),
+    (lambda p: fundiff.HybridPipeline.from_pipe(p)(["1", "7"], fork_t=1000), "timestep in 0..999, got 1000"),
     (lambda p: fundiff.HybridPipeline.from_pipe(p)(["1", "7"], fork_t=500, reference="digit-3"), "fork off"),
     (lambda p: fundiff.SDEditPipeline.from_pipe(p)("7", "digit-3", i_start=99), "i_start=99"),
     (lambda p: fundiff.SDEditPipeline.from_pipe(p)("7", "digit-3", i_start=1, strength=0.5), "not both"),
@@ -308,7 +309,7 @@ def test_illusion_settings_per_prompt_and_resampling_are_recorded(t2i):
     assert len(calls) == 4 and not torch.allclose(out.samples, one.samples)
     hyb = fundiff.HybridPipeline.from_pipe(t2i)(["1", "7"], resample_steps=1, resample_times=3, generator=seed(), **common)
     assert hyb.record["resample"] == {"steps": 1, "times": 3} and hyb.record["corrector"] is None   # off by default
-    # the corrector runs in the composed steps only, and at 4 steps (750, 500, ...) the default fork is at the first
+    # the corrector runs in the composed steps only (before the fork), so these two compare the composed loop
     corrected = fundiff.HybridPipeline.from_pipe(t2i)(["1", "7"], corrector_steps=2, generator=seed(), fork_t=None,
                                                       **common)
     assert corrected.record["corrector"]["steps"] == 2
@@ -368,8 +369,9 @@ def test_the_shipped_hybrid_reader_reads_real_hybrids_both_ways_and_does_not_inv
     from fundiff.pipelines.readings import hybrid_reader, hybrid_readings, reading_scores
     from fundiff.training.checkpoint import read_metadata
 
-    assert hybrid_reader() is load_hybrid_reader()
     dec = get_decomposition("hybrid", 28, 1)
+    assert hybrid_reader(dec) is load_hybrid_reader()
+    assert hybrid_reader(get_decomposition("motion", 28, 1)) is None   # not trained on motion: the clean classifier
     x, y = to_float(mnist.test_images[:2000]) * 2 - 1, mnist.test_labels[:2000]
     g = torch.Generator().manual_seed(0)
     rates = {}

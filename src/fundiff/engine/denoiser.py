@@ -36,6 +36,13 @@ class Prediction:
         vf = variance_fn or fn
         return Prediction(fn(self.x0), fn(self.eps), vf(self.variance) if self.variance is not None else None)
 
+    @staticmethod
+    def cat(preds: Sequence["Prediction"]) -> "Prediction":
+        """The predictions of consecutive groups of images as one (the inverse of :meth:`chunk`)."""
+        var = [p.variance for p in preds]
+        return Prediction(torch.cat([p.x0 for p in preds]), torch.cat([p.eps for p in preds]),
+                          torch.cat(var) if all(v is not None for v in var) else None)
+
     def chunk(self, n: int) -> list["Prediction"]:
         parts = [t.chunk(n) if t is not None else [None] * n for t in (self.x0, self.eps, self.variance)]
         return [Prediction(*p) for p in zip(*parts)]

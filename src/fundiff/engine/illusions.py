@@ -249,10 +249,7 @@ def apart_predict(den: Denoiser, prompts: Sequence[str], batch: int = 1,
     run = _batched(den, prompts, batch, guidance_scale, negative_prompt)
 
     def predict(x: torch.Tensor, t: int) -> Prediction:
-        preds = run(x, t)
-        var = [p.variance for p in preds]
-        return Prediction(torch.cat([p.x0 for p in preds]), torch.cat([p.eps for p in preds]),
-                          torch.cat(var) if all(v is not None for v in var) else None)
+        return Prediction.cat(run(x, t))
 
     return predict
 
@@ -275,12 +272,14 @@ def forked_denoise(schedule: Any, joint: Predict, apart: Predict, x: torch.Tenso
                     corrector=corrector, **loop)
     if fork >= len(timesteps):   # never apart: the composed loop
         return iterative_denoise(schedule, joint, x, timesteps, final_step=final_step, **together)
+    calls = 0
     if fork > 0:
-        x = iterative_denoise(schedule, joint, x, timesteps[:fork + 1], final_step=False, **together).image
+        first = iterative_denoise(schedule, joint, x, timesteps[:fork + 1], final_step=False, **together)
+        x, calls = first.image, first.model_calls
     apart_cb = (lambda i, t, xs: callback(i, t, composed(xs))) if callback is not None else None
-    xs = iterative_denoise(schedule, apart, torch.cat([x] * n), timesteps, fork, final_step=final_step,
-                           callback=apart_cb, **loop).image
-    return DenoiseResult(composed(xs))
+    rest = iterative_denoise(schedule, apart, torch.cat([x] * n), timesteps, fork, final_step=final_step,
+                             callback=apart_cb, **loop)
+    return DenoiseResult(composed(rest.image), model_calls=calls + rest.model_calls)
 
 
 def anchor_hook(den: Denoiser, decomposition: Any, reference: torch.Tensor, generator: torch.Generator | None):

@@ -238,7 +238,9 @@ class HybridPipeline(_IllusionPipeline):
             return None
         if isinstance(fork_t, bool) or not isinstance(fork_t, int):
             raise FundiffError(f"fork_t must be 'auto', None or a timestep, got {fork_t!r}")
-        self.denoiser.schedule.check_timestep(fork_t)
+        if not 0 <= fork_t < self.denoiser.schedule.num_train_timesteps:
+            last = self.denoiser.schedule.num_train_timesteps - 1
+            raise FundiffError(f"fork_t must be 'auto', None or a timestep in 0..{last}, got {fork_t}")
         if reference is not None:
             raise FundiffError("a reference anchors component 1, and a fork finishes every component by its own "
                                "prompt: turn the fork off with a reference (fork_t=None; --fork-t off)")
@@ -266,7 +268,8 @@ class HybridPipeline(_IllusionPipeline):
         apart = apart_predict(self.denoiser, prompts, batch, guidance_scale, negative_prompt)
 
         def loop(schedule: Any, joint: Any, x: torch.Tensor, timesteps: list[int], **kwargs: Any):
-            kwargs.pop("after_step", None)   # no hook: a reference (the only one) cannot fork
+            if kwargs.pop("after_step", None) is not None:   # resolve_fork refuses a reference, the only hook
+                raise FundiffError("a forked hybrid takes no after-step hook")
             return forked_denoise(schedule, joint, apart, x, timesteps, fork, dec, **kwargs)
 
         return loop
@@ -307,11 +310,11 @@ class HybridPipeline(_IllusionPipeline):
         record = self.record(kind=kind, prompts=prompts, components=list(dec.names),
                              **self.settings_record(guidance_scale, negative_prompt, resample_steps, resample_times,
                                                     corrector),
-                             fork_t=fork,
+                             fork_t=fork, **({"composed_steps": fork_index(ts, fork)} if fork is not None else {}),
                              num_images=num_images_per_prompt, num_inference_steps=len(ts))
         if labels is not None:
             samples = self.keep_best(samples, readings.hybrid_readings(samples, dec), labels, best_of, record,
-                                     readings.hybrid_reader())
+                                     readings.hybrid_reader(dec))
         out = self.output(samples, output_type, record)
         out.extras.update(decomposition=dec, components=[c.float().cpu() for c in dec.components(out.samples)])
         return out

@@ -3,9 +3,10 @@
 An anagram's reading i is ``views[i].view(image)``, meant to show prompt i.  A hybrid is read twice: its
 low-pass (the decomposition's own Gaussian, what one sees from afar) should show prompt 1, and the
 positive part of its high-pass stretched to [0, 1] (the strokes one sees up close) prompt 2.  Anagrams are read
-by the shipped classifier, hybrids by the shipped hybrid reader (:func:`hybrid_reader`): the classifier was trained
-on clean digits, and it reads only 32% of real hybrids of test digits both ways, the hybrid reader 97%
-(``bench/hybrid_reader.py``).  An image
+by the shipped classifier, low/high hybrids by the shipped hybrid reader (:func:`hybrid_reader`): the classifier
+was trained on clean digits, and it reads only 32% of real hybrids of test digits both ways, the hybrid reader 97%
+(``bench/hybrid_reader.py``); the motion hybrid, which the reader was not trained on, stays with the classifier.
+An image
 "reads right both ways" when the classifier's top class is the prompt's digit in every reading; its joint
 confidence is the product of the classifier's probabilities of those digits.  ``bench/illusions.py``
 measures rates with the same readings; :func:`best_of` keeps, of each group of N candidates, the one that
@@ -48,11 +49,12 @@ def check_readable(decomposition) -> None:
                            f"has {len(decomposition.names)} ({', '.join(decomposition.names)})")
 
 
-def hybrid_reader() -> torch.nn.Module:
-    """The classifier a hybrid's readings are read with: the shipped hybrid reader (module doc)."""
+def hybrid_reader(decomposition) -> torch.nn.Module | None:
+    """The classifier a hybrid's readings are read with: the shipped hybrid reader for the low/high ("hybrid")
+    decomposition it was trained on, None (the shipped classifier) for another (module doc)."""
     from fundiff.classifier import load_hybrid_reader
 
-    return load_hybrid_reader()
+    return load_hybrid_reader() if decomposition.name == "hybrid" else None
 
 
 def hybrid_readings(samples: torch.Tensor, decomposition) -> list[torch.Tensor]:

@@ -126,7 +126,7 @@ def run_hybrid(pipe: HybridPipeline, out: str | os.PathLike, prompts: Sequence[s
     measured = measured_rate(digits, measure, seed, lambda n, gen: pipe(
         prompts, kind, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
         num_images_per_prompt=n, generator=gen, output_type="pt", callback=measure_callback, fork_t=fork_t,
-        **corrector).samples, lambda x: hybrid_readings(x, dec), hybrid_reader())
+        **corrector).samples, lambda x: hybrid_readings(x, dec), hybrid_reader(dec) if digits is not None else None)
     parts = res.extras["components"]
     rows = [[res.images[k]] + [to_unit(p[k]) for p in parts] for k in range(num_images)]  # high bands around grey
     image_grid(rows, out / "hybrid.png", col_labels=["image"] + [f"{name}: {p!r}" for name, p in zip(dec.names, prompts)],
@@ -139,14 +139,15 @@ def run_hybrid(pipe: HybridPipeline, out: str | os.PathLike, prompts: Sequence[s
                    out / "hybrid_256.png", col_labels=["image"] + list(dec.names), cell=3.0)
     if save_array:
         save_npz(out / "hybrid.npz", res.images, prompts=prompts)
+    readable = readable_digits(pipe, prompts) is not None and reference is None and len(dec.names) == 2
     record = {"backend": pipe.denoiser.name, "kind": kind, "prompts": prompts, "components": list(dec.names),
               "reference": reference_name, "guidance_scale": guidance_scale, "corrector": res.record["corrector"],
               "fork_t": res.record["fork_t"], "seed": seed, "num_images": num_images,
-              **({"reader": "the shipped hybrid reader (fundiff/assets/mnist_hybrid_reader.safetensors)"}
-                 if readable_digits(pipe, prompts) is not None and len(dec.names) == 2 else {}),
+              **({"reader": "the shipped hybrid reader (fundiff/assets/mnist_hybrid_reader.safetensors)"
+                  if kind == "hybrid" else "the shipped classifier"} if readable else {}),
               **_best_of_record(res.record),
-              **_readings_record(pipe, prompts, lambda: hybrid_readings(res.samples, dec)
-                                 if reference is None and len(dec.names) == 2 else None, hybrid_reader()),
+              **_readings_record(pipe, prompts, lambda: hybrid_readings(res.samples, dec) if readable else None,
+                                 hybrid_reader(dec) if readable else None),
               **measured}
     write_json(out / "hybrid.json", record)
     return record

@@ -192,12 +192,13 @@ def run_hybrid(den, kind: str, prompt1: str, prompt2: str, prompt3: str | None =
     measured = measured_rate(digits, n_measure, _seed(seed), lambda n, gen: pipe(
         prompts, str(kind), **settings, num_images_per_prompt=n, generator=gen,
         callback=_progress(progress, n_steps * len(pipe.batches(n, None)), "measuring")).samples,
-        lambda x: hybrid_readings(x, dec), hybrid_reader())
+        lambda x: hybrid_readings(x, dec), hybrid_reader(dec) if digits is not None else None)
     gallery = [(to_picture(_unit(p)), f"{name}: {prompt!r}")
                for p, name, prompt in zip(out.extras["components"], dec.names, prompts)]
     caption = _reading_caption(pipe, prompts, ["from afar", "up close"],
                                lambda: hybrid_readings(out.samples, dec) if len(dec.names) == 2 else None,
-                               n_best, measured, hybrid_reader())
+                               n_best, measured,
+                               hybrid_reader(dec) if len(dec.names) == 2 and readable_digits(pipe, prompts) else None)
     return to_picture(out.images), gallery, caption
 
 
