@@ -20,7 +20,7 @@ from typing import Any, Callable
 from fundiff.errors import FundiffError
 from fundiff.io import ensure_writable_dir, write_atomic, write_json
 from fundiff.report import prompts
-from fundiff.report.claims import null_prompt_claims
+from fundiff.report.claims import hybrid_claims, null_prompt_claims, reading_claim
 from fundiff.report.part_b import add_part_b
 from fundiff.report.sections import Section, load_json
 from fundiff.report.html import render_html
@@ -46,28 +46,6 @@ class ReportConfig:
     @property
     def data_args(self) -> list[str]:
         return (["--data", str(self.data)] if self.data else []) + (["--download"] if self.download else [])
-
-
-def _reading_claim(section: Section, records: list[dict[str, Any]], reader: str = "the shipped classifier") -> str:
-    """The measured rates: per shown pair, how many of ``--measure`` N new images (no best-of) ``reader`` reads right
-    every way, with the Wilson 95% interval, and all pairs pooled (this run; also in the section's numbers under
-    ``measured``)."""
-    from fundiff.metrics import wilson_interval
-    from fundiff.studies.illusions import rate_text
-
-    rows = [r for r in records if "measured" in r]
-    names = [f"{'/'.join(r['prompts'])} {r.get('views', [None, r.get('kind')])[-1]}" for r in rows]
-    section.numbers["measured"] = {name: r["measured"] for name, r in zip(names, rows)}
-    if not rows:
-        return "No illusion was measured (the prompts name no digits)."
-    per = "; ".join(f"{name} {rate_text(r['measured'])}" for name, r in zip(names, rows))
-    k, n = sum(r["measured"]["both_right"] for r in rows), sum(r["measured"]["n"] for r in rows)
-    low, high = wilson_interval(k / n, n)
-    pooled = {"both_right": k, "n": n, "both_rate": k / n, "wilson95": [low, high]}
-    return (f"Measured: the share of new images (from the shown images' seed, no best-of) that {reader} "
-            f"reads right both ways: {per}; all {len(rows)} pairs {rate_text(pooled)}. These pairs were picked to show the "
-            "illusion; bench/illusions.py measures every digit pair and the levers tried (docs/illusions.md, "
-            "bench/results/illusions-all-*.json, illusion-levers.json).")
 
 
 def _fmt(x: float, nd: int = 1) -> str:
@@ -319,8 +297,8 @@ class Report:
                 self.fig(s, d / "anagram.gif")
             s.claims.append("Each image is meant to read as the first prompt upright and as the second under the view.")
             if m:
-                s.claims.append(_reading_claim(s, [load_json(self.out / f.rsplit("/", 1)[0] / "anagram.json")
-                                                   for f in s.figures if f.endswith(".png")]))
+                s.claims.append(reading_claim(s.numbers, [load_json(self.out / f.rsplit("/", 1)[0] / "anagram.json")
+                                                          for f in s.figures if f.endswith(".png")]))
 
         def hybrids(s: Section) -> None:
             runs = prompts.MNIST_HYBRIDS if m else prompts.DEEPFLOYD_HYBRIDS
@@ -331,19 +309,8 @@ class Report:
                               folder=f"hybrid-{kind}-{len(s.figures)}")
                 self.fig(s, d / "hybrid.png")
             s.claims.append("Low frequencies follow the first prompt, high frequencies the second (ε = lowpass(ε₁) + highpass(ε₂)).")
-            records = [load_json(self.out / f.rsplit("/", 1)[0] / "hybrid.json") for f in s.figures]
-            forks = sorted({r["fork_t"] for r in records if r.get("fork_t") is not None})
-            if forks:
-                s.claims.append(f"The low/high hybrids fork at t {', '.join(map(str, forks))}: the composed ε chooses the "
-                                "layout until then, and from there each prompt finishes its own band alone, x = "
-                                "lowpass(x₁) + highpass(x₂); composed to the end, each prompt erases the other's 2-3 px "
-                                "strokes (docs/illusions.md, \"The fork\").")
-            if m:
-                s.claims.append(_reading_claim(s, records, "the shipped hybrid reader (for the motion hybrid, the "
-                                               "shipped classifier)"))
-                s.claims.append("The hybrid reader is the classifier's architecture trained on the readings of real "
-                                "low/high hybrids of MNIST training digits: of such hybrids made from test digits it "
-                                "reads 97% right both ways, the clean classifier 32% (docs/illusions.md).")
+            s.claims += hybrid_claims(s.numbers, [load_json(self.out / f.rsplit("/", 1)[0] / "hybrid.json")
+                                                  for f in s.figures], measured=m)
 
         self.add(Section("forward", "1.1 The forward process", "Noise the test image to t = 250, 500, 750: x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε."), forward)
         self.add(Section("denoise", "1.2–1.4 Classical, one-step and iterative denoising",

@@ -98,3 +98,44 @@ def few_step_claims(r: dict[str, Any]) -> list[str]:
                       f"28-evaluation classifier-FID ({m['fid']:.2f} vs {best['fid']:.2f}) at "
                       f"{m['images_per_second'] / best['images_per_second']:.1f}x its images per second.")
     return claims
+
+
+def reading_claim(numbers: dict[str, Any], records: list[dict[str, Any]], reader: str = "the shipped classifier") -> str:
+    """The measured rates: per shown pair, how many of ``--measure`` N new images (no best-of) ``reader`` reads right
+    every way, with the Wilson 95% interval, and all pairs pooled (this run; also in the section's ``numbers`` under
+    ``measured``)."""
+    from fundiff.metrics import wilson_interval
+    from fundiff.studies.illusions import rate_text
+
+    rows = [r for r in records if "measured" in r]
+    names = [f"{'/'.join(r['prompts'])} {r.get('views', [None, r.get('kind')])[-1]}" for r in rows]
+    numbers["measured"] = {name: r["measured"] for name, r in zip(names, rows)}
+    if not rows:
+        return "No illusion was measured (the prompts name no digits)."
+    per = "; ".join(f"{name} {rate_text(r['measured'])}" for name, r in zip(names, rows))
+    k, n = sum(r["measured"]["both_right"] for r in rows), sum(r["measured"]["n"] for r in rows)
+    low, high = wilson_interval(k / n, n)
+    pooled = {"both_right": k, "n": n, "both_rate": k / n, "wilson95": [low, high]}
+    return (f"Measured: the share of new images (from the shown images' seed, no best-of) that {reader} "
+            f"reads right both ways: {per}; all {len(rows)} pairs {rate_text(pooled)}. These pairs were picked to show the "
+            "illusion; bench/illusions.py measures every digit pair and the levers tried (docs/illusions.md, "
+            "bench/results/illusions-all-*.json, illusion-levers.json).")
+
+
+def hybrid_claims(numbers: dict[str, Any], records: list[dict[str, Any]], measured: bool) -> list[str]:
+    """The hybrid section's computed sentences: the fork its low/high hybrids ran with, and (``measured``, MNIST)
+    their rates as the hybrid reader reads them."""
+    claims = []
+    forks = sorted({r["fork_t"] for r in records if r.get("fork_t") is not None})
+    if forks:
+        claims.append(f"The low/high hybrids fork at t {', '.join(map(str, forks))}: the composed ε chooses the layout "
+                      "until then, and from there each prompt finishes its own band alone, x = lowpass(x₁) + "
+                      "highpass(x₂); composed to the end, each prompt erases the other's 2-3 px strokes "
+                      "(docs/illusions.md, \"The fork\").")
+    if measured:
+        claims += [reading_claim(numbers, records, "the shipped hybrid reader (for the motion hybrid, the shipped "
+                                                   "classifier)"),
+                   "The hybrid reader is the classifier's architecture trained on the readings of real low/high hybrids "
+                   "of MNIST training digits: of such hybrids made from test digits it reads 97% right both ways, the "
+                   "clean classifier 32% (docs/illusions.md)."]
+    return claims
