@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from fundiff.classifier import load_classifier, load_hybrid_reader
-from fundiff.commands.arguments import fork_t, nonneg_int, positive_int
+from fundiff.commands.arguments import Parser, fork_t, nonneg_int, positive_int
 from fundiff.engine.correctors import DEFAULT as CORRECTOR
 from fundiff.engine.decompositions import Hybrid
 from fundiff.engine.schedule import THRESHOLD_CHOICES, describe_threshold
@@ -66,6 +66,21 @@ def pooled(rows: list[dict], keep) -> dict:
     low, high = wilson_interval(k / n, n)
     return {"pairs": len(chosen), "n": n, "both_right": k, "both_rate": round(k / n, 4),
             "wilson95": [round(low, 4), round(high, 4)]}
+
+
+def read_as(read: torch.Tensor, want: int) -> dict:
+    """What the wrong readings were: {digit: count}, most common first (the other view's digit showing through?)."""
+    wrong = read[read != want]
+    counts = torch.bincount(wrong, minlength=10)
+    return {str(d): int(counts[d]) for d in counts.argsort(descending=True, stable=True).tolist() if counts[d]}
+
+
+def pair(text: str) -> tuple[str, str]:
+    """--pair A/B: two different digits."""
+    a, _, b = text.partition("/")
+    if not (len(a) == len(b) == 1 and a.isdigit() and b.isdigit() and a != b):
+        raise argparse.ArgumentTypeError(f"expected two different digits as A/B, got {text!r}")
+    return a, b
 
 
 def noise(n: int, first_seed: int) -> torch.Tensor:
@@ -199,7 +214,8 @@ def measure(settings: Settings, anagrams: dict, hybrids: list, n: int, log=print
                           (SEEN.get(view_name, view_name), view.view(img[:8]), read_b[:8], int(b))]
             rows.append(with_interval({"kind": "anagram", "view": view_name, "A": a, "B": b, "n": n,
                                        "A_rate": ok_a.float().mean().item(), "B_rate": ok_b.float().mean().item(),
-                                       "both_rate": (ok_a & ok_b).float().mean().item()}))
+                                       "both_rate": (ok_a & ok_b).float().mean().item(),
+                                       "A_read_as": read_as(read_a, int(a)), "B_read_as": read_as(read_b, int(b))}))
             log(json.dumps(rows[-1]))
     dec = hybrid.decomposition("hybrid")
     if settings.hybrid_sigma is not None:
@@ -245,7 +261,7 @@ def write_figure(shown: list, path: Path, title: str) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=positive_int, default=50)
     ap.add_argument("--first-seed", type=nonneg_int, default=0,
                     help="image k starts from seed FIRST_SEED + k's noise (default 0); another range is a held-out check "
@@ -253,6 +269,8 @@ def main() -> None:
     ap.add_argument("--pairs", choices=["curated", "all", "targets"], default="curated",
                     help="curated: the pairs above; all: every ordered pair a != b under flip, rotate_cw and negate; "
                          "targets: issue 17's target sets only")
+    ap.add_argument("--pair", type=pair, action="append", default=None, metavar="A/B",
+                    help="only this anagram pair (repeatable), under --views (default flip); no hybrids")
     ap.add_argument("--views", nargs="*", choices=list(ANAGRAMS), default=None,
                     help="only these views' anagrams (default: all three; with --pairs targets, flip and rotate_cw); "
                          "--views alone: the hybrids only")
@@ -269,26 +287,30 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     settings = settings_from(args)
-    if args.pairs == "targets":
+    if args.pair:
+        anagrams, hybrids = {v: list(dict.fromkeys(args.pair)) for v in (args.views or ["flip"])}, []
+    elif args.pairs == "targets":
         anagrams, hybrids = target_pairs()
     else:
         anagrams = {v: all_pairs() if args.pairs == "all" else ANAGRAMS[v] for v in ANAGRAMS}
         hybrids = sorted(set(HYBRIDS) | set(TARGETS["hybrid"]))
     if args.hybrid_pairs == "all":
         hybrids = all_pairs()
-    if args.views is not None:   # the views asked for; none: the hybrids only
+    if args.views is not None and not args.pair:   # the views asked for; none: the hybrids only
         anagrams = {v: p for v, p in anagrams.items() if v in args.views}
     shown = [] if args.figure is not None else None
     result = measure(settings, anagrams, hybrids, args.seeds, log=lambda line: print(line, flush=True), shown=shown,
                      first_seed=args.first_seed, hybrid_reader=args.hybrid_reader)
     seeds = f"--seeds {args.seeds}" + (f" --first-seed {args.first_seed}" if args.first_seed else "")
+    seeds += "".join(f" --pair {a}/{b}" for a, b in args.pair or [])
     if args.hybrid_reader is not None:
         seeds += f" --hybrid-reader {args.hybrid_reader}"
     if args.views is not None:
         seeds += " --views " + " ".join(args.views)
     if args.hybrid_pairs != "curated":
         seeds += f" --hybrid-pairs {args.hybrid_pairs}"
-    summary = {"command": f"python bench/illusions.py --pairs {args.pairs} {seeds} {settings.flags()} "
+    pairs = "" if args.pair else f"--pairs {args.pairs} "
+    summary = {"command": f"python bench/illusions.py {pairs}{seeds} {settings.flags()} "
                           f"--out {args.out}", "model": "embedded MNIST flow (fundiff/assets/mnist_flow.safetensors)",
                "timesteps": "990..0 by 30" if args.steps is None else f"{args.steps} steps, diffusers' spacing", "guidance_scale": args.guidance_scale, **result}
     if args.model != "mnist":

@@ -50,3 +50,33 @@ def test_hybrids_alone_and_read_by_a_given_classifier(tmp_path):
     err = assert_one_line_error(bench(*common, "--hybrid-reader", str(tmp_path / "nope.safetensors"), "--out",
                                       str(missing)), "classifier weights not found")
     assert err.startswith("illusions.py: error:") and not missing.exists()
+
+
+def test_chosen_pairs_record_what_the_wrong_readings_were(tmp_path):
+    out = tmp_path / "pairs.json"
+    proc = bench("--pair", "2/5", "--pair", "6/3", "--pair", "2/5", "--seeds", "3", "--corrector-steps", "0",
+                 "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert [(r["kind"], r["view"], r["A"], r["B"]) for r in result["rows"]] == [("anagram", "flip", "2", "5"),
+                                                                               ("anagram", "flip", "6", "3")]
+    assert "--pair 2/5 --pair 6/3" in result["command"] and "--pairs" not in result["command"]
+    for row in result["rows"]:
+        for side in "AB":
+            wrong = row[f"{side}_read_as"]
+            assert row[side] not in wrong and all(count > 0 for count in wrong.values())
+            assert sum(wrong.values()) == round((1 - row[f"{side}_rate"]) * row["n"])
+    assert "hybrid" not in result["pooled"]
+    refused = tmp_path / "refused.json"
+    err = assert_one_line_error(bench("--pair", "3/3", "--out", str(refused)), "two different digits", "'3/3'")
+    assert err.startswith("illusions.py: error:")
+    assert not refused.exists()
+
+
+def test_read_as_counts_the_wrong_readings_most_first():
+    sys.path.insert(0, str(ROOT / "bench"))
+    import torch
+    from illusions import read_as
+
+    assert read_as(torch.tensor([3, 5, 5, 3, 8, 5]), 3) == {"5": 3, "8": 1}
+    assert read_as(torch.tensor([4, 4]), 4) == {}
