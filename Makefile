@@ -26,6 +26,7 @@ demo: $(STAMP)
 TEST_WORKERS ?= 2
 
 test: $(STAMP)
+	$(if $(shell echo '$(TEST_WORKERS)' | grep -Ex '[1-9][0-9]{0,2}'),,$(error TEST_WORKERS must be a whole number of test processes (1-999), got '$(TEST_WORKERS)'))
 	$(BIN)/python -m pytest $(if $(filter 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 clean:

@@ -33,7 +33,7 @@ def test_best_of_keeps_the_best_candidates_of_the_same_noise(anagram):
     chosen = best_of(right, joint, 4)
     torch.testing.assert_close(kept.samples, every.samples[chosen])
     r = kept.record
-    assert r["best_of"] == 4 and "best_of" not in every.record
+    assert r["best_of"] == 4 and "best_of" not in every.record and r["best_of_reader"] == "the shipped classifier"
     assert r["best_of_kept_both_right"] >= r["best_of_candidates_both_right"]
     assert r["best_of_candidates_both_right"] == pytest.approx(float(right.float().mean()))
 
@@ -56,6 +56,7 @@ def test_best_of_on_the_command_line(cli, tmp_path):
     assert proc.returncode == 0, proc.stderr
     record = json.loads((tmp_path / "h" / "hybrid.json").read_text())
     assert record["best_of"] == 3 and len(record["best_of_joint_confidence"]) == 1
+    assert record["best_of_reader"] == record["reader"] and "hybrid reader" in record["reader"]   # who chose it
     assert_one_line_error(cli("anagram", "--prompt", "6", "--prompt", "", "--best-of", "2", "--out", tmp_path / "a"),
                           "must name a digit")
     assert not (tmp_path / "a").exists()

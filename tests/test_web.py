@@ -263,7 +263,7 @@ def test_illusion_tabs_state_the_readings_and_the_rate_the_cli_measures(den, tmp
     record = run_hybrid(HybridPipeline(den), tmp_path / "cli-h", ["1", "7"], num_inference_steps=4, num_images=1,
                         seed=3, measure=4)
     assert f"Measured: {record['measured']['both_right']} of 4 new images" in caption
-    assert "Best of 2: the classifier chose it from 2 candidates" in caption
+    assert "Best of 2: the shipped hybrid reader chose it from 2 candidates" in caption   # the reader that chose
     assert caption.startswith("The shipped hybrid reader reads this image as ")   # hybrids: the reader of hybrids
 
 

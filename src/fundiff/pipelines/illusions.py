@@ -97,13 +97,13 @@ class _IllusionPipeline(DiffusionPipeline):
 
     @staticmethod
     def keep_best(samples: torch.Tensor, views: list[torch.Tensor], labels: list[int], n: int, record: dict,
-                  classifier: torch.nn.Module | None = None) -> torch.Tensor:
+                  classifier: torch.nn.Module | None = None, reader: str = "the shipped classifier") -> torch.Tensor:
         """Of each group of ``n`` candidates the one read right both ways with the highest joint confidence (by the
-        shipped classifier, or ``classifier``); the record says best-of ran and how the kept images and all
-        candidates read."""
+        shipped classifier, or ``classifier``, which ``reader`` names); the record says best-of ran, who chose, and how
+        the kept images and all candidates read."""
         right, joint = readings.reading_scores(views, labels, classifier)
         keep = readings.best_of(right, joint, n)
-        record.update(best_of=n, best_of_kept_both_right=float(right[keep].float().mean()),
+        record.update(best_of=n, best_of_reader=reader, best_of_kept_both_right=float(right[keep].float().mean()),
                       best_of_candidates_both_right=float(right.float().mean()),
                       best_of_joint_confidence=[round(float(c), 4) for c in joint[keep]])
         return samples[keep]
@@ -314,7 +314,7 @@ class HybridPipeline(_IllusionPipeline):
                              num_images=num_images_per_prompt, num_inference_steps=len(ts))
         if labels is not None:
             samples = self.keep_best(samples, readings.hybrid_readings(samples, dec), labels, best_of, record,
-                                     readings.hybrid_reader(dec))
+                                     readings.hybrid_reader(dec), readings.hybrid_reader_name(dec))
         out = self.output(samples, output_type, record)
         out.extras.update(decomposition=dec, components=[c.float().cpu() for c in dec.components(out.samples)])
         return out

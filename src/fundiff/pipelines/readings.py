@@ -49,12 +49,25 @@ def check_readable(decomposition) -> None:
                            f"has {len(decomposition.names)} ({', '.join(decomposition.names)})")
 
 
+def reads_with_hybrid_reader(decomposition) -> bool:
+    """Whether a hybrid of this decomposition is read by the shipped hybrid reader: only the low/high ("hybrid")
+    decomposition it was trained on; another (motion) is read by the shipped classifier (module doc)."""
+    return decomposition.name == "hybrid"
+
+
 def hybrid_reader(decomposition) -> torch.nn.Module | None:
-    """The classifier a hybrid's readings are read with: the shipped hybrid reader for the low/high ("hybrid")
-    decomposition it was trained on, None (the shipped classifier) for another (module doc)."""
+    """The classifier a hybrid's readings are read with: the shipped hybrid reader, or None (the shipped classifier)
+    where :func:`reads_with_hybrid_reader` says so."""
     from fundiff.classifier import load_hybrid_reader
 
-    return load_hybrid_reader() if decomposition.name == "hybrid" else None
+    return load_hybrid_reader() if reads_with_hybrid_reader(decomposition) else None
+
+
+def hybrid_reader_name(decomposition) -> str:
+    """Who reads this decomposition's hybrids, as a record or a caption names it."""
+    if reads_with_hybrid_reader(decomposition):
+        return "the shipped hybrid reader (fundiff/assets/mnist_hybrid_reader.safetensors)"
+    return "the shipped classifier"
 
 
 def hybrid_readings(samples: torch.Tensor, decomposition) -> list[torch.Tensor]:

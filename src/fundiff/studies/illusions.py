@@ -20,8 +20,8 @@ from fundiff.io import ensure_writable_dir, write_json
 from fundiff.pipelines.base import check_count, to_unit
 from fundiff.errors import FundiffError
 from fundiff.pipelines.illusions import AnagramPipeline, HybridPipeline
-from fundiff.pipelines.readings import (anagram_readings, check_readable, digit_labels, hybrid_reader, hybrid_readings,
-                                      reading_probabilities, reading_scores)
+from fundiff.pipelines.readings import (anagram_readings, check_readable, digit_labels, hybrid_reader, hybrid_reader_name,
+                                        hybrid_readings, reading_probabilities, reading_scores)
 
 ANIMATIONS = ("gif", "mp4")   # mp4 needs the optional extra fundiff[video] (imageio-ffmpeg)
 # The MNIST illusions the report and the web UI show (prompt 1, prompt 2, view or kind); bench/illusions.py
@@ -139,12 +139,11 @@ def run_hybrid(pipe: HybridPipeline, out: str | os.PathLike, prompts: Sequence[s
                    out / "hybrid_256.png", col_labels=["image"] + list(dec.names), cell=3.0)
     if save_array:
         save_npz(out / "hybrid.npz", res.images, prompts=prompts)
-    readable = readable_digits(pipe, prompts) is not None and reference is None and len(dec.names) == 2
+    readable = hybrid_readable(pipe, prompts, dec, reference)
     record = {"backend": pipe.denoiser.name, "kind": kind, "prompts": prompts, "components": list(dec.names),
               "reference": reference_name, "guidance_scale": guidance_scale, "corrector": res.record["corrector"],
               "fork_t": res.record["fork_t"], "seed": seed, "num_images": num_images,
-              **({"reader": "the shipped hybrid reader (fundiff/assets/mnist_hybrid_reader.safetensors)"
-                  if kind == "hybrid" else "the shipped classifier"} if readable else {}),
+              **({"reader": hybrid_reader_name(dec)} if readable else {}),
               **_best_of_record(res.record),
               **_readings_record(pipe, prompts, lambda: hybrid_readings(res.samples, dec) if readable else None,
                                  hybrid_reader(dec) if readable else None),
@@ -210,6 +209,12 @@ def readable_digits(pipe, prompts: Sequence[str]) -> list[int] | None:
     except FundiffError:
         return None
     return None if any(label is None for label in labels) else labels
+
+
+def hybrid_readable(pipe, prompts: Sequence[str], decomposition, reference: Any = None) -> bool:
+    """Whether a classifier can read this hybrid's shown images: digit prompts on MNIST (:func:`readable_digits`), made
+    from the prompts alone, and two components (from afar, up close)."""
+    return reference is None and len(decomposition.names) == 2 and readable_digits(pipe, prompts) is not None
 
 
 def read_as(views: Sequence[torch.Tensor], classifier: torch.nn.Module | None = None) -> list[list[tuple[int, float]]]:

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from fundiff.errors import FundiffError
-from fundiff.studies.illusions import check_measure, measured_rate, rate_text, read_as, readable_digits
+from fundiff.studies.illusions import check_measure, hybrid_readable, measured_rate, rate_text, read_as, readable_digits
 from fundiff.web.forms import (ANAGRAM_VIEWS, ANIMATION_FRAMES, DEFAULT_STEPS, HYBRID_KINDS, MAX_BEST_OF, MAX_IMAGES,
                                MAX_MEASURE, MAX_STEPS, _float, _generator, _int, _progress, _prompt, _rgba, _scratch_file,
                                _seed, _unit, canvas_image, canvas_mask, to_picture, user_errors)
@@ -195,10 +195,10 @@ def run_hybrid(den, kind: str, prompt1: str, prompt2: str, prompt3: str | None =
         lambda x: hybrid_readings(x, dec), hybrid_reader(dec) if digits is not None else None)
     gallery = [(to_picture(_unit(p)), f"{name}: {prompt!r}")
                for p, name, prompt in zip(out.extras["components"], dec.names, prompts)]
+    readable = hybrid_readable(pipe, prompts, dec)
     caption = _reading_caption(pipe, prompts, ["from afar", "up close"],
-                               lambda: hybrid_readings(out.samples, dec) if len(dec.names) == 2 else None,
-                               n_best, measured,
-                               hybrid_reader(dec) if len(dec.names) == 2 and readable_digits(pipe, prompts) else None)
+                               lambda: hybrid_readings(out.samples, dec) if readable else None, n_best, measured,
+                               hybrid_reader(dec) if readable else None)
     return to_picture(out.images), gallery, caption
 
 
@@ -222,10 +222,11 @@ def _reading_caption(pipe, prompts: list[str], names: list[str], readings, best_
     seen = " and ".join(f"**{digit}** {name} ({p:.0%})" for (digit, p), name in zip(read, names))
     right = all(digit == label for (digit, _), label in zip(read, labels))
     wanted = " and ".join(f"{label} {name}" for label, name in zip(labels, names))
-    who = "The shipped classifier" if classifier is None else "The shipped hybrid reader"
-    lines = [f"{who} reads this image as {seen}: {'right both ways' if right else 'wanted ' + wanted}."]
+    who = "the shipped classifier" if classifier is None else "the shipped hybrid reader"
+    lines = [f"{who[0].upper() + who[1:]} reads this image as {seen}: "
+             f"{'right both ways' if right else 'wanted ' + wanted}."]
     if best_of > 1:
-        lines.append(f"Best of {best_of}: the classifier chose it from {best_of} candidates (read right both ways, "
+        lines.append(f"Best of {best_of}: {who} chose it from {best_of} candidates (read right both ways, "
                      "most confident), so it shows a selection, not how often the model succeeds.")
     if measured:
         lines.append(f"Measured: {rate_text(measured['measured'], 'new images')} from this seed, without best-of, "

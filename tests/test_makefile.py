@@ -1,0 +1,31 @@
+"""The README's `make test` with a bad TEST_WORKERS: one line and exit 2 before pytest starts (make -n runs nothing)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_n(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "-n", "test", *args], capture_output=True, text=True, cwd=ROOT, timeout=60)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+@pytest.mark.parametrize("workers", ["abc", "0", "-1", "2 -k x", "1; true"])
+def test_a_bad_worker_count_is_one_line_and_exit_2(workers):
+    proc = make_n(f"TEST_WORKERS={workers}")
+    assert proc.returncode == 2 and "pytest" not in proc.stdout
+    err = proc.stderr.strip()
+    assert len(err.splitlines()) == 1 and f"TEST_WORKERS must be a whole number of test processes (1-999), got '{workers}'" in err
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+def test_worker_counts_reach_pytest():
+    assert "pytest -n 3 --dist loadfile" in make_n("TEST_WORKERS=3").stdout
+    one = make_n("TEST_WORKERS=1").stdout
+    assert "-m pytest" in one and "-n " not in one.split("-m pytest", 1)[1]
