@@ -242,6 +242,27 @@ def test_hybrid_gives_the_image_and_its_components(den):
         web.run_hybrid(den, "color", "1", "7", None, steps=2)
 
 
+def test_hybrid_tab_forks_as_the_command_does(den):
+    from fundiff.pipelines import HybridPipeline
+    from fundiff.web.forms import to_picture
+
+    pipe = HybridPipeline(den)
+    for form, fork in [("auto", "auto"), ("off", None), (" 500 ", 500)]:
+        img, _, caption = web.run_hybrid(den, "hybrid", "1", "7", None, steps=6, seed=2, fork_t=form)
+        ref = pipe(["1", "7"], "hybrid", num_inference_steps=6, generator=torch.Generator().manual_seed(2), output_type="pt",
+                   num_images_per_prompt=1,
+                   fork_t=fork)
+        assert np.array_equal(np.asarray(img), np.asarray(to_picture(ref.images)))
+        said = [line for line in caption.split("\n\n") if line.startswith("Forked at t")]
+        if ref.record["fork_t"] is None:
+            assert not said
+        else:
+            assert said == [f"Forked at t {ref.record['fork_t']}: the prompts' predictions are composed for the first "
+                            f"{ref.record['composed_steps']} steps, then each prompt finishes its own band."]
+    assert "Forked at t 690" in web.run_hybrid(den, "hybrid", "1", "7", None, steps=6)[2]   # the MNIST default
+    assert "Forked" not in web.run_hybrid(den, "triple", "1", "7", "0", steps=2)[2]          # auto: off for bands
+
+
 def test_illusion_tabs_state_the_readings_and_the_rate_the_cli_measures(den, tmp_path):
     """The caption says what the classifier reads in the shown image; measure N counts exactly what
     ``fundiff anagram --measure N`` counts (the same images from the same seed); best-of is labelled."""
@@ -272,6 +293,9 @@ def test_illusion_tabs_state_the_readings_and_the_rate_the_cli_measures(den, tmp
     (lambda den: web.run_anagram(den, "6", "9", "flip", steps=2, best_of=9), "best of must be a whole number in 1..8"),
     (lambda den: web.run_anagram(den, "", "9", "flip", steps=2, measure=2), "every prompt must name a digit"),
     (lambda den: web.run_hybrid(den, "triple", "1", "7", "0", steps=2, measure=2), "needs two components"),
+    (lambda den: web.run_hybrid(den, "hybrid", "1", "7", None, steps=2, fork_t="soon"),
+     "fork at t must be 'auto', 'off' or a timestep in 0..999, got 'soon'"),
+    (lambda den: web.run_hybrid(den, "hybrid", "1", "7", None, steps=2, fork_t="1000"), "0..999, got '1000'"),
 ])
 def test_bad_reading_options_give_a_message_before_any_work(den, monkeypatch, call, fragment):
     from fundiff.pipelines.base import DiffusionPipeline
@@ -561,6 +585,22 @@ def test_browser_anagram_from_a_report_pair_with_its_measured_rate(page, server)
     caption = page.locator("#anagram-caption").inner_text()
     assert "reads this image as" in caption and "under rotate_cw" in caption and "of 4 new images" in caption
     assert _fetched_image(page, "#anagram-image").size == (CELL, CELL)
+    assert server["proc"].poll() is None
+
+
+@pytest.mark.slow
+def test_browser_hybrid_forks_as_asked(page, server):
+    page.get_by_role("tab", name="Hybrid").click()
+    _set_number(page, "#hybrid-steps", 4)
+    page.locator("#hybrid-fork textarea").fill("soon")
+    page.click("#hybrid-button")
+    toast = page.locator(".toast-body").filter(has_text="fork at t must be 'auto', 'off' or a timestep")
+    toast.first.wait_for(state="visible", timeout=30_000)
+    page.locator("#hybrid-fork textarea").fill("800")
+    page.click("#hybrid-button")
+    page.wait_for_function("() => (document.querySelector('#hybrid-caption') || {}).innerText?.includes('Forked at t')")
+    assert "Forked at t 800" in page.locator("#hybrid-caption").inner_text()
+    assert _fetched_image(page, "#hybrid-image").size == (CELL, CELL)
     assert server["proc"].poll() is None
 
 

@@ -133,8 +133,8 @@ def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_
     def anagram_job(p1, p2, view, steps, guidance, seed, best_of, measure, progress=gr.Progress()):
         return run_anagram(base, p1, p2, view, steps, guidance, seed, best_of, measure, progress=progress)
 
-    def hybrid_job(kind, p1, p2, p3, steps, guidance, seed, best_of, measure, progress=gr.Progress()):
-        return run_hybrid(base, kind, p1, p2, p3, steps, guidance, seed, best_of, measure, progress=progress)
+    def hybrid_job(kind, p1, p2, p3, steps, guidance, seed, best_of, measure, fork, progress=gr.Progress()):
+        return run_hybrid(base, kind, p1, p2, p3, steps, guidance, seed, best_of, measure, fork, progress=progress)
 
     # every job that runs the model shares one queue slot pool: `concurrency` jobs at once, the rest wait in order
     job = {"concurrency_id": "model", "concurrency_limit": concurrency}
@@ -281,6 +281,9 @@ def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_
                         h_guidance = _guidance_slider()
                         h_seed = _seed_box(seed)
                         h_best, h_measure = _reading_controls("hybrid", mnist)
+                        h_fork = gr.Textbox(value="auto", label="fork at t", elem_id="hybrid-fork",
+                                            info="auto (MNIST low/high: 690), off (the study's loop, composed to the "
+                                                 "end), or a timestep: from there each prompt finishes its own band")
                         h_button = gr.Button("Make hybrid", variant="primary", elem_id="hybrid-button")
                         if mnist:
                             gr.Examples([[kind, a, b] for a, b, kind in MNIST_HYBRIDS], [h_kind, h_p1, h_p2],
@@ -291,7 +294,8 @@ def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_
                         h_parts = gr.Gallery(label="components", columns=3, format="png", buttons=OUTPUT_BUTTONS,
                                              elem_id="hybrid-parts")
                         h_caption = gr.Markdown(elem_id="hybrid-caption")
-                h_button.click(hybrid_job, [h_kind, h_p1, h_p2, h_p3, h_steps, h_guidance, h_seed, h_best, h_measure],
+                h_button.click(hybrid_job, [h_kind, h_p1, h_p2, h_p3, h_steps, h_guidance, h_seed, h_best, h_measure,
+                                            h_fork],
                                [h_img, h_parts, h_caption], api_name="hybrid", **job)
     demo.queue(default_concurrency_limit=concurrency, max_size=max_queue)
     demo.fundiff_pipeline = base   # the shared model and its thresholding (for tests and embedding apps)

@@ -103,6 +103,20 @@ def _prompt(den, text: str | None) -> str:
     return den.default_prompt if text is None else str(text).strip()
 
 
+def _fork(value: Any, last: int) -> int | str | None:
+    """The Hybrid tab's "fork at t": 'auto' (or empty), 'off' (None: composed to the end) or a timestep 0..``last``."""
+    text = "auto" if value is None else str(value).strip().lower()
+    if text in ("", "auto", "off"):
+        return None if text == "off" else "auto"
+    try:
+        t = int(text)
+    except ValueError:
+        t = -1
+    if not 0 <= t <= last:
+        raise FundiffError(f"fork at t must be 'auto', 'off' or a timestep in 0..{last}, got {value!r}")
+    return t
+
+
 def _seed(seed: Any) -> int:
     return _int(seed, "seed", 0, MAX_SEED, default=0)
 

@@ -14,7 +14,7 @@ from PIL import Image
 from fundiff.errors import FundiffError
 from fundiff.studies.illusions import check_measure, hybrid_readable, measured_rate, rate_text, read_as, readable_digits
 from fundiff.web.forms import (ANAGRAM_VIEWS, ANIMATION_FRAMES, DEFAULT_STEPS, HYBRID_KINDS, MAX_BEST_OF, MAX_IMAGES,
-                               MAX_MEASURE, MAX_STEPS, _float, _generator, _int, _progress, _prompt, _rgba, _scratch_file,
+                               MAX_MEASURE, MAX_STEPS, _float, _fork, _generator, _int, _progress, _prompt, _rgba, _scratch_file,
                                _seed, _unit, canvas_image, canvas_mask, to_picture, user_errors)
 
 # --------------------------------------------------------------------------------------------------
@@ -168,12 +168,13 @@ def run_anagram(den, prompt1: str, prompt2: str, view: str = "flip", steps: Any 
 
 @user_errors
 def run_hybrid(den, kind: str, prompt1: str, prompt2: str, prompt3: str | None = None, steps: Any = DEFAULT_STEPS,
-               guidance_scale: Any = 7.0, seed: Any = 0, best_of: Any = 1, measure: Any = 0,
+               guidance_scale: Any = 7.0, seed: Any = 0, best_of: Any = 1, measure: Any = 0, fork_t: Any = "auto",
                progress=None) -> tuple[Image.Image, list, str]:
     """A hybrid / factorized image (reference 1.9): component i of the image from prompt i.
 
-    ``best_of`` and ``measure`` as for :func:`run_anagram` (a two-component hybrid is read from afar and up close).
-    Returns the image, a list of (component picture, caption), and a caption with the readings.
+    ``best_of`` and ``measure`` as for :func:`run_anagram` (a two-component hybrid is read from afar and up close);
+    ``fork_t`` "auto", "off" or a timestep, as ``fundiff hybrid --fork-t``.  Returns the image, a list of (component
+    picture, caption), and a caption with the readings (and the fork, when there is one).
     """
     from fundiff.pipelines import HybridPipeline
     from fundiff.pipelines.readings import check_readable, hybrid_reader, hybrid_readings
@@ -182,8 +183,9 @@ def run_hybrid(den, kind: str, prompt1: str, prompt2: str, prompt3: str | None =
     dec = pipe.decomposition(str(kind))
     prompts = [_prompt(pipe.denoiser, p) for p in [prompt1, prompt2, prompt3][:len(dec)]]
     n_steps = _int(steps, "steps", 1, MAX_STEPS)
+    fork = pipe.resolve_fork(_fork(fork_t, pipe.denoiser.schedule.num_train_timesteps - 1), str(kind), None)
     settings = dict(num_inference_steps=n_steps, guidance_scale=_float(guidance_scale, "guidance scale", 0, 100),
-                    output_type="pt")
+                    output_type="pt", fork_t=fork)
     n_best, n_measure, digits = _reading_options(pipe, prompts, best_of, measure)
     if digits is not None:
         check_readable(dec)
@@ -199,6 +201,10 @@ def run_hybrid(den, kind: str, prompt1: str, prompt2: str, prompt3: str | None =
     caption = _reading_caption(pipe, prompts, ["from afar", "up close"],
                                lambda: hybrid_readings(out.samples, dec) if readable else None, n_best, measured,
                                hybrid_reader(dec) if readable else None)
+    if fork is not None:
+        composed = out.record["composed_steps"]
+        caption = "\n\n".join(filter(None, [caption, f"Forked at t {fork}: the prompts' predictions are composed for the "
+                                            f"first {composed} steps, then each prompt finishes its own band."]))
     return to_picture(out.images), gallery, caption
 
 
