@@ -46,6 +46,7 @@ ANAGRAMS = {
     "rotate_cw": [("1", "7"), ("7", "1"), ("3", "8"), ("4", "7")],
     "negate": [("0", "1"), ("1", "7")],
 }
+OPTIONAL_VIEWS = {"rotate_180": [("6", "9"), ("9", "6"), ("2", "5")]}   # only when --views names them: the turn
 HYBRIDS = [("0", "1"), ("1", "7"), ("3", "8"), ("6", "9"), ("7", "1")]
 TARGETS = {"flip": [("1", "7"), ("3", "8"), ("0", "4"), ("2", "5")],
            "rotate_cw": [("1", "7"), ("7", "1"), ("3", "8"), ("4", "7")],
@@ -87,7 +88,7 @@ def noise(n: int, first_seed: int) -> torch.Tensor:
     return torch.cat([torch.randn(1, 1, 28, 28, generator=torch.Generator().manual_seed(first_seed + k)) for k in range(n)])
 
 
-SEEN = {"flip": "flipped", "rotate_cw": "rotated", "negate": "negated"}   # a figure row's name for the view
+SEEN = {"flip": "flipped", "rotate_cw": "rotated", "negate": "negated", "rotate_180": "turned"}   # a figure row's name for the view
 OTHER = "other"   # --negative other: each view / component is guided away from the other prompt
 
 
@@ -271,8 +272,9 @@ def main() -> None:
                          "targets: issue 17's target sets only")
     ap.add_argument("--pair", type=pair, action="append", default=None, metavar="A/B",
                     help="only this anagram pair (repeatable), under --views (default flip); no hybrids")
-    ap.add_argument("--views", nargs="*", choices=list(ANAGRAMS), default=None,
-                    help="only these views' anagrams (default: all three; with --pairs targets, flip and rotate_cw); "
+    ap.add_argument("--views", nargs="*", choices=[*ANAGRAMS, *OPTIONAL_VIEWS], default=None,
+                    help="only these views' anagrams (default: flip, rotate_cw, negate; with --pairs targets, flip and rotate_cw; "
+                         "rotate_180, the 180-degree turn, only when named); "
                          "--views alone: the hybrids only")
     ap.add_argument("--hybrid-pairs", choices=["curated", "all"], default="curated",
                     help="curated (the default): the hybrid pairs above and the target set; all: every ordered pair a != b")
@@ -292,7 +294,8 @@ def main() -> None:
     elif args.pairs == "targets":
         anagrams, hybrids = target_pairs()
     else:
-        anagrams = {v: all_pairs() if args.pairs == "all" else ANAGRAMS[v] for v in ANAGRAMS}
+        views = [*ANAGRAMS, *(v for v in OPTIONAL_VIEWS if v in (args.views or []))]
+        anagrams = {v: all_pairs() if args.pairs == "all" else ANAGRAMS.get(v, OPTIONAL_VIEWS.get(v)) for v in views}
         hybrids = sorted(set(HYBRIDS) | set(TARGETS["hybrid"]))
     if args.hybrid_pairs == "all":
         hybrids = all_pairs()
