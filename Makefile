@@ -24,9 +24,14 @@ demo: $(STAMP)
 # Two test processes, one core each (tests/conftest.py keeps torch to one thread a process); a test file stays in one
 # process, so its module fixtures (the quick report's) run once.  TEST_WORKERS=1 runs them in this process.
 TEST_WORKERS ?= 2
+# checked when make reads this file, before anything is installed: one whole number, compared with make's own words
+ifneq ($(filter test,$(MAKECMDGOALS)),)
+ifneq ($(words $(TEST_WORKERS)) $(filter $(shell seq 1 999),$(TEST_WORKERS)),1 $(strip $(TEST_WORKERS)))
+$(error TEST_WORKERS must be a whole number of test processes (1-999), got '$(TEST_WORKERS)')
+endif
+endif
 
 test: $(STAMP)
-	$(if $(shell echo '$(TEST_WORKERS)' | grep -Ex '[1-9][0-9]{0,2}'),,$(error TEST_WORKERS must be a whole number of test processes (1-999), got '$(TEST_WORKERS)'))
 	$(BIN)/python -m pytest $(if $(filter 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 clean:

@@ -1,6 +1,7 @@
 """Helpers the tests share (imported as ``from helpers import ...``; conftest only holds fixtures)."""
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -48,3 +49,10 @@ def write_png_bomb(path, width, height):
         fh.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
                  + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
     return path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

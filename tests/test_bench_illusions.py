@@ -68,15 +68,30 @@ def test_chosen_pairs_record_what_the_wrong_readings_were(tmp_path):
             assert sum(wrong.values()) == round((1 - row[f"{side}_rate"]) * row["n"])
     assert "hybrid" not in result["pooled"]
     refused = tmp_path / "refused.json"
-    err = assert_one_line_error(bench("--pair", "3/3", "--out", str(refused)), "two different digits", "'3/3'")
-    assert err.startswith("illusions.py: error:")
-    assert not refused.exists()
+    for args, fragment in [(["--pair", "3/3"], "two different digits as A/B, got '3/3'"),
+                           (["--pair", "²/3"], "two different digits"),
+                           (["--pair", "2/5", "--pairs", "all"], "--pair chooses the anagram pairs itself"),
+                           (["--pair", "2/5", "--hybrid-pairs", "all"], "no --hybrid-pairs"),
+                           (["--pair", "2/5", "--views"], "a view with --views")]:
+        err = assert_one_line_error(bench(*args, "--out", str(refused)), fragment)
+        assert err.startswith("illusions.py: error:") and not refused.exists()
 
 
-def test_read_as_counts_the_wrong_readings_most_first():
+def test_the_turn_is_a_view_when_named(tmp_path):
+    out = tmp_path / "turn.json"
+    proc = bench("--pair", "6/9", "--views", "rotate_180", "flip", "--seeds", "2", "--corrector-steps", "0",
+                 "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert [(r["view"], r["A"], r["B"]) for r in result["rows"]] == [("rotate_180", "6", "9"), ("flip", "6", "9")]
+    assert set(result["pooled"]) >= {"anagram rotate_180", "anagram flip"}
+
+
+def test_misreadings_counts_the_wrong_readings_most_first():
     sys.path.insert(0, str(ROOT / "bench"))
     import torch
-    from illusions import read_as
+    from illusions import misreadings
 
-    assert read_as(torch.tensor([3, 5, 5, 3, 8, 5]), 3) == {"5": 3, "8": 1}
-    assert read_as(torch.tensor([4, 4]), 4) == {}
+    assert list(misreadings(torch.tensor([3, 8, 5, 5, 3, 8, 5]), 3).items()) == [("5", 3), ("8", 2)]
+    assert list(misreadings(torch.tensor([1, 9, 9, 2]), 2).items()) == [("9", 2), ("1", 1)]
+    assert misreadings(torch.tensor([4, 4]), 4) == {}

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 # Lines that are not run here, and why (each is exercised elsewhere).
 NOT_RUN = {
-    "fundiff serve": "serves until stopped; tests/test_web.py starts it and drives it in a browser",
+    "fundiff serve": "serves until stopped; tests/test_web_browser.py starts it and drives it in a browser",
     "fundiff report --quick": "tests/test_report.py runs this same command (main(['report', '--quick', '--out', ...])) "
                               "and checks every section, figure and claim of it; running it twice cost 70-90 s",
     "fundiff report --model deepfloyd": "the full report trains Part B (~8 min); tests/test_report_deepfloyd.py runs it "

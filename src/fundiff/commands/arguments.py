@@ -10,8 +10,10 @@ import argparse
 from pathlib import Path
 
 from fundiff.engine.correctors import MAX_STEPS as MAX_CORRECTOR_STEPS
+from fundiff.engine.illusions import parse_fork
 from fundiff.engine.pixel_limit import MAX_IMAGE_PIXELS
 from fundiff.engine.views.base import MAX_SEED
+from fundiff.errors import FundiffError
 from fundiff.nn.registry import SIZE_LIMITS
 
 
@@ -71,11 +73,9 @@ def corrector_steps(text: str) -> int | None:
 
 def fork_t(text: str) -> int | str | None:
     """``--fork-t``: 'auto' (the pipeline's default), 'off' (None: composed to the end) or a timestep 0..999."""
-    if text in ("auto", "off"):
-        return None if text == "off" else text
     try:
-        return timestep_int(text)
-    except argparse.ArgumentTypeError:
+        return parse_fork(text)
+    except FundiffError:
         raise argparse.ArgumentTypeError(f"expected 'auto', 'off' or a timestep in 0..999, got {text!r}") from None
 
 

@@ -42,6 +42,16 @@ REDUCTIONS = ("mean", "alternate", "balanced")
 FORK_T = 690   # the MNIST low/high hybrid's default fork (measured: docs/illusions.md, "The fork")
 
 
+def parse_fork(text: str, last: int = 999, name: str = "fork_t") -> int | str | None:
+    """A fork as a user types it: 'auto' (the pipeline's default), 'off' (None: composed to the end) or a timestep
+    0..``last`` in plain digits; anything else is a one-line error naming ``name``."""
+    if text in ("auto", "off"):
+        return None if text == "off" else text
+    if text.isascii() and text.isdigit() and int(text) <= last:
+        return int(text)
+    raise FundiffError(f"{name} must be 'auto', 'off' or a timestep in 0..{last}, got {text!r}")
+
+
 def per_prompt(value: Any, n: int, what: str) -> list:
     """A setting given once (the same for every prompt) or as a list with one entry per prompt."""
     if isinstance(value, (list, tuple)):

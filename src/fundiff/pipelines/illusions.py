@@ -97,10 +97,12 @@ class _IllusionPipeline(DiffusionPipeline):
 
     @staticmethod
     def keep_best(samples: torch.Tensor, views: list[torch.Tensor], labels: list[int], n: int, record: dict,
-                  classifier: torch.nn.Module | None = None, reader: str = "the shipped classifier") -> torch.Tensor:
-        """Of each group of ``n`` candidates the one read right both ways with the highest joint confidence (by the
-        shipped classifier, or ``classifier``, which ``reader`` names); the record says best-of ran, who chose, and how
-        the kept images and all candidates read."""
+                  decomposition: Any = None) -> torch.Tensor:
+        """Of each group of ``n`` candidates the one read right both ways with the highest joint confidence (an
+        anagram's views by the shipped classifier; a hybrid's readings by its reader, ``readings.hybrid_reader``); the
+        record says best-of ran, who chose, and how the kept images and all candidates read."""
+        classifier = None if decomposition is None else readings.hybrid_reader(decomposition)
+        reader = "the shipped classifier" if decomposition is None else readings.hybrid_reader_name(decomposition)
         right, joint = readings.reading_scores(views, labels, classifier)
         keep = readings.best_of(right, joint, n)
         record.update(best_of=n, best_of_reader=reader, best_of_kept_both_right=float(right[keep].float().mean()),
@@ -246,6 +248,12 @@ class HybridPipeline(_IllusionPipeline):
                                "prompt: turn the fork off with a reference (fork_t=None; --fork-t off)")
         return fork_t
 
+    @staticmethod
+    def fork_record(timesteps: list[int], fork: int) -> dict[str, Any]:
+        """How many steps were composed, and the timestep of the first step taken apart (None: never apart)."""
+        k = fork_index(timesteps, fork)
+        return {"composed_steps": k, "forked_at_t": timesteps[k] if k < len(timesteps) else None}
+
     def check_inputs(self, prompt: Any, kind: str, reference: Any, negative_prompt: Any,
                      num_inference_steps: int | None, guidance_scale: Any, num_images_per_prompt: int,
                      output_type: str, generator: Any, callback: Any, resample_steps: int = 0, resample_times: int = 1):
@@ -310,11 +318,10 @@ class HybridPipeline(_IllusionPipeline):
         record = self.record(kind=kind, prompts=prompts, components=list(dec.names),
                              **self.settings_record(guidance_scale, negative_prompt, resample_steps, resample_times,
                                                     corrector),
-                             fork_t=fork, **({"composed_steps": fork_index(ts, fork)} if fork is not None else {}),
+                             fork_t=fork, **(self.fork_record(ts, fork) if fork is not None else {}),
                              num_images=num_images_per_prompt, num_inference_steps=len(ts))
         if labels is not None:
-            samples = self.keep_best(samples, readings.hybrid_readings(samples, dec), labels, best_of, record,
-                                     readings.hybrid_reader(dec), readings.hybrid_reader_name(dec))
+            samples = self.keep_best(samples, readings.hybrid_readings(samples, dec), labels, best_of, record, dec)
         out = self.output(samples, output_type, record)
         out.extras.update(decomposition=dec, components=[c.float().cpu() for c in dec.components(out.samples)])
         return out

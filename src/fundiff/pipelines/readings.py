@@ -15,7 +15,7 @@ reads right both ways with the highest joint confidence (or the most confident o
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -63,11 +63,31 @@ def hybrid_reader(decomposition) -> torch.nn.Module | None:
     return load_hybrid_reader() if reads_with_hybrid_reader(decomposition) else None
 
 
-def hybrid_reader_name(decomposition) -> str:
-    """Who reads this decomposition's hybrids, as a record or a caption names it."""
+def hybrid_reader_name(decomposition, with_file: bool = True) -> str:
+    """Who reads this decomposition's hybrids, as a record (``with_file``) or a caption names it."""
     if reads_with_hybrid_reader(decomposition):
-        return "the shipped hybrid reader (fundiff/assets/mnist_hybrid_reader.safetensors)"
+        return "the shipped hybrid reader" + (" (fundiff/assets/mnist_hybrid_reader.safetensors)" if with_file else "")
     return "the shipped classifier"
+
+
+def readable_digits(pipe, prompts: Sequence[str]) -> list[int] | None:
+    """The prompts' digits when the classifier can read this illusion (the MNIST backend, a digit per prompt),
+    else None."""
+    from fundiff.prompts import parse_digit_prompt
+
+    if pipe.denoiser.name != "mnist":
+        return None
+    try:
+        labels = [parse_digit_prompt(p) for p in prompts]
+    except FundiffError:
+        return None
+    return None if any(label is None for label in labels) else labels
+
+
+def hybrid_readable(pipe, prompts: Sequence[str], decomposition, reference: Any = None) -> bool:
+    """Whether a classifier can read this hybrid's shown images: digit prompts on MNIST (:func:`readable_digits`), made
+    from the prompts alone, and two components (from afar, up close)."""
+    return reference is None and len(decomposition.names) == 2 and readable_digits(pipe, prompts) is not None
 
 
 def hybrid_readings(samples: torch.Tensor, decomposition) -> list[torch.Tensor]:

@@ -20,8 +20,9 @@ from fundiff.io import ensure_writable_dir, write_json
 from fundiff.pipelines.base import check_count, to_unit
 from fundiff.errors import FundiffError
 from fundiff.pipelines.illusions import AnagramPipeline, HybridPipeline
-from fundiff.pipelines.readings import (anagram_readings, check_readable, digit_labels, hybrid_reader, hybrid_reader_name,
-                                        hybrid_readings, reading_probabilities, reading_scores)
+from fundiff.pipelines.readings import (anagram_readings, check_readable, digit_labels, hybrid_readable, hybrid_reader,
+                                        hybrid_reader_name, hybrid_readings, readable_digits, reading_probabilities,
+                                        reading_scores)
 
 ANIMATIONS = ("gif", "mp4")   # mp4 needs the optional extra fundiff[video] (imageio-ffmpeg)
 # The MNIST illusions the report and the web UI show (prompt 1, prompt 2, view or kind); bench/illusions.py
@@ -195,26 +196,6 @@ def rate_text(measured: dict[str, Any], of: str = "") -> str:
     low, high = measured["wilson95"]
     return (f"{measured['both_right']} of {measured['n']}{' ' + of if of else ''} ({measured['both_rate']:.0%}, "
             f"Wilson 95% {low:.0%}-{high:.0%})")
-
-
-def readable_digits(pipe, prompts: Sequence[str]) -> list[int] | None:
-    """The prompts' digits when the classifier can read this illusion (the MNIST backend, a digit per prompt),
-    else None."""
-    from fundiff.prompts import parse_digit_prompt
-
-    if pipe.denoiser.name != "mnist":
-        return None
-    try:
-        labels = [parse_digit_prompt(p) for p in prompts]
-    except FundiffError:
-        return None
-    return None if any(label is None for label in labels) else labels
-
-
-def hybrid_readable(pipe, prompts: Sequence[str], decomposition, reference: Any = None) -> bool:
-    """Whether a classifier can read this hybrid's shown images: digit prompts on MNIST (:func:`readable_digits`), made
-    from the prompts alone, and two components (from afar, up close)."""
-    return reference is None and len(decomposition.names) == 2 and readable_digits(pipe, prompts) is not None
 
 
 def read_as(views: Sequence[torch.Tensor], classifier: torch.nn.Module | None = None) -> list[list[tuple[int, float]]]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hmac
 
 from fundiff.errors import FundiffError
+from fundiff.pipelines.illusions import FORK_T
 from fundiff.studies.illusions import MNIST_ANAGRAMS, MNIST_HYBRIDS
 from fundiff.web.forms import (CANVAS, DEFAULT_STEPS, DISPLAY, MAX_BEST_OF, MAX_IMAGES, MAX_MEASURE, MAX_STEPS,
                                MAX_UPLOAD, OUTPUT_BUTTONS, _blank_canvas, _default_photo, _editor_value,
@@ -282,7 +283,7 @@ def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_
                         h_seed = _seed_box(seed)
                         h_best, h_measure = _reading_controls("hybrid", mnist)
                         h_fork = gr.Textbox(value="auto", label="fork at t", elem_id="hybrid-fork",
-                                            info="auto (MNIST low/high: 690), off (the study's loop, composed to the "
+                                            info=f"auto (MNIST low/high: {FORK_T}), off (the study's loop, composed to the "
                                                  "end), or a timestep: from there each prompt finishes its own band")
                         h_button = gr.Button("Make hybrid", variant="primary", elem_id="hybrid-button")
                         if mnist:

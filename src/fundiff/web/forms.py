@@ -104,17 +104,12 @@ def _prompt(den, text: str | None) -> str:
 
 
 def _fork(value: Any, last: int) -> int | str | None:
-    """The Hybrid tab's "fork at t": 'auto' (or empty), 'off' (None: composed to the end) or a timestep 0..``last``."""
-    text = "auto" if value is None else str(value).strip().lower()
-    if text in ("", "auto", "off"):
-        return None if text == "off" else "auto"
-    try:
-        t = int(text)
-    except ValueError:
-        t = -1
-    if not 0 <= t <= last:
-        raise FundiffError(f"fork at t must be 'auto', 'off' or a timestep in 0..{last}, got {value!r}")
-    return t
+    """The Hybrid tab's "fork at t": 'auto' (or empty), 'off' (None: composed to the end) or a timestep 0..``last``,
+    parsed as ``fundiff hybrid --fork-t`` parses it."""
+    from fundiff.engine.illusions import parse_fork
+
+    text = "" if value is None else str(value).strip()
+    return parse_fork(text or "auto", last, "fork at t")
 
 
 def _seed(seed: Any) -> int:

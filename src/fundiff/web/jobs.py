@@ -12,10 +12,11 @@ import torch
 from PIL import Image
 
 from fundiff.errors import FundiffError
-from fundiff.studies.illusions import check_measure, hybrid_readable, measured_rate, rate_text, read_as, readable_digits
+from fundiff.pipelines.readings import hybrid_readable, hybrid_reader, hybrid_reader_name, readable_digits
+from fundiff.studies.illusions import check_measure, measured_rate, rate_text, read_as
 from fundiff.web.forms import (ANAGRAM_VIEWS, ANIMATION_FRAMES, DEFAULT_STEPS, HYBRID_KINDS, MAX_BEST_OF, MAX_IMAGES,
-                               MAX_MEASURE, MAX_STEPS, _float, _fork, _generator, _int, _progress, _prompt, _rgba, _scratch_file,
-                               _seed, _unit, canvas_image, canvas_mask, to_picture, user_errors)
+                               MAX_MEASURE, MAX_STEPS, _float, _fork, _generator, _int, _progress, _prompt, _rgba,
+                               _scratch_file, _seed, _unit, canvas_image, canvas_mask, to_picture, user_errors)
 
 # --------------------------------------------------------------------------------------------------
 # The jobs: plain functions of a denoiser and the form's values
@@ -177,7 +178,7 @@ def run_hybrid(den, kind: str, prompt1: str, prompt2: str, prompt3: str | None =
     picture, caption), and a caption with the readings (and the fork, when there is one).
     """
     from fundiff.pipelines import HybridPipeline
-    from fundiff.pipelines.readings import check_readable, hybrid_reader, hybrid_readings
+    from fundiff.pipelines.readings import check_readable, hybrid_readings
 
     pipe = _pipe(HybridPipeline, den)
     dec = pipe.decomposition(str(kind))
@@ -199,13 +200,22 @@ def run_hybrid(den, kind: str, prompt1: str, prompt2: str, prompt3: str | None =
                for p, name, prompt in zip(out.extras["components"], dec.names, prompts)]
     readable = hybrid_readable(pipe, prompts, dec)
     caption = _reading_caption(pipe, prompts, ["from afar", "up close"],
-                               lambda: hybrid_readings(out.samples, dec) if readable else None, n_best, measured,
-                               hybrid_reader(dec) if readable else None)
+                               lambda: hybrid_readings(out.samples, dec) if readable else None, n_best, measured, dec)
     if fork is not None:
-        composed = out.record["composed_steps"]
-        caption = "\n\n".join(filter(None, [caption, f"Forked at t {fork}: the prompts' predictions are composed for the "
-                                            f"first {composed} steps, then each prompt finishes its own band."]))
+        caption = "\n\n".join(filter(None, [caption, fork_text(out.record)]))
     return to_picture(out.images), gallery, caption
+
+
+def fork_text(record: dict) -> str:
+    """Where a hybrid forked, from the pipeline's record (``fork_t``, ``composed_steps``, ``forked_at_t``)."""
+    composed, at = record["composed_steps"], record["forked_at_t"]
+    if at is None:
+        return f"Fork at t {record['fork_t']}: below the last step, so every step composed the prompts' predictions."
+    if composed == 0:
+        return (f"Forked at t {at}, the first step (at or below t {record['fork_t']}): nothing composed, each prompt "
+                "makes its own band from the start.")
+    return (f"Forked at t {at} (the first step at or below t {record['fork_t']}), after {composed} composed steps: "
+            "from there each prompt finishes its own band.")
 
 
 def _reading_options(pipe, prompts: list[str], best_of: Any, measure: Any) -> tuple[int, int, list[int] | None]:
@@ -217,18 +227,20 @@ def _reading_options(pipe, prompts: list[str], best_of: Any, measure: Any) -> tu
 
 
 def _reading_caption(pipe, prompts: list[str], names: list[str], readings, best_of: int, measured: dict,
-                     classifier=None) -> str:
-    """What the shipped classifier (or ``classifier``: the hybrid reader for hybrids) reads in the shown image (MNIST,
-    digit prompts; '' otherwise), whether best-of chose it, and the measured rate when one was asked for."""
+                     decomposition=None) -> str:
+    """What the shipped classifier (an anagram) or the hybrid's reader (``decomposition``:
+    ``readings.hybrid_reader``) reads in the shown image (MNIST, digit prompts; '' otherwise), whether best-of chose
+    it, and the measured rate when one was asked for."""
     labels = readable_digits(pipe, prompts)
     views = None if labels is None else readings()
     if views is None:
         return ""
+    classifier = None if decomposition is None else hybrid_reader(decomposition)
+    who = "the shipped classifier" if decomposition is None else hybrid_reader_name(decomposition, with_file=False)
     read = read_as(views, classifier)[0]
     seen = " and ".join(f"**{digit}** {name} ({p:.0%})" for (digit, p), name in zip(read, names))
     right = all(digit == label for (digit, _), label in zip(read, labels))
     wanted = " and ".join(f"{label} {name}" for label, name in zip(labels, names))
-    who = "the shipped classifier" if classifier is None else "the shipped hybrid reader"
     lines = [f"{who[0].upper() + who[1:]} reads this image as {seen}: "
              f"{'right both ways' if right else 'wanted ' + wanted}."]
     if best_of > 1:
