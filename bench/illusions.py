@@ -1,15 +1,15 @@
 """How often do MNIST illusions work?  fundiff's own classifier reads each one.
 
-Visual anagrams (upright prompt A, prompt B under the view) for views flip, rotate_cw (90 degrees) and
-negate, and hybrids (low frequencies A, high frequencies B), on the embedded MNIST model with the
-study's strided loop (990, 960, ..., 0) and CFG.  Each pair gets ``--seeds`` samples (seed k draws
-sample k's starting noise).  An anagram counts for A when the classifier reads the upright image as A,
-for B when it reads view(image) as B.  A hybrid counts for A when it reads the low-pass of the image
-(the decomposition's own Gaussian, what one sees from afar) as A, and for B when it reads the
-high-pass's positive part, stretched to [0, 1] (the strokes one sees up close), as B.  Hybrids are read by
-the shipped classifier, as issue 17 asks (``both_rate``; or by ``--hybrid-reader FILE``), and always also by the
-shipped hybrid reader (``hybrid_reader``: the classifier trained on real hybrids' readings, which the product's
-readings use; the clean classifier reads only 32% of real hybrids both ways).
+Visual anagrams (upright prompt A, prompt B under the view) for views flip (the study's vertical mirror), rotate_cw
+(90 degrees) and negate (and rotate_180, the 180-degree turn, when ``--views`` names it), and hybrids (low
+frequencies A, high frequencies B), on the embedded MNIST model with the study's strided loop (990, 960, ..., 0) and
+CFG. Each pair gets ``--seeds`` samples (seed k draws sample k's starting noise). An anagram counts for A when the
+classifier reads the upright image as A, for B when it reads view(image) as B. A hybrid counts for A when it reads
+the low-pass of the image (the decomposition's own Gaussian, what one sees from afar) as A, and for B when it reads
+the high-pass's positive part, stretched to [0, 1] (the strokes one sees up close), as B. Hybrids are read by the
+shipped classifier, as issue 17 asks (``both_rate``; or by ``--hybrid-reader FILE``), and always also by the shipped
+hybrid reader (``hybrid_reader``: the classifier trained on real hybrids' readings, which the product's readings
+use; the clean classifier reads only 32% of real hybrids both ways).
 
     .venv/bin/python bench/illusions.py                 # 50 seeds per pair, writes bench/results/illusions.json
     .venv/bin/python bench/illusions.py --pairs all --seeds 20 --out bench/results/illusions-all.json
@@ -36,7 +36,7 @@ from fundiff.engine.decompositions import Hybrid
 from fundiff.engine.schedule import THRESHOLD_CHOICES, describe_threshold
 from fundiff.engine.views import get_view
 from fundiff.pipelines import AnagramPipeline, HybridPipeline
-from fundiff.errors import run_script
+from fundiff.errors import FundiffError, run_script
 from fundiff.io import write_json
 from fundiff.metrics import wilson_interval
 from fundiff.pipelines.readings import hybrid_readings
@@ -46,7 +46,7 @@ ANAGRAMS = {
     "rotate_cw": [("1", "7"), ("7", "1"), ("3", "8"), ("4", "7")],
     "negate": [("0", "1"), ("1", "7")],
 }
-OPTIONAL_VIEWS = {"rotate_180": [("6", "9"), ("9", "6"), ("2", "5")]}   # only when --views names them: the turn
+OPTIONAL_VIEWS = {"rotate_180": [("6", "9"), ("9", "6")]}   # only when --views names them: the 180-degree turn
 HYBRIDS = [("0", "1"), ("1", "7"), ("3", "8"), ("6", "9"), ("7", "1")]
 TARGETS = {"flip": [("1", "7"), ("3", "8"), ("0", "4"), ("2", "5")],
            "rotate_cw": [("1", "7"), ("7", "1"), ("3", "8"), ("4", "7")],
@@ -69,7 +69,7 @@ def pooled(rows: list[dict], keep) -> dict:
             "wilson95": [round(low, 4), round(high, 4)]}
 
 
-def read_as(read: torch.Tensor, want: int) -> dict:
+def misreadings(read: torch.Tensor, want: int) -> dict:
     """What the wrong readings were: {digit: count}, most common first (the other view's digit showing through?)."""
     wrong = read[read != want]
     counts = torch.bincount(wrong, minlength=10)
@@ -79,7 +79,7 @@ def read_as(read: torch.Tensor, want: int) -> dict:
 def pair(text: str) -> tuple[str, str]:
     """--pair A/B: two different digits."""
     a, _, b = text.partition("/")
-    if not (len(a) == len(b) == 1 and a.isdigit() and b.isdigit() and a != b):
+    if not (len(a) == len(b) == 1 and a in "0123456789" and b in "0123456789" and a != b):
         raise argparse.ArgumentTypeError(f"expected two different digits as A/B, got {text!r}")
     return a, b
 
@@ -88,7 +88,8 @@ def noise(n: int, first_seed: int) -> torch.Tensor:
     return torch.cat([torch.randn(1, 1, 28, 28, generator=torch.Generator().manual_seed(first_seed + k)) for k in range(n)])
 
 
-SEEN = {"flip": "flipped", "rotate_cw": "rotated", "negate": "negated", "rotate_180": "turned"}   # a figure row's name for the view
+# a figure row's name for the view
+SEEN = {"flip": "flipped", "rotate_cw": "rotated", "negate": "negated", "rotate_180": "turned"}
 OTHER = "other"   # --negative other: each view / component is guided away from the other prompt
 
 
@@ -216,7 +217,7 @@ def measure(settings: Settings, anagrams: dict, hybrids: list, n: int, log=print
             rows.append(with_interval({"kind": "anagram", "view": view_name, "A": a, "B": b, "n": n,
                                        "A_rate": ok_a.float().mean().item(), "B_rate": ok_b.float().mean().item(),
                                        "both_rate": (ok_a & ok_b).float().mean().item(),
-                                       "A_read_as": read_as(read_a, int(a)), "B_read_as": read_as(read_b, int(b))}))
+                                       "A_read_as": misreadings(read_a, int(a)), "B_read_as": misreadings(read_b, int(b))}))
             log(json.dumps(rows[-1]))
     dec = hybrid.decomposition("hybrid")
     if settings.hybrid_sigma is not None:
@@ -267,9 +268,9 @@ def main() -> None:
     ap.add_argument("--first-seed", type=nonneg_int, default=0,
                     help="image k starts from seed FIRST_SEED + k's noise (default 0); another range is a held-out check "
                          "of a setting chosen on seeds 0..")
-    ap.add_argument("--pairs", choices=["curated", "all", "targets"], default="curated",
-                    help="curated: the pairs above; all: every ordered pair a != b under flip, rotate_cw and negate; "
-                         "targets: issue 17's target sets only")
+    ap.add_argument("--pairs", choices=["curated", "all", "targets"], default=None,
+                    help="curated (the default): the pairs above; all: every ordered pair a != b under each view; "
+                         "targets: issue 17's target sets only (flip, rotate_cw, the hybrids)")
     ap.add_argument("--pair", type=pair, action="append", default=None, metavar="A/B",
                     help="only this anagram pair (repeatable), under --views (default flip); no hybrids")
     ap.add_argument("--views", nargs="*", choices=[*ANAGRAMS, *OPTIONAL_VIEWS], default=None,
@@ -289,6 +290,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     settings = settings_from(args)
+    if args.pair and (args.pairs is not None or args.hybrid_pairs != "curated" or args.views == []):
+        raise FundiffError("--pair chooses the anagram pairs itself: it takes no --pairs, no --hybrid-pairs and a view "
+                           "with --views (default flip)")
+    args.pairs = args.pairs or "curated"
     if args.pair:
         anagrams, hybrids = {v: list(dict.fromkeys(args.pair)) for v in (args.views or ["flip"])}, []
     elif args.pairs == "targets":

@@ -3,10 +3,10 @@
 Every MNIST test digit (10 000, the offline copy) is put through the view and read by the shipped classifier, as
 bench/illusions.py reads an anagram's second view.  For each view and digit c the result gives the share of c's
 images read as each digit after the view, and the digit it reads as most (its *image under the view*).  A digit
-whose image is itself (0, 1, 3 and 8 under the vertical flip) shows through in the other view of any pair that
-holds it; two digits that are each other's image (2 and 5 under the flip) make an easy pair.
+whose image is itself (0, 1, 3 and 8 under the vertical flip, each read so by 95% or more) shows through in the other
+view of any pair that holds it, and 2/5, whose flips read as each other, is an easy pair (docs/illusions.md).
 
-    .venv/bin/python bench/view_symmetry.py     # a few seconds; writes bench/results/view-symmetry.json
+    .venv/bin/python bench/view_symmetry.py     # about 20 s; writes bench/results/view-symmetry.json
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from fundiff.errors import run_script
 from fundiff.io import write_json
 
 VIEWS = ("flip", "rotate_180", "rotate_cw", "negate")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @torch.no_grad()
@@ -57,7 +58,9 @@ def main() -> None:
     result = {view: read_under(view, images, mnist.test_labels, classifier) for view in args.views}
     for view, digits in result.items():
         print(view + ":", "  ".join(f"{c}->{d['image']} {d['image_share']:.0%}" for c, d in digits.items()))
-    write_json(args.out, {"command": f"python bench/view_symmetry.py --views {' '.join(args.views)} --out {args.out}",
+    out = args.out.resolve()
+    shown = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
+    write_json(args.out, {"command": f"python bench/view_symmetry.py --views {' '.join(args.views)} --out {shown}",
                           "reader": "the shipped classifier (fundiff/assets/mnist_classifier.safetensors)",
                           "images": "MNIST test set, 10 000", "seconds": round(time.time() - start, 1),
                           "views": result})
