@@ -37,7 +37,7 @@ from fundiff.engine.schedule import THRESHOLD_CHOICES, describe_threshold
 from fundiff.engine.views import get_view
 from fundiff.pipelines import AnagramPipeline, HybridPipeline
 from fundiff.errors import FundiffError, run_script
-from fundiff.io import write_json
+from fundiff.io import ensure_writable_dir, write_json
 from fundiff.metrics import wilson_interval
 from fundiff.pipelines.readings import hybrid_readings
 
@@ -294,6 +294,9 @@ def main() -> None:
         raise FundiffError("--pair chooses the anagram pairs itself: it takes no --pairs, no --hybrid-pairs and a view "
                            "with --views (default flip)")
     args.pairs = args.pairs or "curated"
+    ensure_writable_dir(args.out.parent)   # before the work: a result that cannot be written is lost work
+    if args.figure is not None:
+        ensure_writable_dir(args.figure.parent)
     if args.pair:
         anagrams, hybrids = {v: list(dict.fromkeys(args.pair)) for v in (args.views or ["flip"])}, []
     elif args.pairs == "targets":
@@ -323,7 +326,6 @@ def main() -> None:
                "timesteps": "990..0 by 30" if args.steps is None else f"{args.steps} steps, diffusers' spacing", "guidance_scale": args.guidance_scale, **result}
     if args.model != "mnist":
         summary["model"] = args.model
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out, summary)
     if shown is not None:
         write_figure(shown, args.figure, f"what the shipped classifier reads (red: wrong)\n{settings.flags()}")

@@ -26,8 +26,8 @@ import fundiff.engine.illusions as engine_illusions
 from fundiff.classifier import load_classifier
 from fundiff.commands.arguments import Parser, positive_int
 from fundiff.engine.views import get_view
-from fundiff.errors import run_script
-from fundiff.io import write_json
+from fundiff.errors import FundiffError, run_script
+from fundiff.io import ensure_writable_dir, write_json
 from fundiff.metrics import wilson_interval
 from fundiff.pipelines import AnagramPipeline
 
@@ -38,7 +38,14 @@ HARD = ["2/6", "3/6", "5/4", "6/2", "6/3", "6/7", "9/7"]
 
 def mirror_images(path: Path) -> dict[int, int]:
     """Each digit's image under the flip: the digit real test digits read as most when flipped."""
-    return {int(c): int(d["image"]) for c, d in json.loads(path.read_text())["views"]["flip"].items()}
+    try:
+        images = {int(c): int(d["image"]) for c, d in json.loads(path.read_text())["views"]["flip"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise FundiffError(f"--symmetry {path} is not bench/view_symmetry.py's result with the flip "
+                           f"({type(exc).__name__}: {exc})") from None
+    if sorted(images) != list(range(10)):
+        raise FundiffError(f"--symmetry {path} does not give all ten digits' images under the flip")
+    return images
 
 
 def measure(variant: str, pairs: list[tuple[str, str]], n: int, mirror: dict[int, int]) -> list[dict]:
@@ -87,6 +94,7 @@ def main() -> None:
                     help="bench/view_symmetry.py's result (each digit's image under the flip)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    ensure_writable_dir(args.out.parent)   # before the work
     torch.set_num_threads(2)
     pairs = args.pair or [tuple(p.split("/")) for p in HARD]
     start = time.time()

@@ -75,6 +75,11 @@ def test_chosen_pairs_record_what_the_wrong_readings_were(tmp_path):
                            (["--pair", "2/5", "--views"], "a view with --views")]:
         err = assert_one_line_error(bench(*args, "--out", str(refused)), fragment)
         assert err.startswith("illusions.py: error:") and not refused.exists()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for where in (["--out", str(blocker / "x.json")], ["--out", str(refused), "--figure", str(blocker / "f.png")]):
+        assert_one_line_error(bench("--pair", "2/5", "--seeds", "1", *where), "exists and is not a folder")   # before work
+    assert not refused.exists()
 
 
 def test_the_turn_is_a_view_when_named(tmp_path):
