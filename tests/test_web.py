@@ -55,6 +55,11 @@ def test_build_app_has_the_tabs_and_a_bounded_in_order_queue(den):
     assert isinstance(demo, gr.Blocks)
     tabs = [c["props"].get("label") for c in demo.config["components"] if c["type"] in ("tab", "tabitem")]
     assert tabs == ["Generate", "SDEdit", "Inpaint", "Anagram", "Hybrid"]
+    # the Anagram tab opens on 6 / 9 under the flip (a mirror: an illusion), not the 180-degree turn (a plain 6)
+    views = [c["props"]["value"] for c in demo.config["components"] if c["props"].get("label") == "view"]
+    assert views == ["flip"]
+    fork = [c["props"]["value"] for c in demo.config["components"] if c["props"].get("label") == "fork at t"]
+    assert fork == ["auto"]
     assert demo._queue.max_size == 5
     jobs = {f.api_name: f for f in demo.fns.values() if f.api_visibility == "public"}
     assert set(jobs) == {"generate", "sdedit", "inpaint", "anagram", "hybrid"}

@@ -242,7 +242,7 @@ def build_app(model: str = "mnist", *, denoiser=None, concurrency: int = 1, max_
                         a_p2 = gr.Textbox(value="9" if mnist else "an oil painting of an old man",
                                           label="prompt 2 (under the view)")
                         views = usable_views(den)
-                        a_view = gr.Dropdown(views, value="rotate_180" if mnist else views[0], label="view",
+                        a_view = gr.Dropdown(views, value="flip" if mnist else views[0], label="view",
                                              info="what the second prompt is seen through")
                         a_steps = _steps_slider("anagram-steps")
                         a_guidance = _guidance_slider()
