@@ -3,6 +3,7 @@ anything or starts pytest (make -n runs nothing)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_n(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", "-n", "test", *args], capture_output=True, text=True, cwd=cwd, timeout=60)
+    """``make -n test ARGS`` as a user types it: not as a sub-make of the ``make test`` that runs this suite."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+    return subprocess.run(["make", "-n", "test", *args], capture_output=True, text=True, cwd=cwd, timeout=60, env=env)
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="no make")
