@@ -37,7 +37,7 @@ from fundiff.engine.schedule import THRESHOLD_CHOICES, describe_threshold
 from fundiff.engine.views import get_view
 from fundiff.pipelines import AnagramPipeline, HybridPipeline
 from fundiff.errors import FundiffError, run_script
-from fundiff.io import ensure_writable_dir, write_json
+from fundiff.io import ensure_writable_file, write_json
 from fundiff.metrics import wilson_interval
 from fundiff.pipelines.readings import hybrid_readings
 
@@ -294,9 +294,9 @@ def main() -> None:
         raise FundiffError("--pair chooses the anagram pairs itself: it takes no --pairs, no --hybrid-pairs and a view "
                            "with --views (default flip)")
     args.pairs = args.pairs or "curated"
-    ensure_writable_dir(args.out.parent)   # before the work: a result that cannot be written is lost work
+    ensure_writable_file(args.out, "--out")   # before the work: a result that cannot be written is lost work
     if args.figure is not None:
-        ensure_writable_dir(args.figure.parent)
+        ensure_writable_file(args.figure, "--figure")
     if args.pair:
         anagrams, hybrids = {v: list(dict.fromkeys(args.pair)) for v in (args.views or ["flip"])}, []
     elif args.pairs == "targets":

@@ -27,13 +27,14 @@ from fundiff.classifier import load_classifier
 from fundiff.commands.arguments import Parser, positive_int
 from fundiff.engine.views import get_view
 from fundiff.errors import FundiffError, run_script
-from fundiff.io import ensure_writable_dir, write_json
+from fundiff.io import ensure_writable_file, write_json
 from fundiff.metrics import wilson_interval
 from fundiff.pipelines import AnagramPipeline
 
 from illusions import misreadings, noise, pair
 
 HARD = ["2/6", "3/6", "5/4", "6/2", "6/3", "6/7", "9/7"]
+SYMMETRY = Path(__file__).parent / "results" / "view-symmetry.json"
 
 
 def mirror_images(path: Path) -> dict[int, int]:
@@ -90,11 +91,11 @@ def main() -> None:
     ap.add_argument("--pair", type=pair, action="append", default=None, metavar="A/B",
                     help=f"a flip pair (repeatable; default the seven hard ones: {' '.join(HARD)})")
     ap.add_argument("--seeds", type=positive_int, default=30)
-    ap.add_argument("--symmetry", type=Path, default=Path("bench/results/view-symmetry.json"),
+    ap.add_argument("--symmetry", type=Path, default=SYMMETRY,
                     help="bench/view_symmetry.py's result (each digit's image under the flip)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    ensure_writable_dir(args.out.parent)   # before the work
+    ensure_writable_file(args.out, "--out")   # before the work
     torch.set_num_threads(2)
     pairs = args.pair or [tuple(p.split("/")) for p in HARD]
     start = time.time()
@@ -103,7 +104,8 @@ def main() -> None:
     n = sum(r["n"] for r in rows)
     write_json(args.out, {
         "command": f"python bench/mirror_levers.py --variant {args.variant} --seeds {args.seeds}"
-                   + "".join(f" --pair {a}/{b}" for a, b in args.pair or []) + f" --out {args.out}",
+                   + "".join(f" --pair {a}/{b}" for a, b in args.pair or [])
+                   + (f" --symmetry {args.symmetry}" if args.symmetry != SYMMETRY else "") + f" --out {args.out}",
         "seconds": round(time.time() - start, 1), "pooled": {"n": n, "both_right": k, "both_rate": round(k / n, 4)},
         "rows": rows})
     print(f"wrote {args.out}: {k} of {n} ({k / n:.1%})")

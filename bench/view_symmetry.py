@@ -21,7 +21,7 @@ from fundiff.commands.arguments import Parser
 from fundiff.data.mnist import load_mnist
 from fundiff.engine.views import get_view
 from fundiff.errors import run_script
-from fundiff.io import ensure_writable_dir, write_json
+from fundiff.io import ensure_writable_file, write_json
 
 VIEWS = ("flip", "rotate_180", "rotate_cw", "negate")
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--views", nargs="+", choices=VIEWS, default=list(VIEWS))
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "view-symmetry.json")
     args = ap.parse_args()
-    ensure_writable_dir(args.out.parent)   # before the work
+    ensure_writable_file(args.out, "--out")   # before the work
     start = time.time()
     mnist = load_mnist()
     images = mnist.test_images.float().div(255).unsqueeze(1)

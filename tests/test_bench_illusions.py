@@ -77,8 +77,11 @@ def test_chosen_pairs_record_what_the_wrong_readings_were(tmp_path):
         assert err.startswith("illusions.py: error:") and not refused.exists()
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    for where in (["--out", str(blocker / "x.json")], ["--out", str(refused), "--figure", str(blocker / "f.png")]):
-        assert_one_line_error(bench("--pair", "2/5", "--seeds", "1", *where), "exists and is not a folder")   # before work
+    for where, fragment in [(["--out", str(blocker / "x.json")], "exists and is not a folder"),
+                            (["--out", str(refused), "--figure", str(blocker / "f.png")], "exists and is not a folder"),
+                            (["--out", str(tmp_path)], "is a folder: give a file name"),
+                            (["--out", str(refused), "--figure", str(tmp_path)], "is a folder: give a file name")]:
+        assert_one_line_error(bench("--pair", "2/5", "--seeds", "1", *where), fragment)   # before any work
     assert not refused.exists()
 
 
@@ -100,3 +103,20 @@ def test_misreadings_counts_the_wrong_readings_most_first():
     assert list(misreadings(torch.tensor([3, 8, 5, 5, 3, 8, 5]), 3).items()) == [("5", 3), ("8", 2)]
     assert list(misreadings(torch.tensor([1, 9, 9, 2]), 2).items()) == [("9", 2), ("1", 1)]
     assert misreadings(torch.tensor([4, 4]), 4) == {}
+
+
+def test_mirror_levers_refuses_what_it_cannot_use(tmp_path):
+    def mirror(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ROOT / "bench" / "mirror_levers.py"), *args], capture_output=True,
+                              text=True, cwd=ROOT, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+    (tmp_path / "empty.json").write_text('{"views": {}}')
+    (tmp_path / "text.json").write_text("not json")
+    out = tmp_path / "out.json"
+    for args, fragment in [(["--symmetry", str(tmp_path / "none.json")], "FileNotFoundError"),
+                           (["--symmetry", str(tmp_path / "empty.json")], "KeyError: 'flip'"),
+                           (["--symmetry", str(tmp_path / "text.json")], "JSONDecodeError"),
+                           (["--pair", "4/4"], "two different digits")]:
+        err = assert_one_line_error(mirror("--variant", "negative", *args, "--out", str(out)), fragment)
+        assert err.startswith("mirror_levers.py: error:") and not out.exists()
+    assert_one_line_error(mirror("--variant", "no-rival", "--out", str(tmp_path)), "is a folder")

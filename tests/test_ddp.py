@@ -18,7 +18,6 @@ normalises each half with the half's own statistics.  Hence two references:
 import dataclasses
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -32,7 +31,7 @@ from fundiff.recipes import build_objective, get_recipe
 from fundiff.training import TrainConfig, train
 from fundiff.training import distributed
 
-from helpers import assert_one_line_error, run_cli
+from helpers import assert_one_line_error, free_port, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
@@ -46,12 +45,6 @@ STEPS = 256 // 32
 RUN_FILES = {"config.json", "metrics.json", "model.safetensors", "weights/epoch-001.safetensors",
              "checkpoints/latest.json", f"checkpoints/step-{STEPS:08d}.safetensors",
              f"checkpoints/step-{STEPS:08d}.state.pt"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def torchrun(*args, launcher=(), timeout=180):

@@ -234,3 +234,14 @@ def test_forked_loop_composes_each_prompts_own_finish(den):
     never = forked_denoise(sched, comp, apart, _x(2, 5), ts, len(ts), dec, generator=torch.Generator().manual_seed(1))
     plain = iterative_denoise(sched, comp, _x(2, 5), ts, generator=torch.Generator().manual_seed(1))
     assert torch.equal(never.image, plain.image)
+
+
+def test_a_fork_is_parsed_one_way_everywhere():
+    from fundiff.engine.illusions import parse_fork
+
+    assert [parse_fork(t) for t in ("auto", "off", "0", "690", "999")] == ["auto", None, 0, 690, 999]
+    for text in ("AUTO", " 5", "+5", "5_0", "1e3", "-1", "1000", "٥٠٠", "", "9" * 5000):   # no traceback, even huge
+        with pytest.raises(FundiffError, match=r"fork_t must be 'auto', 'off' or a timestep in 0\.\.999"):
+            parse_fork(text)
+    with pytest.raises(FundiffError, match="fork at t must be .* in 0..99, got '100'"):
+        parse_fork("100", 99, "fork at t")

@@ -40,6 +40,16 @@ def ensure_writable_dir(path: str | os.PathLike) -> Path:
     return path
 
 
+def ensure_writable_file(path: str | os.PathLike, what: str = "output") -> Path:
+    """Check, before any work, that ``path`` can be written as a file: its folder is made and writable
+    (:func:`ensure_writable_dir`) and ``path`` is not itself a folder; FundiffError if not."""
+    path = Path(path)
+    if path.is_dir():
+        raise FundiffError(f"{what} {path} is a folder: give a file name")
+    ensure_writable_dir(path.parent)
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is renamed onto ``path``, with the permissions a

@@ -80,8 +80,9 @@ def add_illusion_args(p, default_out: str, prompt_help: str) -> None:
     """The flags anagram and hybrid share: their prompts (one per view or component), stage II and generation."""
     p.add_argument("--prompt", action="append", required=True, help=prompt_help)
     p.add_argument("--best-of", type=positive_int, default=1, metavar="N",
-                   help="MNIST: make N candidates per image and keep the one the classifier reads right both ways with "
-                        "the highest joint confidence (default 1: no selection; the record says when it ran)")
+                   help="MNIST: make N candidates per image and keep the one the shipped classifier (a hybrid: the hybrid "
+                        "reader) reads right both ways with the highest joint confidence (default 1: no selection; the "
+                        "record says when it ran)")
     p.add_argument("--measure", type=nonneg_int, default=0, metavar="N",
                    help="MNIST: also make N more images (no best-of) and report the share the classifier reads right "
                         "both ways, with its Wilson 95%% interval (record 'measured'; default 0: none)")

@@ -47,7 +47,7 @@ def parse_fork(text: str, last: int = 999, name: str = "fork_t") -> int | str | 
     0..``last`` in plain digits; anything else is a one-line error naming ``name``."""
     if text in ("auto", "off"):
         return None if text == "off" else text
-    if text.isascii() and text.isdigit() and int(text) <= last:
+    if text.isascii() and text.isdigit() and len(text) <= len(str(last)) and int(text) <= last:
         return int(text)
     raise FundiffError(f"{name} must be 'auto', 'off' or a timestep in 0..{last}, got {text!r}")
 

@@ -55,7 +55,7 @@ def _reading_controls(tab: str, visible: bool) -> tuple[gr.Slider, gr.Slider]:
     """Best-of N and measure N (MNIST: the shipped classifier reads each anagram, the hybrid reader each hybrid; hidden
     for other models)."""
     best = gr.Slider(1, MAX_BEST_OF, value=1, step=1, label="best of", visible=visible, elem_id=f"{tab}-best-of",
-                     info="make N candidates and keep the one the classifier reads right both ways (a selection)")
+                     info="make N candidates and keep the one read right both ways (a selection)")
     measure = gr.Slider(0, MAX_MEASURE, value=0, step=1, label="measure", visible=visible, elem_id=f"{tab}-measure",
                         info="also make N new images, without best-of, and count how many read right both ways")
     return best, measure
