@@ -20,7 +20,6 @@ images too (``--grid``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -40,6 +39,7 @@ from fundiff.io import write_json
 from fundiff.metrics import wilson_interval
 from fundiff.pipelines import AnagramPipeline
 from fundiff.pipelines.readings import anagram_readings, reading_scores
+from fundiff.commands.arguments import Parser
 
 TARGETS = {"flip": [("1", "7"), ("3", "8"), ("0", "4"), ("2", "5")],
            "rotate_cw": [("1", "7"), ("7", "1"), ("3", "8"), ("4", "7")]}   # issue 17's target sets
@@ -105,7 +105,7 @@ def guided_anagram(den, net: NoisyClassifier, prompts, views, labels, scale: flo
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scales", default="0,5,20,40", help="classifier-guidance scales s (0: the default, unguided)")
     ap.add_argument("--seeds", type=int, default=20, help="images per pair (from one generator seeded 0)")
     ap.add_argument("--epochs", type=int, default=4)

@@ -13,7 +13,6 @@ their images per second.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 from fundiff.data import load_mnist
 from fundiff.pipelines import SamplePipeline
 from fundiff.studies.few_step import run_few_step
+from fundiff.commands.arguments import Parser
 
 
 ACCURACY_SLACK = 0.005
@@ -44,7 +44,7 @@ def equal_quality(rows: list[dict]) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--num-per-class", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="also keep the figures in this folder")

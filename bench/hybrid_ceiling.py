@@ -25,6 +25,7 @@ from fundiff.errors import run_script
 from fundiff.io import write_json
 from fundiff.metrics import wilson_interval
 from fundiff.pipelines.readings import hybrid_readings, reading_scores
+from fundiff.commands.arguments import Parser
 
 PAIRS = [("1", "7"), ("0", "1"), ("3", "8"), ("6", "9"), ("7", "1")]
 
@@ -37,7 +38,7 @@ def numbers(text: str, what: str, ap: argparse.ArgumentParser) -> list[float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pairs-per", type=int, default=500, help="random (A, B) test-image pairs per digit pair")
     ap.add_argument("--sigmas", default="0.875,1.25,1.75,2.5", help="Gaussian sigmas in px (0.875: the default at 28 px)")
     ap.add_argument("--weights", default="1,1.5,2", help="B's high band scaled by these (A's low band by 1)")

@@ -17,7 +17,6 @@ reading labelled A, the close one B), then reads with both readers:
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from illusions import TARGETS, noise   # noqa: E402  (bench/illusions.py: the same pairs and noise)
 
 from fundiff.classifier import load_classifier   # noqa: E402
-from fundiff.commands.arguments import nonneg_int, number, positive_int   # noqa: E402
+from fundiff.commands.arguments import Parser, nonneg_int, number, positive_int   # noqa: E402
 from fundiff.data.mnist import load_mnist, to_float   # noqa: E402
 from fundiff.engine.decompositions import get_decomposition   # noqa: E402
 from fundiff.errors import run_script   # noqa: E402
@@ -83,7 +82,7 @@ def rate(right: torch.Tensor) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--epochs", type=positive_int, default=3)
     ap.add_argument("--num-train", type=number(int, 1, True, "a whole number in 1..60000", 60_000), default=60_000,
                     help="training images used (a smoke run takes few)")

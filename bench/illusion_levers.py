@@ -10,7 +10,6 @@ the cost in UNet calls per step relative to the default, and the seconds it took
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -20,6 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from illusions import Settings, measure, target_pairs  # noqa: E402
+from fundiff.commands.arguments import Parser
 
 MEAN = "mean"   # the levers were measured against the mean of views (the default before the balanced reduction)
 LEVERS = {
@@ -37,7 +37,7 @@ LEVERS = {
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--only", nargs="*", help="run only the levers whose names contain one of these words")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "illusion-levers.json")

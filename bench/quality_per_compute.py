@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from fundiff.metrics import wilson_interval
+from fundiff.commands.arguments import Parser
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNDIFF = [sys.executable, "-m", "fundiff"]
@@ -56,7 +57,7 @@ def _accuracy_row(v: dict) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=20.0, help="training-time budget per recipe (default 20)")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-quality")
     ap.add_argument("--num-per-class", type=int, default=100)

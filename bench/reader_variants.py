@@ -22,7 +22,6 @@ starting noise per seed, same sampler noise, same reader), so the rates compare 
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -40,6 +39,7 @@ from fundiff.engine.denoiser import Prediction, concat_conditions  # noqa: E402
 from fundiff.errors import run_script  # noqa: E402
 from fundiff.io import write_json  # noqa: E402
 from fundiff.pipelines.readings import hybrid_readings  # noqa: E402
+from fundiff.commands.arguments import Parser
 
 VARIANTS = ("shipped", "x0", "both", "wrong", "gamma", "hybrid")
 SHIPPED_ANAGRAM, SHIPPED_HYBRID = engine.anagram_predict, engine.hybrid_predict
@@ -113,7 +113,7 @@ def hybrid_misread(den, prompts, dec, batch=1, guidance_scale=7.0, negative_prom
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--variant", choices=VARIANTS, default="shipped")
     ap.add_argument("--seeds", type=int, default=50)
     ap.add_argument("--first-seed", type=int, default=0)

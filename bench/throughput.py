@@ -40,6 +40,7 @@ from fundiff.training import speed
 from fundiff.training.rng import BatchRandom, generator
 from fundiff.training.precision import NATIVE_CPU_FLAGS, cpu_flags, with_precision
 from fundiff.training.trainer import compile_for_training
+from fundiff.commands.arguments import Parser
 
 VARIANTS = ("plain", "fundiff", "fundiff+compile", "fundiff+bf16")
 
@@ -112,7 +113,7 @@ def measure_in_child(variant: str, args) -> float:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--num-hiddens", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=20)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import pickle
+import subprocess
+import sys
 import warnings
 import zipfile
 from pathlib import Path
@@ -14,7 +16,7 @@ import torch
 from PIL import Image
 
 from fundiff.cli import main
-from helpers import write_png_bomb
+from helpers import assert_one_line_error, write_png_bomb
 
 
 @pytest.fixture(scope="module")
@@ -267,3 +269,15 @@ def test_a_bench_script_reports_bad_input_and_ctrl_c_in_one_line(capsys):
     assert run_script(interrupted, "illusions.py") == 130
     assert capsys.readouterr().err == "illusions.py: interrupted; nothing was written\n"
     assert run_script(lambda: None, "illusions.py") == 0
+
+
+BENCHES = sorted(p.name for p in (Path(__file__).resolve().parents[1] / "bench").glob("*.py"))
+
+
+@pytest.mark.parametrize("script", BENCHES)
+def test_every_bench_script_refuses_an_unknown_flag_in_one_line(script):
+    bench = Path(__file__).resolve().parents[1] / "bench" / script
+    proc = subprocess.run([sys.executable, str(bench), "--no-such-flag"], capture_output=True, text=True, timeout=120,
+                          cwd=bench.parents[1])
+    err = assert_one_line_error(proc, "(see --help)")   # unrecognized --no-such-flag, or a missing required one
+    assert err.startswith(f"{script}: error:")
