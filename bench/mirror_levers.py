@@ -30,6 +30,7 @@ from fundiff.errors import FundiffError, run_script
 from fundiff.io import ensure_writable_file, write_json
 from fundiff.metrics import wilson_interval
 from fundiff.pipelines import AnagramPipeline
+from fundiff.pipelines.readings import reading_probabilities
 
 from illusions import misreadings, noise, pair
 
@@ -71,9 +72,8 @@ def measure(variant: str, pairs: list[tuple[str, str]], n: int, mirror: dict[int
                        generator=torch.Generator().manual_seed(10_000), output_type="pt", **options).samples
         finally:
             engine_illusions.rivals = plain_rivals
-        with torch.no_grad():
-            read_a = clf((img.clamp(-1, 1) + 1) / 2).argmax(1)
-            read_b = clf((flip.view(img).clamp(-1, 1) + 1) / 2).argmax(1)
+        read_a = reading_probabilities(img, clf).argmax(1)   # fundiff's readings, as bench/illusions.py reads them
+        read_b = reading_probabilities(flip.view(img), clf).argmax(1)
         both = ((read_a == int(a)) & (read_b == int(b))).float().mean().item()
         low, high = wilson_interval(both, n)
         rows.append({"A": a, "B": b, "n": n, "shows_through": {a: str(shows[int(a)]), b: str(shows[int(b)])},

@@ -22,6 +22,7 @@ from fundiff.data.mnist import load_mnist
 from fundiff.engine.views import get_view
 from fundiff.errors import run_script
 from fundiff.io import ensure_writable_file, write_json
+from fundiff.pipelines.readings import reading_probabilities
 
 VIEWS = ("flip", "rotate_180", "rotate_cw", "negate")
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +35,7 @@ def read_under(view_name: str, images: torch.Tensor, labels: torch.Tensor, class
 
     ``images`` (N, 1, 28, 28) in [0, 1]; the view acts on [-1, 1], as on a sample."""
     view = get_view(view_name)
-    read = torch.cat([classifier((view.view(images[i:i + batch] * 2 - 1) + 1) / 2).argmax(1)
+    read = torch.cat([reading_probabilities(view.view(images[i:i + batch] * 2 - 1), classifier).argmax(1)
                       for i in range(0, len(images), batch)])
     out = {}
     for c in range(10):

@@ -143,8 +143,9 @@ def run_hybrid(pipe: HybridPipeline, out: str | os.PathLike, prompts: Sequence[s
     readable = hybrid_readable(pipe, prompts, dec, reference)
     record = {"backend": pipe.denoiser.name, "kind": kind, "prompts": prompts, "components": list(dec.names),
               "reference": reference_name, "guidance_scale": guidance_scale, "corrector": res.record["corrector"],
-              "fork_t": res.record["fork_t"],
-              **{k: res.record[k] for k in ("composed_steps", "forked_at_t") if k in res.record}, "seed": seed, "num_images": num_images,
+              "fork_t": res.record["fork_t"], **{k: res.record[k] for k in ("composed_steps", "forked_at_t")
+                                                  if k in res.record},
+              "seed": seed, "num_images": num_images,
               **({"reader": hybrid_reader_name(dec)} if readable else {}),
               **_best_of_record(res.record),
               **_readings_record(pipe, prompts, lambda: hybrid_readings(res.samples, dec) if readable else None,
