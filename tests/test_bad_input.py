@@ -37,6 +37,8 @@ def files(tmp_path_factory):
         zf.writestr("labels.npy", b"")
     Image.new("L", (64, 64), 0).save(d / "black-mask.png")
     (d / "folder").mkdir()
+    for suffix in ("png", "npz", "gif", "json", "pth"):
+        (d / f"folder.{suffix}").mkdir()   # an output file's name taken by a folder
     (d / "garbage.safetensors").write_bytes(b"\x00" * 64)
     from safetensors.torch import save_file
 
@@ -161,6 +163,13 @@ def _cases():
         ("empty-image-name", "edit --image '' --out {o}", "--image"),
         ("empty-out", "sample --out ''", "--out"),
         ("evaluate-json-as-png", "evaluate --num-per-class 2 --json {o}.png", "should end in .json"),
+        # an output file's name that is a folder: refused before the work, not an OSError after it
+        ("sample-out-is-a-folder", "sample --out {d}/folder.png", "folder.png is a folder: give a file name ending in .png"),
+        ("sample-array-is-a-folder", "sample --save-array {d}/folder.npz --out {o}.png", "folder.npz is a folder"),
+        ("sample-gif-is-a-folder", "sample --gif {d}/folder.gif --out {o}.png", "folder.gif is a folder"),
+        ("evaluate-json-is-a-folder", "evaluate --json {d}/folder.json", "folder.json is a folder"),
+        ("embed-out-is-a-folder", "embed --prompt cat --out {d}/folder.pth", "folder.pth is a folder"),
+        ("upsample-out-is-a-folder", "upsample --image {d}/good.png --out {d}/folder.png", "folder.png is a folder"),
         ("nine-views", "anagram " + "--prompt 1 " * 9 + "--view identity " * 9 + "--out {o}", "at most 8 prompts"),
     ]
 

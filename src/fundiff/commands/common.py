@@ -53,8 +53,11 @@ def progress_bar(total: int, desc: str) -> Iterator:
 
 
 def check_out(path: Path, suffix: str) -> None:
+    """An output file's name, checked before any work: it ends in ``suffix`` and is not a folder."""
     if path.suffix.lower() != suffix:
         raise FundiffError(f"{path} should end in {suffix}")
+    if path.is_dir():
+        raise FundiffError(f"{path} is a folder: give a file name ending in {suffix}")
 
 
 def load_data(args):

@@ -259,12 +259,12 @@ def cmd_sample(args) -> int:
     import torch
 
     from fundiff.images import save_gif, save_grid, streamed_npz
-    from fundiff.io import ensure_writable_dir
+    from fundiff.io import ensure_writable_file
     from fundiff.pipelines import SamplePipeline
 
     for path, suffix in ((args.out, ".png"), (args.save_array, ".npz"), (args.gif, ".gif")):
-        if path is not None and path.suffix.lower() != suffix:
-            raise FundiffError(f"{path} should end in {suffix}")
+        if path is not None:
+            check_out(path, suffix)
     pipe = SamplePipeline.from_pretrained(args.model, device=args.device, precision=args.precision)
     options = dict(num_images_per_prompt=args.num_images, num_inference_steps=args.steps, sampler=args.sampler,
                    guidance_scale=args.guidance_scale)
@@ -272,9 +272,9 @@ def cmd_sample(args) -> int:
                                                            callback=None, limit=None, **options)
     if args.gif is not None and n > MAX_GRID_IMAGES:
         raise FundiffError(f"--gif animates at most {MAX_GRID_IMAGES} images, not {n}: drop --gif or ask for fewer")
-    for path in (args.out, args.save_array, args.gif):
+    for path, flag in ((args.out, "--out"), (args.save_array, "--save-array"), (args.gif, "--gif")):
         if path is not None:
-            ensure_writable_dir(path.parent if str(path.parent) else Path("."))
+            ensure_writable_file(path, flag)
     per = args.num_images
     shown, trajs = [], []
     with contextlib.ExitStack() as stack:   # the .npz is streamed: memory stays one batch whatever --num-images
@@ -303,14 +303,12 @@ def cmd_sample(args) -> int:
 def cmd_evaluate(args) -> int:
     from fundiff.evaluate import DEFAULT_SCALES, evaluate_generator
     from fundiff.generate import load_generator
-    from fundiff.io import ensure_writable_dir, write_json
+    from fundiff.io import ensure_writable_file, write_json
     from fundiff.training import resolve_device
 
     if args.json is not None:   # before minutes of sampling, not after
         check_out(args.json, ".json")
-        if args.json.is_dir():
-            raise FundiffError(f"--json {args.json} is a folder; give a file name ending in .json")
-        ensure_writable_dir(args.json.parent if str(args.json.parent) else Path("."))
+        ensure_writable_file(args.json, "--json")
     gen = load_generator(args.model, resolve_device(args.device), args.precision)
     mnist = load_data(args)
     print(f"evaluating {gen.source}")
