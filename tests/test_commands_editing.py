@@ -33,11 +33,25 @@ def test_edit_inpaint_anagram_hybrid_commands(cli, tmp_path):
     mean = json.loads((tmp_path / "mean" / "anagram.json").read_text())
     assert mean["reduction"] == "mean" and mean["rival"] is False
     assert anagram["corrector"] == {"kind": "langevin", "steps": 4, "snr": 0.3, "t_min": 500} and mean["corrector"] is None
-    proc = cli(*runs["hybrid"], "--corrector-steps", "2", "--corrector-t-min", "500", "--out", tmp_path / "corrected")
+    proc = cli(*runs["hybrid"], "--corrector-steps", "2", "--corrector-t-min", "500", "--fork-t", "off",
+               "--out", tmp_path / "corrected")
     assert proc.returncode == 0, proc.stderr
+    assert "ork" not in proc.stdout, proc.stdout   # composed to the end: no fork to report
     corrected = json.loads((tmp_path / "corrected" / "hybrid.json").read_text())
     assert corrected["corrector"] == {"kind": "langevin", "steps": 2, "snr": 0.3, "t_min": 500}
-    assert json.loads((tmp_path / "hybrid" / "hybrid.json").read_text())["corrector"] is None
+    hybrid = json.loads((tmp_path / "hybrid" / "hybrid.json").read_text())
+    assert hybrid["corrector"] is None and hybrid["fork_t"] == 690
+
+
+def test_hybrid_command_says_where_it_forked(cli, tmp_path):
+    proc = cli("hybrid", "--prompt", "1", "--prompt", "7", "--steps", "4", "--num-images", "1", "--fork-t", "600",
+               "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((tmp_path / "hybrid.json").read_text())
+    assert record["forked_at_t"] <= 600 and record["composed_steps"] >= 1
+    assert proc.stdout.splitlines()[-1] == (
+        f"Forked at t {record['forked_at_t']} (the first step at or below t 600), after {record['composed_steps']} "
+        "composed steps: from there each prompt finishes its own band.")
 
 
 @pytest.mark.parametrize("args,fragments", [

@@ -245,3 +245,15 @@ def test_a_fork_is_parsed_one_way_everywhere():
             parse_fork(text)
     with pytest.raises(FundiffError, match="fork at t must be .* in 0..99, got '100'"):
         parse_fork("100", 99, "fork at t")
+
+
+def test_fork_text_names_the_step_it_forked_at():
+    from fundiff.studies.illusions import fork_text
+
+    assert fork_text({"fork_t": 690, "composed_steps": 2, "forked_at_t": 660}) == (
+        "Forked at t 660 (the first step at or below t 690), after 2 composed steps: from there each prompt finishes "
+        "its own band.")
+    assert fork_text({"fork_t": 999, "composed_steps": 0, "forked_at_t": 990}).startswith(
+        "Forked at t 990, the first step (at or below t 999): nothing composed")
+    assert "every step composed" in fork_text({"fork_t": 0, "composed_steps": 34, "forked_at_t": None})
+    assert fork_text({"fork_t": None}) == ""   # not forked: nothing to say (the CLI prints no line)

@@ -258,17 +258,6 @@ def test_hybrid_tab_forks_as_the_command_does(den):
     assert "Forked" not in web.run_hybrid(den, "triple", "1", "7", "0", steps=2)[2]          # auto: off for bands
 
 
-def test_fork_caption_names_the_step_it_forked_at():
-    from fundiff.web.jobs import fork_text
-
-    assert fork_text({"fork_t": 690, "composed_steps": 2, "forked_at_t": 660}) == (
-        "Forked at t 660 (the first step at or below t 690), after 2 composed steps: from there each prompt finishes "
-        "its own band.")
-    assert fork_text({"fork_t": 999, "composed_steps": 0, "forked_at_t": 990}).startswith(
-        "Forked at t 990, the first step (at or below t 999): nothing composed")
-    assert "every step composed" in fork_text({"fork_t": 0, "composed_steps": 34, "forked_at_t": None})
-
-
 def test_illusion_tabs_state_the_readings_and_the_rate_the_cli_measures(den, tmp_path):
     """The caption says what the classifier reads in the shown image; measure N counts exactly what
     ``fundiff anagram --measure N`` counts (the same images from the same seed); best-of is labelled."""

@@ -181,7 +181,7 @@ def cmd_anagram(args) -> int:
 
 def cmd_hybrid(args) -> int:
     from fundiff.pipelines import HybridPipeline
-    from fundiff.studies.illusions import run_hybrid
+    from fundiff.studies.illusions import fork_text, run_hybrid
 
     pipe = load_pipeline(HybridPipeline, args)
     up = _upsampler(args, pipe)
@@ -195,6 +195,8 @@ def cmd_hybrid(args) -> int:
                          stage2_callback=cb2, best_of=args.best_of, measure=args.measure, measure_callback=cb3,
                          corrector=corrector_options(args), fork_t=args.fork_t)
     print(f"wrote {args.out}/hybrid.png{measured_line(rec)}")
+    if fork_text(rec):
+        print(fork_text(rec))
     return 0
 
 

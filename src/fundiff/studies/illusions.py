@@ -94,6 +94,21 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
     return record
 
 
+def fork_text(record: dict) -> str:
+    """Where a hybrid forked, from its record (``fork_t``, ``composed_steps``, ``forked_at_t``); '' when it did not
+    fork (``fork_t`` None: composed to the end, the study's hybrid)."""
+    if record.get("fork_t") is None:
+        return ""
+    composed, at = record["composed_steps"], record["forked_at_t"]
+    if at is None:
+        return f"Fork at t {record['fork_t']}: below the last step, so every step composed the prompts' predictions."
+    if composed == 0:
+        return (f"Forked at t {at}, the first step (at or below t {record['fork_t']}): nothing composed, each prompt "
+                "makes its own band from the start.")
+    return (f"Forked at t {at} (the first step at or below t {record['fork_t']}), after {composed} composed steps: "
+            "from there each prompt finishes its own band.")
+
+
 def run_hybrid(pipe: HybridPipeline, out: str | os.PathLike, prompts: Sequence[str], *, kind: str = "hybrid",
                reference: Any = None, reference_name: str | None = None, num_inference_steps: int | None = None,
                guidance_scale: float = 7.0, num_images: int = 4, seed: int = 0, save_array: bool = False,

@@ -13,7 +13,7 @@ from PIL import Image
 
 from fundiff.errors import FundiffError
 from fundiff.pipelines.readings import hybrid_readable, hybrid_reader, hybrid_reader_name, readable_digits
-from fundiff.studies.illusions import check_measure, measured_rate, rate_text, read_as
+from fundiff.studies.illusions import check_measure, fork_text, measured_rate, rate_text, read_as
 from fundiff.web.forms import (ANAGRAM_VIEWS, ANIMATION_FRAMES, DEFAULT_STEPS, HYBRID_KINDS, MAX_BEST_OF, MAX_IMAGES,
                                MAX_MEASURE, MAX_STEPS, _float, _fork, _generator, _int, _progress, _prompt, _rgba,
                                _scratch_file, _seed, _unit, canvas_image, canvas_mask, to_picture, user_errors)
@@ -201,21 +201,8 @@ def run_hybrid(den, kind: str, prompt1: str, prompt2: str, prompt3: str | None =
     readable = hybrid_readable(pipe, prompts, dec)
     caption = _reading_caption(pipe, prompts, ["from afar", "up close"],
                                lambda: hybrid_readings(out.samples, dec) if readable else None, n_best, measured, dec)
-    if fork is not None:
-        caption = "\n\n".join(filter(None, [caption, fork_text(out.record)]))
+    caption = "\n\n".join(filter(None, [caption, fork_text(out.record)]))
     return to_picture(out.images), gallery, caption
-
-
-def fork_text(record: dict) -> str:
-    """Where a hybrid forked, from the pipeline's record (``fork_t``, ``composed_steps``, ``forked_at_t``)."""
-    composed, at = record["composed_steps"], record["forked_at_t"]
-    if at is None:
-        return f"Fork at t {record['fork_t']}: below the last step, so every step composed the prompts' predictions."
-    if composed == 0:
-        return (f"Forked at t {at}, the first step (at or below t {record['fork_t']}): nothing composed, each prompt "
-                "makes its own band from the start.")
-    return (f"Forked at t {at} (the first step at or below t {record['fork_t']}), after {composed} composed steps: "
-            "from there each prompt finishes its own band.")
 
 
 def _reading_options(pipe, prompts: list[str], best_of: Any, measure: Any) -> tuple[int, int, list[int] | None]:
