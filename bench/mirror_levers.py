@@ -55,12 +55,13 @@ def measure(variant: str, pairs: list[tuple[str, str]], n: int, mirror: dict[int
     plain_rivals, rows = engine_illusions.rivals, []
     for a, b in pairs:
         shows = {int(a): mirror[int(b)], int(b): mirror[int(a)]}   # what shows through in each digit's view
-        options = {}
+        options, calls = {}, []
         if variant == "negative":
             options = dict(rival=False, negative_prompt=[str(shows[int(a)]) if shows[int(a)] != int(a) else None,
                                                          str(shows[int(b)]) if shows[int(b)] != int(b) else None])
         else:
             def rivals(log_probs: torch.Tensor, label: int) -> torch.Tensor:
+                calls.append(label)
                 if shows[label] != label:
                     log_probs = log_probs.clone()
                     log_probs[:, shows[label]] = float("-inf")
@@ -72,6 +73,9 @@ def measure(variant: str, pairs: list[tuple[str, str]], n: int, mirror: dict[int
                        generator=torch.Generator().manual_seed(10_000), output_type="pt", **options).samples
         finally:
             engine_illusions.rivals = plain_rivals
+        if variant == "no-rival" and not calls:   # the swap must have reached the sampler, or this row is the defaults
+            raise RuntimeError("the anagram loop never called fundiff.engine.illusions.rivals: this bench's "
+                               "no-rival variant no longer reaches it")
         read_a = reading_probabilities(img, clf).argmax(1)   # fundiff's readings, as bench/illusions.py reads them
         read_b = reading_probabilities(flip.view(img), clf).argmax(1)
         both = ((read_a == int(a)) & (read_b == int(b))).float().mean().item()

@@ -120,3 +120,32 @@ def test_mirror_levers_refuses_what_it_cannot_use(tmp_path):
         err = assert_one_line_error(mirror("--variant", "negative", *args, "--out", str(out)), fragment)
         assert err.startswith("mirror_levers.py: error:") and not out.exists()
     assert_one_line_error(mirror("--variant", "no-rival", "--out", str(tmp_path)), "is a folder")
+
+
+def test_mirror_levers_no_rival_reaches_the_sampler_or_says_so(monkeypatch):
+    """The no-rival variant swaps fundiff.engine.illusions.rivals for the run: it must be called, or the row would
+    silently be the defaults' (a refactor that bound the function earlier, simulated here by rival guidance off)."""
+    import pytest
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import mirror_levers
+
+    from fundiff.engine import illusions as engine_illusions
+
+    plain = engine_illusions.rivals
+    mirror = mirror_levers.mirror_images(mirror_levers.SYMMETRY)
+    row, = mirror_levers.measure("no-rival", [("2", "6")], 1, mirror)
+    assert row["shows_through"] == {"2": "8", "6": "5"} and engine_illusions.rivals is plain   # restored
+    load = mirror_levers.AnagramPipeline.from_pretrained
+
+    class NoRival:
+        def __init__(self, pipe):
+            self.pipe = pipe
+
+        def __call__(self, *args, **kwargs):
+            return self.pipe(*args, **{**kwargs, "rival": False})
+
+    monkeypatch.setattr(mirror_levers.AnagramPipeline, "from_pretrained", lambda name: NoRival(load(name)))
+    with pytest.raises(RuntimeError, match="never called fundiff.engine.illusions.rivals"):
+        mirror_levers.measure("no-rival", [("2", "6")], 1, mirror)
+    assert engine_illusions.rivals is plain
