@@ -288,7 +288,6 @@ def test_final_step_none_is_the_studys_33_call_loop(t2i, tmp_path, cli):
     assert not torch.equal(out.images, full.images)
     proc = cli("generate", "--prompt", "7", "--num-images", "1", "--final-step", "none", "--out", tmp_path / "g")
     assert proc.returncode == 0, proc.stderr
-
     record = json.loads((tmp_path / "g" / "generate.json").read_text())
     assert record["runs"][0]["model_evaluations_per_image"] == 66     # 33 steps, both CFG passes
     with pytest.raises(fundiff.FundiffError, match="final_step must be one of clean, none"):
