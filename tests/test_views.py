@@ -6,7 +6,7 @@ from fundiff.engine import views as V
 from fundiff.engine.views import NegateView, PermuteView, get_view, view_names
 from fundiff.errors import FundiffError
 
-SPECS = ["identity", "flip", "rotate_cw", "rotate_ccw", "rotate_180", "negate", "skew", "patch_permute",
+SPECS = ["identity", "flip", "mirror", "rotate_cw", "rotate_ccw", "rotate_180", "negate", "skew", "patch_permute",
          "patch_permute:4,seed=3", "pixel_permute", "jigsaw", "jigsaw:seed=5", "inner_circle", "permute8"]
 PERM8 = torch.randperm(64, generator=torch.Generator().manual_seed(7))
 
@@ -135,7 +135,17 @@ def test_rotation_directions():
     x = torch.arange(4.0).view(1, 1, 2, 2)  # [[0, 1], [2, 3]]
     assert get_view("rotate_cw").view(x).flatten().tolist() == [2, 0, 3, 1]
     assert get_view("rotate_ccw").view(x).flatten().tolist() == [1, 3, 0, 2]
-    assert get_view("flip").view(x).flatten().tolist() == [2, 3, 0, 1]
+    assert get_view("flip").view(x).flatten().tolist() == [2, 3, 0, 1]     # top to bottom
+    assert get_view("mirror").view(x).flatten().tolist() == [1, 0, 3, 2]   # left to right
+    from fundiff.engine.animation import squash_frame
+
+    y = torch.rand(1, 3, 6, 6)
+    for name in ("flip", "mirror"):   # each mirror animates as a squash through its own axis, ending on the view
+        view = get_view(name)
+        assert torch.equal(view.frame(y, 0.0), y) and torch.equal(view.frame(y, 1.0), view.view(y))
+        assert torch.allclose(view.frame(y, 0.25), squash_frame(y, 0.25, dim=-2 if name == "flip" else -1))
+    turned = get_view("flip").frame(y.transpose(-2, -1), 0.3).transpose(-2, -1)   # the mirror is the flip, transposed
+    assert torch.allclose(get_view("mirror").frame(y, 0.3), turned, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["patch_permute", "pixel_permute", "jigsaw"])

@@ -92,19 +92,23 @@ def rotation_frame(image: torch.Tensor, angle_degrees: float, fill: float = BACK
     return (out + fill).reshape(shape)
 
 
-def squash_frame(image: torch.Tensor, t: float, fill: float = BACKGROUND) -> torch.Tensor:
-    """The upside-down flip animated as a vertical squash through a line: scale cos(pi t) in y."""
+def squash_frame(image: torch.Tensor, t: float, fill: float = BACKGROUND, dim: int = -2) -> torch.Tensor:
+    """A mirror animated as a squash through a line: scale cos(pi t) along ``dim`` (-2: y, the upside-down flip;
+    -1: x, the left-right mirror)."""
+    if dim not in (-2, -1):
+        raise ValueError(f"squash_frame squashes along dim -2 (y) or -1 (x), not {dim}")
     if t <= 0:
         return image.clone()
     if t >= 1:
-        return torch.flip(image, dims=(-2,))
+        return torch.flip(image, dims=(dim,))
     scale = math.cos(math.pi * t)
     if abs(scale) < 1e-3:
         scale = math.copysign(1e-3, scale)
     shape = image.shape
     h, w = shape[-2:]
     x = image.reshape(1, -1, h, w) - fill
-    theta = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0 / scale, 0.0]]], dtype=x.dtype)
+    sx, sy = (1.0, 1.0 / scale) if dim == -2 else (1.0 / scale, 1.0)
+    theta = torch.tensor([[[sx, 0.0, 0.0], [0.0, sy, 0.0]]], dtype=x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return (out + fill).reshape(shape)

@@ -35,7 +35,7 @@ CANVAS = 256             # the drawing canvases are CANVAS x CANVAS pixels
 DISPLAY = 256            # results are enlarged (nearest neighbour) to about this many pixels
 ANIMATION_FRAMES = 24
 # Views that need no file and change the image (``permute`` needs a .npy, ``identity`` is the first prompt's).
-ANAGRAM_VIEWS = ["flip", "rotate_180", "rotate_cw", "rotate_ccw", "negate", "skew", "patch_permute",
+ANAGRAM_VIEWS = ["flip", "mirror", "rotate_180", "rotate_cw", "rotate_ccw", "negate", "skew", "patch_permute",
                  "pixel_permute", "jigsaw", "inner_circle"]
 HYBRID_KINDS = ["hybrid", "triple", "color", "motion"]
 OUTPUT_BUTTONS = ["download", "fullscreen"]

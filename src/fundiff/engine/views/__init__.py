@@ -47,6 +47,7 @@ from fundiff.engine.views.base import (REFERENCE_SIZE, PermutationView, View, fr
                                         reference_grid, to_display)
 from fundiff.engine.views.identity import IdentityView
 from fundiff.engine.views.flip import FlipView
+from fundiff.engine.views.mirror import MirrorView
 from fundiff.engine.views.rotate import RotateCWView, RotateCCWView, Rotate180View
 from fundiff.engine.views.negate import NegateView
 from fundiff.engine.views.skew import SkewView
@@ -58,13 +59,14 @@ from fundiff.engine.views.permute import PermuteView
 from fundiff.engine.registry import Registry
 from fundiff.errors import FundiffError
 
-__all__ = ["REFERENCE_SIZE", "VIEWS", "FlipView", "IdentityView", "InnerCircleView", "JigsawView", "NegateView",
-           "PatchPermuteView", "PermutationView", "PermuteView", "PixelPermuteView", "Rotate180View", "RotateCCWView",
-           "RotateCWView", "SkewView", "View", "from_display", "get_view", "lift_permutation", "reference_grid",
-           "to_display", "view_names"]
+__all__ = ["REFERENCE_SIZE", "VIEWS", "FlipView", "IdentityView", "InnerCircleView", "JigsawView", "MirrorView",
+           "NegateView", "PatchPermuteView", "PermutationView", "PermuteView", "PixelPermuteView", "Rotate180View",
+           "RotateCCWView", "RotateCWView", "SkewView", "View", "from_display", "get_view", "lift_permutation",
+           "reference_grid", "to_display", "view_names"]
 
-VIEWS: Registry[View] = Registry("view", IdentityView, FlipView, RotateCWView, RotateCCWView, Rotate180View, NegateView,
-                                 SkewView, PatchPermuteView, PixelPermuteView, JigsawView, InnerCircleView, PermuteView)
+VIEWS: Registry[View] = Registry("view", IdentityView, FlipView, MirrorView, RotateCWView, RotateCCWView, Rotate180View,
+                                 NegateView, SkewView, PatchPermuteView, PixelPermuteView, JigsawView, InnerCircleView,
+                                 PermuteView)
 view_names = VIEWS.names
 
 
