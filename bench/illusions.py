@@ -1,9 +1,9 @@
 """How often do MNIST illusions work?  fundiff's own classifier reads each one.
 
 Visual anagrams (upright prompt A, prompt B under the view) for views flip (the study's vertical mirror), rotate_cw
-(90 degrees) and negate (and rotate_180, the 180-degree turn, when ``--views`` names it), and hybrids (low
-frequencies A, high frequencies B), on the embedded MNIST model with the study's strided loop (990, 960, ..., 0) and
-CFG. Each pair gets ``--seeds`` samples (seed k draws sample k's starting noise). An anagram counts for A when the
+(90 degrees) and negate (and rotate_180, the 180-degree turn, or mirror, left to right, when ``--views`` names
+them), and hybrids (low frequencies A, high frequencies B), on the embedded MNIST model with the study's strided
+loop (990, 960, ..., 0) and CFG. Each pair gets ``--seeds`` samples (seed k draws sample k's starting noise). An anagram counts for A when the
 classifier reads the upright image as A, for B when it reads view(image) as B. A hybrid counts for A when it reads
 the low-pass of the image (the decomposition's own Gaussian, what one sees from afar) as A, and for B when it reads
 the high-pass's positive part, stretched to [0, 1] (the strokes one sees up close), as B. Hybrids are read by the
@@ -46,7 +46,8 @@ ANAGRAMS = {
     "rotate_cw": [("1", "7"), ("7", "1"), ("3", "8"), ("4", "7")],
     "negate": [("0", "1"), ("1", "7")],
 }
-OPTIONAL_VIEWS = {"rotate_180": [("6", "9"), ("9", "6")]}   # only when --views names them: the 180-degree turn
+OPTIONAL_VIEWS = {"rotate_180": [("6", "9"), ("9", "6")],   # only when --views names them: the 180-degree turn
+                  "mirror": [("2", "6"), ("6", "2")]}         # and the left-right mirror
 HYBRIDS = [("0", "1"), ("1", "7"), ("3", "8"), ("6", "9"), ("7", "1")]
 TARGETS = {"flip": [("1", "7"), ("3", "8"), ("0", "4"), ("2", "5")],
            "rotate_cw": [("1", "7"), ("7", "1"), ("3", "8"), ("4", "7")],

@@ -1,0 +1,128 @@
+"""Natural anagrams: how many real digits already are an anagram of a pair, and how well that predicts the sampler.
+
+A training digit x is a *natural anagram* of the pair A/B under a view v when the shipped classifier reads x as A and
+v(x) as B, the two readings ``bench/illusions.py`` asks of a sampled anagram.  For a view that is its own inverse
+(flip, mirror, rotate_180, negate) the view of a digit read B upright and A under v is one too, so both count.  The
+count over the 60 000 MNIST training digits, the data the embedded model learned, says how much of the data holds
+the pair's two readings at once:
+
+    N(A/B) = #{x : read(x) = A, read(v(x)) = B}  (+ #{x : read(x) = B, read(v(x)) = A} when v = v^-1)
+
+Given ``--rates`` (``bench/illusions.py`` results), the pairs' measured rates are joined to their counts: the share
+read right both ways by count band, the rank correlation (Spearman), and for each threshold the pairs at or above it
+that miss 50%.
+
+    .venv/bin/python bench/natural_anagrams.py --views flip mirror rotate_cw rotate_180 \\
+        --rates bench/results/illusions-all-flip-read-as.json ...   # about 3 min here
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from fundiff.classifier import load_classifier
+from fundiff.commands.arguments import Parser
+from fundiff.data.mnist import load_mnist, to_float
+from fundiff.engine.views import get_view
+from fundiff.errors import FundiffError, run_script
+from fundiff.io import ensure_writable_file, write_json
+from fundiff.pipelines.readings import reading_probabilities
+
+BANDS = [(0, 9), (10, 49), (50, 199), (200, None)]
+THRESHOLDS = [10, 30, 60, 100, 200, 300]
+
+
+@torch.no_grad()
+def read(images: torch.Tensor, classifier: torch.nn.Module, batch: int = 4000) -> torch.Tensor:
+    """The shipped classifier's reading of each image (in [-1, 1], as a sample)."""
+    return torch.cat([reading_probabilities(images[i:i + batch], classifier).argmax(1)
+                      for i in range(0, len(images), batch)])
+
+
+def is_involution(view_name: str) -> bool:
+    x = torch.randn(1, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    view = get_view(view_name)
+    return torch.equal(view.view(view.view(x)), x)
+
+
+def counts(view_name: str, images: torch.Tensor, upright: torch.Tensor, classifier: torch.nn.Module) -> dict[str, int]:
+    """N(A/B) for every pair A != B under the view (the formula above)."""
+    turned = read(get_view(view_name).view(images), classifier)
+    m = torch.zeros(10, 10, dtype=torch.long)
+    m.index_put_((upright, turned), torch.ones_like(upright), accumulate=True)
+    if is_involution(view_name):
+        m = m + m.T
+    return {f"{a}/{b}": int(m[a, b]) for a in range(10) for b in range(10) if a != b}
+
+
+def spearman(x: list[float], y: list[float]) -> float:
+    """Rank correlation, ties given their mean rank."""
+    def ranks(v: list[float]) -> torch.Tensor:
+        t = torch.tensor(v, dtype=torch.float64)
+        return (t[:, None] > t[None, :]).sum(1).double() + ((t[:, None] == t[None, :]).sum(1).double() - 1) / 2
+    rx, ry = ranks(x), ranks(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    return float((rx * ry).sum() / (rx.norm() * ry.norm()))
+
+
+def join(view: str, natural: dict[str, int], rates_file: Path) -> dict:
+    """The measured anagram rates of ``view`` in ``rates_file`` against the pairs' natural-anagram counts."""
+    try:
+        rows = json.loads(rates_file.read_text())["rows"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FundiffError(f"--rates {rates_file} is not a bench/illusions.py result ({type(exc).__name__})") from None
+    rates = {f"{r['A']}/{r['B']}": r["both_rate"] for r in rows if r.get("view") == view and r.get("kind") != "hybrid"}
+    if not rates:
+        return {}
+    pairs = sorted(rates, key=lambda p: (natural[p], p))
+    bands = []
+    for low, high in BANDS:
+        sel = [rates[p] for p in pairs if natural[p] >= low and (high is None or natural[p] <= high)]
+        if sel:
+            bands.append({"natural": f"{low}-{high}" if high is not None else f"{low}+", "pairs": len(sel),
+                          "both_rate": round(sum(sel) / len(sel), 4), "at_50": sum(r >= 0.5 for r in sel)})
+    return {"file": str(rates_file), "pairs": len(pairs), "spearman": round(spearman([natural[p] for p in pairs],
+                                                                                      [rates[p] for p in pairs]), 3),
+            "bands": bands,
+            "thresholds": [{"natural_at_least": th, "pairs": sum(natural[p] >= th for p in pairs),
+                            "at_50": sum(natural[p] >= th and rates[p] >= 0.5 for p in pairs),
+                            "misses": [p for p in pairs if natural[p] >= th and rates[p] < 0.5]} for th in THRESHOLDS],
+            "by_pair": {p: [natural[p], rates[p]] for p in pairs}}
+
+
+def main() -> None:
+    ap = Parser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--views", nargs="+", default=["flip", "mirror", "rotate_cw", "rotate_180"])
+    ap.add_argument("--rates", nargs="*", type=Path, default=[],
+                    help="bench/illusions.py results whose rows are joined to the counts, view by view")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "natural-anagrams.json")
+    args = ap.parse_args()
+    for name in args.views:
+        get_view(name)   # an unknown view is one line, before the work
+    for path in args.rates:
+        if not path.is_file():
+            raise FundiffError(f"--rates {path}: no such file")
+    ensure_writable_file(args.out, "--out")
+    start = time.time()
+    mnist, classifier = load_mnist(), load_classifier()
+    images = to_float(mnist.train_images) * 2 - 1
+    upright = read(images, classifier)
+    result = {"command": "python bench/natural_anagrams.py --views " + " ".join(args.views)
+              + "".join(f" --rates {p}" for p in args.rates) + f" --out {args.out}",
+              "reader": "the shipped classifier", "images": f"the {len(images)} MNIST training digits", "views": {}}
+    for name in args.views:
+        natural = counts(name, images, upright, classifier)
+        result["views"][name] = {"involution": is_involution(name), "natural": natural,
+                                 "measured": [j for j in (join(name, natural, p) for p in args.rates) if j]}
+        print(name, json.dumps({k: v for k, v in result["views"][name].items() if k != "natural"})[:2000], flush=True)
+    result["seconds"] = round(time.time() - start, 1)
+    write_json(args.out, result)
+    print(f"wrote {args.out} ({result['seconds']} s)")
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_script(main, "natural_anagrams.py"))
