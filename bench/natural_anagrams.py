@@ -12,8 +12,9 @@ Given ``--rates`` (``bench/illusions.py`` results), the pairs' measured rates ar
 read right both ways by count band, the rank correlation (Spearman), and for each threshold the pairs at or above it
 that miss 50%.
 
-    .venv/bin/python bench/natural_anagrams.py --views flip mirror rotate_cw rotate_180 \\
-        --rates bench/results/illusions-all-flip-read-as.json ...   # about 3 min here
+    .venv/bin/python bench/natural_anagrams.py --views flip mirror rotate_cw rotate_ccw rotate_180 \\
+        --rates bench/results/illusions-all-{flip-read-as,rotate-negate-langevin-t500,rotate180,mirror}.json \\
+        --save-table src/fundiff/assets/mnist_natural_anagrams.json     # 172 s here
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from fundiff.errors import FundiffError, run_script
 from fundiff.io import ensure_writable_file, write_json
 from fundiff.pipelines.readings import reading_probabilities
 
+ROOT = Path(__file__).resolve().parents[1]
 BANDS = [(0, 9), (10, 49), (50, 199), (200, None)]
 THRESHOLDS = [10, 30, 60, 100, 200, 300]
 
@@ -100,6 +102,9 @@ def main() -> None:
     ap.add_argument("--rates", nargs="*", type=Path, default=[],
                     help="bench/illusions.py results whose rows are joined to the counts, view by view")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "natural-anagrams.json")
+    ap.add_argument("--save-table", type=Path, default=None, metavar="FILE.json",
+                    help="also write the counts alone, as fundiff ships them (src/fundiff/assets/"
+                         "mnist_natural_anagrams.json, read by fundiff.pipelines.natural_anagrams)")
     args = ap.parse_args()
     for name in args.views:
         get_view(name)   # an unknown view is one line, before the work
@@ -107,12 +112,18 @@ def main() -> None:
         if not path.is_file():
             raise FundiffError(f"--rates {path}: no such file")
     ensure_writable_file(args.out, "--out")
+    if args.save_table is not None:
+        ensure_writable_file(args.save_table, "--save-table")
     start = time.time()
     mnist, classifier = load_mnist(), load_classifier()
     images = to_float(mnist.train_images) * 2 - 1
     upright = read(images, classifier)
+    def shown(path: Path) -> str:
+        return str(path.resolve().relative_to(ROOT)) if path.resolve().is_relative_to(ROOT) else str(path)
+
     result = {"command": "python bench/natural_anagrams.py --views " + " ".join(args.views)
-              + "".join(f" --rates {p}" for p in args.rates) + f" --out {args.out}",
+              + (" --rates " + " ".join(map(shown, args.rates)) if args.rates else "") + f" --out {shown(args.out)}"
+              + (f" --save-table {shown(args.save_table)}" if args.save_table is not None else ""),
               "reader": "the shipped classifier", "images": f"the {len(images)} MNIST training digits", "views": {}}
     for name in args.views:
         natural = counts(name, images, upright, classifier)
@@ -121,6 +132,12 @@ def main() -> None:
         print(name, json.dumps({k: v for k, v in result["views"][name].items() if k != "natural"})[:2000], flush=True)
     result["seconds"] = round(time.time() - start, 1)
     write_json(args.out, result)
+    if args.save_table is not None:
+        write_json(args.save_table, {
+            "about": "N(A/B): MNIST training digits the shipped classifier reads as A upright and as B under the view "
+                     "(plus, for a view that is its own inverse, those read B upright and A under it); "
+                     "fundiff.pipelines.natural_anagrams", "command": result["command"], "images": len(images),
+            "views": {name: v["natural"] for name, v in result["views"].items()}})
     print(f"wrote {args.out} ({result['seconds']} s)")
 
 
