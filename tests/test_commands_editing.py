@@ -23,10 +23,12 @@ def test_edit_inpaint_anagram_hybrid_commands(cli, tmp_path):
     for name, args in runs.items():
         proc = cli(*args, "--out", tmp_path / name)
         assert proc.returncode == 0, (name, proc.stderr)
+        assert "A rare pair" not in proc.stdout, (name, proc.stdout)
         for f in files[name]:
             assert (tmp_path / name / f).is_file(), (name, f)
     assert json.loads((tmp_path / "edit" / "edit.json").read_text())["t_start"] == [700, 300]
     anagram = json.loads((tmp_path / "anagram" / "anagram.json").read_text())
+    assert anagram["natural_anagrams"] == 208   # 6/9 under the flip: not a rare pair, so no note was printed
     assert anagram["reduction"] == "balanced" and anagram["balance"] == 0.5 and anagram["rival"] is True  # MNIST's defaults
     proc = cli(*runs["anagram"], "--reduction", "mean", "--out", tmp_path / "mean")
     assert proc.returncode == 0, proc.stderr
@@ -74,3 +76,14 @@ def test_editing_bad_input_is_one_line(cli, tmp_path, args, fragments):
     assert_one_line_error(proc, *fragments)
     for f in fragments:
         assert f in proc.stderr, proc.stderr
+
+
+def test_anagram_command_says_when_a_pair_is_rare_in_the_data(cli, tmp_path):
+    proc = cli("anagram", "--prompt", "two", "--prompt", "6", "--steps", "2", "--num-images", "1", "--frames", "2",
+               "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == (
+        "A rare pair: 75 of the 60,000 MNIST training digits read 2 upright and 6 under flip; pairs under 100 read "
+        "right both ways in 39-50% of their images on average at the defaults, the others in 78-86% "
+        "(docs/illusions.md). Under mirror, 5,740 do.")
+    assert json.loads((tmp_path / "anagram.json").read_text())["natural_anagrams"] == 75

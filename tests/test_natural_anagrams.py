@@ -16,7 +16,7 @@ from helpers import assert_one_line_error
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from natural_anagrams import counts, is_involution, join, spearman  # noqa: E402
+from natural_anagrams import counts, is_involution, join, read, spearman  # noqa: E402
 
 
 class ReadsSum(torch.nn.Module):
@@ -95,3 +95,35 @@ def test_bad_flags_are_one_line(tmp_path):
     assert_one_line_error(run("--rates", str(tmp_path / "none.json"), "--out", str(tmp_path / "o.json")), "no such file")
     assert_one_line_error(run("--out", str(tmp_path)), "is a folder")
     assert not (tmp_path / "o.json").exists()
+
+
+def test_the_shipped_table_is_the_benchs_and_reads_as_its_definition(mnist):
+    """The counts fundiff ships: made by this bench over the 60 000 training digits, symmetric for the views that
+    are their own inverse, and (recounted on the first 3000 training digits) a superset of a slice's counts, which
+    catches an A/B convention turned around (rotate_cw's N(a/b) and N(b/a) differ)."""
+    from fundiff.classifier import load_classifier
+    from fundiff.data.mnist import to_float
+    from fundiff.pipelines.natural_anagrams import _table, natural_count, natural_record, rare_pair_note
+
+    table = _table()
+    assert table["images"] == 60_000 and "bench/natural_anagrams.py" in table["command"]
+    assert set(table["views"]) == {"flip", "mirror", "rotate_cw", "rotate_ccw", "rotate_180"}
+    for view, pairs in table["views"].items():
+        assert len(pairs) == 90
+        if view != "rotate_cw" and view != "rotate_ccw":
+            assert all(pairs[f"{a}/{b}"] == pairs[f"{b}/{a}"] for a in range(10) for b in range(10) if a != b)
+    assert natural_count("flip", 2, 5) > 5000 and natural_count("flip", 2, 6) == 75 and natural_count("negate", 2, 6) is None
+    assert table["views"]["rotate_cw"]["1/2"] != table["views"]["rotate_cw"]["2/1"]
+    images = to_float(mnist.train_images[:3000]) * 2 - 1
+    reader = load_classifier()
+    upright = read(images, reader)
+    for view in ("rotate_cw", "flip"):
+        part = counts(view, images, upright, reader)
+        assert all(part[p] <= table["views"][view][p] for p in part), view
+        assert sum(part.values()) > 0.03 * sum(table["views"][view].values())   # 5% of the digits, give or take
+    assert natural_record([6, 9], ["identity", "flip"]) == {"natural_anagrams": 208}
+    assert natural_record(None, ["identity", "flip"]) == {}                 # not MNIST digits: nothing to say
+    assert natural_record([6, 9], ["identity", "negate"]) == {}             # a view the table does not have
+    assert rare_pair_note([6, 9], ["identity", "flip"]) == ""
+    assert rare_pair_note([0, 1], ["identity", "flip"]).startswith("A rare pair: 0 of the 60,000")
+    assert "Under" not in rare_pair_note([0, 1], ["identity", "flip"])     # rare under every view in the table

@@ -218,6 +218,9 @@ def test_anagram_gives_the_image_its_view_and_an_animation(den, tmp_path):
     assert np.array_equal(np.asarray(viewed), np.asarray(img)[::-1, ::-1])
     with Image.open(gif) as anim:
         assert anim.format == "GIF" and anim.n_frames > 2
+    assert "A rare pair" not in caption                          # 6/9 under the turn: 10 629 training digits are one
+    *_, caption = web.run_anagram(den, "2", "6", "flip", steps=2, seed=0, out_dir=tmp_path)
+    assert caption.endswith("Under mirror, 5,740 do.") and "A rare pair: 75 of the 60,000" in caption
     assert "patch_permute" not in web.usable_views(den)         # needs sides divisible by 8; MNIST is 28 px
     with pytest.raises(gr.Error, match="unknown view"):
         web.run_anagram(den, "6", "9", "sideways", steps=2, out_dir=tmp_path)
