@@ -24,7 +24,7 @@ from fundiff.errors import run_script
 from fundiff.io import ensure_writable_file, write_json
 from fundiff.pipelines.readings import reading_probabilities
 
-VIEWS = ("flip", "rotate_180", "rotate_cw", "negate")
+VIEWS = ("flip", "mirror", "rotate_180", "rotate_cw", "negate")
 ROOT = Path(__file__).resolve().parents[1]
 
 
