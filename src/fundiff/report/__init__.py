@@ -20,7 +20,7 @@ from typing import Any, Callable
 from fundiff.errors import FundiffError
 from fundiff.io import ensure_writable_dir, write_atomic, write_json
 from fundiff.report import prompts
-from fundiff.report.claims import hybrid_claims, null_prompt_claims, reading_claim
+from fundiff.report.claims import hybrid_claims, natural_claim, null_prompt_claims, reading_claim
 from fundiff.report.part_b import add_part_b
 from fundiff.report.sections import Section, load_json
 from fundiff.report.html import render_html
@@ -297,8 +297,10 @@ class Report:
                 self.fig(s, d / "anagram.gif")
             s.claims.append("Each image is meant to read as the first prompt upright and as the second under the view.")
             if m:
-                s.claims.append(reading_claim(s.numbers, [load_json(self.out / f.rsplit("/", 1)[0] / "anagram.json")
-                                                          for f in s.figures if f.endswith(".png")]))
+                records = [load_json(self.out / f.rsplit("/", 1)[0] / "anagram.json")
+                           for f in s.figures if f.endswith(".png")]
+                s.claims.append(reading_claim(s.numbers, records))
+                s.claims += natural_claim(s.numbers, records)
 
         def hybrids(s: Section) -> None:
             runs = prompts.MNIST_HYBRIDS if m else prompts.DEEPFLOYD_HYBRIDS

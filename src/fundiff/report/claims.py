@@ -100,6 +100,28 @@ def few_step_claims(r: dict[str, Any]) -> list[str]:
     return claims
 
 
+def natural_claim(numbers: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
+    """How many training digits already are each shown pair's anagram (``natural_anagrams`` in the records; MNIST),
+    and what that count predicts (docs/illusions.md, "What predicts a pair")."""
+    from fundiff.pipelines.natural_anagrams import RARE, natural_count
+
+    rows = [r for r in records if "natural_anagrams" in r]
+    if not rows:
+        return []
+    numbers["natural_anagrams"] = {f"{'/'.join(r['prompts'])} {r['views'][-1]}": r["natural_anagrams"] for r in rows}
+    per = "; ".join(f"{name} {n:,}" for name, n in numbers["natural_anagrams"].items())
+    moved = []   # shown under another view because they are rare flipped
+    for r in rows:
+        flipped = natural_count("flip", *map(int, r["prompts"]))
+        if r["views"][-1] != "flip" and flipped is not None and flipped < RARE <= r["natural_anagrams"]:
+            moved.append(f"{'/'.join(r['prompts'])} is rare flipped ({flipped:,}) and common under {r['views'][-1]}, "
+                         "so it is shown so")
+    return [f"Of the 60,000 MNIST training digits, how many already read as the first digit upright and the second "
+            f"under the view: {per}. Over every digit pair, pairs under {RARE} read right both ways in 39-50% of their "
+            f"images at the defaults and the others in 78-86% (bench/natural_anagrams.py, docs/illusions.md)"
+            + (": " + "; ".join(moved) if moved else "") + "."]
+
+
 def reading_claim(numbers: dict[str, Any], records: list[dict[str, Any]], reader: str = "the shipped classifier") -> str:
     """The measured rates: per shown pair, how many of ``--measure`` N new images (no best-of) ``reader`` reads right
     every way, with the Wilson 95% interval, and all pairs pooled (this run; also in the section's ``numbers`` under

@@ -28,8 +28,8 @@ from fundiff.pipelines.readings import (anagram_readings, check_readable, digit_
 ANIMATIONS = ("gif", "mp4")   # mp4 needs the optional extra fundiff[video] (imageio-ffmpeg)
 # The MNIST illusions the report and the web UI show (prompt 1, prompt 2, view or kind); bench/illusions.py
 # measures every pair (docs/illusions.md).
-MNIST_ANAGRAMS = [("6", "9", "flip"), ("2", "5", "flip"), ("1", "7", "flip"), ("7", "1", "rotate_cw"),
-                  ("3", "8", "rotate_cw"), ("8", "3", "negate")]
+MNIST_ANAGRAMS = [("6", "9", "flip"), ("2", "5", "flip"), ("1", "7", "flip"), ("2", "6", "mirror"),
+                  ("7", "1", "rotate_cw"), ("3", "8", "rotate_cw"), ("8", "3", "negate")]   # 2/6: rare flipped, common mirrored
 MNIST_HYBRIDS = [("1", "7", "hybrid"), ("0", "1", "hybrid"), ("1", "7", "motion")]
 
 
