@@ -1,20 +1,19 @@
 """Natural anagrams: how many real digits already are an anagram of a pair, and how well that predicts the sampler.
 
 A training digit x is a *natural anagram* of the pair A/B under a view v when the shipped classifier reads x as A and
-v(x) as B, the two readings ``bench/illusions.py`` asks of a sampled anagram.  For a view that is its own inverse
-(flip, mirror, rotate_180, negate) the view of a digit read B upright and A under v is one too, so both count.  The
-count over the 60 000 MNIST training digits, the data the embedded model learned, says how much of the data holds
-the pair's two readings at once:
+v(x) as B, the two readings ``bench/illusions.py`` asks of a sampled anagram.  A digit y read as B while v^-1(y) reads
+as A gives one too: v^-1(y) reads A and its view, y, reads B.  The count over the 60 000 MNIST training digits, the
+data the embedded model learned, says how much of the data holds the pair's two readings at once:
 
-    N(A/B) = #{x : read(x) = A, read(v(x)) = B}  (+ #{x : read(x) = B, read(v(x)) = A} when v = v^-1)
+    N(A/B) = #{x : read(x) = A, read(v(x)) = B} + #{y : read(y) = B, read(v^-1(y)) = A}
 
-Given ``--rates`` (``bench/illusions.py`` results), the pairs' measured rates are joined to their counts: the share
-read right both ways by count band, the rank correlation (Spearman), and for each threshold the pairs at or above it
-that miss 50%.
+(for a view that is its own inverse, flip, mirror and rotate_180, the second term is the first with A and B
+swapped).  The pairs' measured rates (``--rates``, ``bench/illusions.py`` results) are joined to their counts: the
+share read right both ways by count band, the rank correlation (Spearman), and for each threshold the pairs at or
+above it that miss 50%.  ``--save-table`` writes what fundiff ships (fundiff.pipelines.natural_anagrams): the counts,
+the measured rates and each view's mean rate below and above ``RARE``.
 
-    .venv/bin/python bench/natural_anagrams.py --views flip mirror rotate_cw rotate_ccw rotate_180 \\
-        --rates bench/results/illusions-all-{flip-read-as,rotate-negate-langevin-t500,rotate180,mirror}.json \\
-        --save-table src/fundiff/assets/mnist_natural_anagrams.json     # 172 s here
+    .venv/bin/python bench/natural_anagrams.py --save-table src/fundiff/assets/mnist_natural_anagrams.json  # 3 min
 """
 
 from __future__ import annotations
@@ -31,9 +30,12 @@ from fundiff.data.mnist import load_mnist, to_float
 from fundiff.engine.views import get_view
 from fundiff.errors import FundiffError, run_script
 from fundiff.io import ensure_writable_file, write_json
+from fundiff.pipelines.natural_anagrams import RARE
 from fundiff.pipelines.readings import reading_probabilities
 
 ROOT = Path(__file__).resolve().parents[1]
+RATES = [ROOT / "bench" / "results" / f"illusions-all-{name}.json"
+         for name in ("flip-read-as", "mirror", "rotate-negate-langevin-t500", "rotate180")]
 BANDS = [(0, 9), (10, 49), (50, 199), (200, None)]
 THRESHOLDS = [10, 30, 60, 100, 200, 300]
 
@@ -53,11 +55,15 @@ def is_involution(view_name: str) -> bool:
 
 def counts(view_name: str, images: torch.Tensor, upright: torch.Tensor, classifier: torch.nn.Module) -> dict[str, int]:
     """N(A/B) for every pair A != B under the view (the formula above)."""
-    turned = read(get_view(view_name).view(images), classifier)
-    m = torch.zeros(10, 10, dtype=torch.long)
-    m.index_put_((upright, turned), torch.ones_like(upright), accumulate=True)
-    if is_involution(view_name):
-        m = m + m.T
+    view = get_view(view_name)
+
+    def matrix(read_after: torch.Tensor) -> torch.Tensor:   # m[a, b] = #{x : read(x) = a, read(after(x)) = b}
+        m = torch.zeros(10, 10, dtype=torch.long)
+        return m.index_put_((upright, read_after), torch.ones_like(upright), accumulate=True)
+
+    forward = matrix(read(view.view(images), classifier))
+    backward = forward if is_involution(view_name) else matrix(read(view.inverse_view(images), classifier))
+    m = forward + backward.T
     return {f"{a}/{b}": int(m[a, b]) for a in range(10) for b in range(10) if a != b}
 
 
@@ -77,7 +83,9 @@ def join(view: str, natural: dict[str, int], rates_file: Path) -> dict:
         rows = json.loads(rates_file.read_text())["rows"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise FundiffError(f"--rates {rates_file} is not a bench/illusions.py result ({type(exc).__name__})") from None
-    rates = {f"{r['A']}/{r['B']}": r["both_rate"] for r in rows if r.get("view") == view and r.get("kind") != "hybrid"}
+    kept = {f"{r['A']}/{r['B']}": r for r in rows
+            if r.get("view") == view and r.get("kind") != "hybrid" and f"{r.get('A')}/{r.get('B')}" in natural}
+    rates = {p: r["both_rate"] for p, r in kept.items()}
     if not rates:
         return {}
     pairs = sorted(rates, key=lambda p: (natural[p], p))
@@ -93,14 +101,33 @@ def join(view: str, natural: dict[str, int], rates_file: Path) -> dict:
             "thresholds": [{"natural_at_least": th, "pairs": sum(natural[p] >= th for p in pairs),
                             "at_50": sum(natural[p] >= th and rates[p] >= 0.5 for p in pairs),
                             "misses": [p for p in pairs if natural[p] >= th and rates[p] < 0.5]} for th in THRESHOLDS],
-            "by_pair": {p: [natural[p], rates[p]] for p in pairs}}
+            "by_pair": {p: [natural[p], rates[p], kept[p]["n"]] for p in pairs}}
+
+
+def table(result: dict) -> dict:
+    """What fundiff ships: per view its counts, each pair's measured rate [both_rate, n] at the defaults (from the
+    joined results), and the mean rate of the pairs below and at or above RARE."""
+    views = {}
+    for name, v in result["views"].items():
+        measured = {p: {"both_rate": round(r, 4), "n": n} for j in v["measured"] for p, (_, r, n) in j["by_pair"].items()}
+        entry = {"involution": v["involution"], "natural": v["natural"], "measured": measured}
+        for side, keep in (("rare", lambda p: v["natural"][p] < RARE), ("common", lambda p: v["natural"][p] >= RARE)):
+            rates = [m["both_rate"] for p, m in measured.items() if keep(p)]
+            if rates:
+                entry[f"{side}_mean_rate"] = round(sum(rates) / len(rates), 4)
+        views[name] = entry
+    return {"about": "N(A/B): MNIST training digits x that the shipped classifier reads as A while it reads view(x) as "
+                     "B, plus digits y read as B while it reads view^-1(y) as A; measured: bench/illusions.py's share "
+                     "read right both ways at the defaults; fundiff.pipelines.natural_anagrams",
+            "command": result["command"], "images": result["num_images"], "rare_below": RARE, "views": views}
 
 
 def main() -> None:
     ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--views", nargs="+", default=["flip", "mirror", "rotate_cw", "rotate_180"])
-    ap.add_argument("--rates", nargs="*", type=Path, default=[],
-                    help="bench/illusions.py results whose rows are joined to the counts, view by view")
+    ap.add_argument("--rates", nargs="*", type=Path, default=RATES,
+                    help="bench/illusions.py results whose rows are joined to the counts, view by view (default: the "
+                         "all-pairs runs of flip, mirror, rotate_cw and rotate_180 in bench/results)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "natural-anagrams.json")
     ap.add_argument("--save-table", type=Path, default=None, metavar="FILE.json",
                     help="also write the counts alone, as fundiff ships them (src/fundiff/assets/"
@@ -118,13 +145,15 @@ def main() -> None:
     mnist, classifier = load_mnist(), load_classifier()
     images = to_float(mnist.train_images) * 2 - 1
     upright = read(images, classifier)
+
     def shown(path: Path) -> str:
         return str(path.resolve().relative_to(ROOT)) if path.resolve().is_relative_to(ROOT) else str(path)
 
     result = {"command": "python bench/natural_anagrams.py --views " + " ".join(args.views)
               + (" --rates " + " ".join(map(shown, args.rates)) if args.rates else "") + f" --out {shown(args.out)}"
               + (f" --save-table {shown(args.save_table)}" if args.save_table is not None else ""),
-              "reader": "the shipped classifier", "images": f"the {len(images)} MNIST training digits", "views": {}}
+              "reader": "the shipped classifier", "images": f"the {len(images)} MNIST training digits",
+              "num_images": len(images), "views": {}}
     for name in args.views:
         natural = counts(name, images, upright, classifier)
         result["views"][name] = {"involution": is_involution(name), "natural": natural,
@@ -133,11 +162,7 @@ def main() -> None:
     result["seconds"] = round(time.time() - start, 1)
     write_json(args.out, result)
     if args.save_table is not None:
-        write_json(args.save_table, {
-            "about": "N(A/B): MNIST training digits the shipped classifier reads as A upright and as B under the view "
-                     "(plus, for a view that is its own inverse, those read B upright and A under it); "
-                     "fundiff.pipelines.natural_anagrams", "command": result["command"], "images": len(images),
-            "views": {name: v["natural"] for name, v in result["views"].items()}})
+        write_json(args.save_table, table(result))
     print(f"wrote {args.out} ({result['seconds']} s)")
 
 

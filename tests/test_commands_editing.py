@@ -23,12 +23,12 @@ def test_edit_inpaint_anagram_hybrid_commands(cli, tmp_path):
     for name, args in runs.items():
         proc = cli(*args, "--out", tmp_path / name)
         assert proc.returncode == 0, (name, proc.stderr)
-        assert "A rare pair" not in proc.stdout, (name, proc.stdout)
+        assert "Measured at the defaults" not in proc.stdout, (name, proc.stdout)
         for f in files[name]:
             assert (tmp_path / name / f).is_file(), (name, f)
     assert json.loads((tmp_path / "edit" / "edit.json").read_text())["t_start"] == [700, 300]
     anagram = json.loads((tmp_path / "anagram" / "anagram.json").read_text())
-    assert anagram["natural_anagrams"] == 208   # 6/9 under the flip: not a rare pair, so no note was printed
+    assert anagram["natural_anagrams"]["count"] == 208   # 6/9 under the flip: measured 95%, so no note was printed
     assert anagram["reduction"] == "balanced" and anagram["balance"] == 0.5 and anagram["rival"] is True  # MNIST's defaults
     proc = cli(*runs["anagram"], "--reduction", "mean", "--out", tmp_path / "mean")
     assert proc.returncode == 0, proc.stderr
@@ -38,7 +38,7 @@ def test_edit_inpaint_anagram_hybrid_commands(cli, tmp_path):
     proc = cli(*runs["hybrid"], "--corrector-steps", "2", "--corrector-t-min", "500", "--fork-t", "off",
                "--out", tmp_path / "corrected")
     assert proc.returncode == 0, proc.stderr
-    assert "ork" not in proc.stdout, proc.stdout   # composed to the end: no fork to report
+    assert "Fork" not in proc.stdout, proc.stdout   # composed to the end: no fork to report
     corrected = json.loads((tmp_path / "corrected" / "hybrid.json").read_text())
     assert corrected["corrector"] == {"kind": "langevin", "steps": 2, "snr": 0.3, "t_min": 500}
     hybrid = json.loads((tmp_path / "hybrid" / "hybrid.json").read_text())
@@ -83,7 +83,7 @@ def test_anagram_command_says_when_a_pair_is_rare_in_the_data(cli, tmp_path):
                "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == (
-        "A rare pair: 75 of the 60,000 MNIST training digits read 2 upright and 6 under flip; pairs under 100 read "
-        "right both ways in 39-50% of their images on average at the defaults, the others in 78-86% "
-        "(docs/illusions.md). Under mirror, 5,740 do.")
-    assert json.loads((tmp_path / "anagram.json").read_text())["natural_anagrams"] == 75
+        "Measured at the defaults, 2/6 under flip read right both ways in 20% of 20 images: only 75 of the 60,000 MNIST "
+        "training digits (or their images under flip's inverse) read 2 upright and 6 under flip, a rare pair "
+        "(docs/illusions.md). Under mirror it read 100%.")
+    assert json.loads((tmp_path / "anagram.json").read_text())["natural_anagrams"]["count"] == 75

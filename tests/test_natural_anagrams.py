@@ -54,24 +54,26 @@ def test_counts_follow_the_definition_and_are_symmetric_for_a_mirror(monkeypatch
     flip = counts("flip", images, upright, reader)   # top <-> bottom: 3 -> 2, 1 -> 0, 2 -> 3
     assert flip["3/2"] == 2 + 1 and flip["2/3"] == 3 and flip["1/0"] == 1 and flip["0/1"] == 1
     assert sum(flip.values()) == 2 * 4
-    cw = counts("rotate_cw", images, upright, reader)   # not an involution: each digit counted once
-    assert sum(cw.values()) == 4
+    cw = counts("rotate_cw", images, upright, reader)   # each digit once turned clockwise, once counter-clockwise
+    assert cw["3/1"] == 2 + 1 and cw["2/3"] == 1 + 2 and cw["1/0"] == 1 and cw["0/2"] == 1 and sum(cw.values()) == 8
 
 
 def test_spearman_ranks_with_ties():
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1)
     assert spearman([1, 1, 2, 2], [1, 1, 2, 2]) == pytest.approx(1)
+    assert spearman([1, 1, 2], [1, 2, 3]) == pytest.approx(0.8660254)   # mean ranks; ordinal ranks would give 1
     assert abs(spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]) - 0.8) < 1e-9
 
 
 def test_join_bands_thresholds_and_misses(tmp_path):
     natural = {f"{a}/{b}": 0 for a in range(10) for b in range(10) if a != b}
     natural.update({"2/5": 900, "5/2": 900, "2/6": 75, "6/2": 75, "0/1": 0})
-    rows = [{"view": "flip", "A": "2", "B": "5", "both_rate": 1.0}, {"view": "flip", "A": "5", "B": "2", "both_rate": 0.95},
-            {"view": "flip", "A": "2", "B": "6", "both_rate": 0.2}, {"view": "flip", "A": "6", "B": "2", "both_rate": 0.55},
-            {"view": "flip", "A": "0", "B": "1", "both_rate": 0.05}, {"kind": "hybrid", "A": "0", "B": "1", "both_rate": 1},
-            {"view": "rotate_cw", "A": "1", "B": "7", "both_rate": 0.1}]
+    def row(a: str, b: str, rate: float, **more) -> dict:
+        return {"view": "flip", "A": a, "B": b, "both_rate": rate, "n": 20, **more}
+
+    rows = [row("2", "5", 1.0), row("5", "2", 0.95), row("2", "6", 0.2), row("6", "2", 0.55), row("0", "1", 0.05),
+            row("0", "1", 1.0, kind="hybrid"), {"view": "flip", "A": "3", "B": "3"}, row("1", "7", 0.1, view="rotate_cw")]
     f = tmp_path / "rates.json"
     f.write_text(json.dumps({"rows": rows}))
     j = join("flip", natural, f)
@@ -100,30 +102,55 @@ def test_bad_flags_are_one_line(tmp_path):
 def test_the_shipped_table_is_the_benchs_and_reads_as_its_definition(mnist):
     """The counts fundiff ships: made by this bench over the 60 000 training digits, symmetric for the views that
     are their own inverse, and (recounted on the first 3000 training digits) a superset of a slice's counts, which
-    catches an A/B convention turned around (rotate_cw's N(a/b) and N(b/a) differ)."""
+    catches an A/B convention turned around; the measured rates are the all-pairs runs', and the rare / common means
+    are theirs."""
     from fundiff.classifier import load_classifier
     from fundiff.data.mnist import to_float
-    from fundiff.pipelines.natural_anagrams import _table, natural_count, natural_record, rare_pair_note
+    from fundiff.pipelines.natural_anagrams import RARE, natural_count, natural_table
 
-    table = _table()
-    assert table["images"] == 60_000 and "bench/natural_anagrams.py" in table["command"]
-    assert set(table["views"]) == {"flip", "mirror", "rotate_cw", "rotate_ccw", "rotate_180"}
-    for view, pairs in table["views"].items():
-        assert len(pairs) == 90
-        if view != "rotate_cw" and view != "rotate_ccw":
-            assert all(pairs[f"{a}/{b}"] == pairs[f"{b}/{a}"] for a in range(10) for b in range(10) if a != b)
+    table = natural_table()
+    assert table["images"] == 60_000 and "bench/natural_anagrams.py" in table["command"] and table["rare_below"] == RARE
+    assert set(table["views"]) == {"flip", "mirror", "rotate_cw", "rotate_180"}
+    for view, entry in table["views"].items():
+        pairs, measured = entry["natural"], entry["measured"]
+        assert len(pairs) == len(measured) == 90 and all(m["n"] == 20 for m in measured.values())
+        assert all(pairs[f"{a}/{b}"] == pairs[f"{b}/{a}"] for a in range(10) for b in range(10) if a != b) \
+            == entry["involution"] == (view != "rotate_cw")
+        rare = [m["both_rate"] for p, m in measured.items() if pairs[p] < RARE]
+        assert entry["rare_mean_rate"] == pytest.approx(sum(rare) / len(rare), abs=1e-4)
+        assert entry["rare_mean_rate"] < 0.5 < 0.75 < entry["common_mean_rate"]
+    name = {"flip": "flip-read-as", "mirror": "mirror", "rotate_cw": "rotate-negate-langevin-t500", "rotate_180": "rotate180"}
+    for view, entry in table["views"].items():
+        rows = json.loads((ROOT / "bench" / "results" / f"illusions-all-{name[view]}.json").read_text())["rows"]
+        assert {f"{r['A']}/{r['B']}": round(r["both_rate"], 4) for r in rows if r.get("view") == view} == \
+            {p: m["both_rate"] for p, m in entry["measured"].items()}
     assert natural_count("flip", 2, 5) > 5000 and natural_count("flip", 2, 6) == 75 and natural_count("negate", 2, 6) is None
-    assert table["views"]["rotate_cw"]["1/2"] != table["views"]["rotate_cw"]["2/1"]
     images = to_float(mnist.train_images[:3000]) * 2 - 1
     reader = load_classifier()
     upright = read(images, reader)
     for view in ("rotate_cw", "flip"):
         part = counts(view, images, upright, reader)
-        assert all(part[p] <= table["views"][view][p] for p in part), view
-        assert sum(part.values()) > 0.03 * sum(table["views"][view].values())   # 5% of the digits, give or take
-    assert natural_record([6, 9], ["identity", "flip"]) == {"natural_anagrams": 208}
-    assert natural_record(None, ["identity", "flip"]) == {}                 # not MNIST digits: nothing to say
-    assert natural_record([6, 9], ["identity", "negate"]) == {}             # a view the table does not have
-    assert rare_pair_note([6, 9], ["identity", "flip"]) == ""
-    assert rare_pair_note([0, 1], ["identity", "flip"]).startswith("A rare pair: 0 of the 60,000")
-    assert "Under" not in rare_pair_note([0, 1], ["identity", "flip"])     # rare under every view in the table
+        assert all(part[p] <= table["views"][view]["natural"][p] for p in part), view
+        assert sum(part.values()) > 0.03 * sum(table["views"][view]["natural"].values())   # 5% of the digits
+
+
+def test_the_note_quotes_the_measured_rate_and_a_view_that_did_better():
+    from fundiff.pipelines.natural_anagrams import natural_entry, natural_note
+
+    entry = natural_entry([2, 6], ["identity", "flip"])
+    assert entry == {"pair": "2/6", "view": "flip", "count": 75, "measured": {"both_rate": 0.2, "n": 20}}
+    assert natural_note(entry) == (
+        "Measured at the defaults, 2/6 under flip read right both ways in 20% of 20 images: only 75 of the 60,000 MNIST "
+        "training digits (or their images under flip's inverse) read 2 upright and 6 under flip, a rare pair "
+        "(docs/illusions.md). Under mirror it read 100%.")
+    assert natural_note(natural_entry([6, 9], ["identity", "flip"])) == ""        # measured 95%: nothing to say
+    assert natural_note(natural_entry([3, 8], ["identity", "flip"])) == ""        # rare (66), but measured 65%
+    four_one = natural_note(natural_entry([4, 1], ["identity", "flip"]))         # common (125), measured 35%
+    assert four_one.startswith("Measured at the defaults, 4/1 under flip read right both ways in 35% of 20 images (")
+    assert "rare" not in four_one
+    assert "Under" not in natural_note(natural_entry([0, 1], ["identity", "flip"]))   # under 50% under every view
+    assert natural_entry(None, ["identity", "flip"]) is None                     # not MNIST digits
+    assert natural_entry([6, 9], ["identity", "negate"]) is None                 # a view the table does not have
+    assert natural_entry([6, 9], ["identity", "flip:"]) is None                  # a spec with arguments
+    assert natural_entry([6, 9], ["flip", "identity"]) is None
+    assert natural_note(None) == ""

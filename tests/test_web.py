@@ -13,11 +13,11 @@ import time
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageFile
 
 gr = pytest.importorskip("gradio", reason="the web UI needs gradio: pip install 'fundiff[web]'")
 
-from helpers import assert_one_line_error, free_port  # noqa: E402
+from helpers import assert_one_line_error, free_port, write_png_bomb  # noqa: E402
 
 from fundiff.web import app as web  # noqa: E402
 
@@ -155,10 +155,6 @@ def test_a_non_image_upload_gives_a_message(den, tmp_path):
 
 def test_a_decompression_bomb_upload_is_refused_from_its_header(den, tmp_path, monkeypatch):
     """A 97 KB PNG that decodes to 100 megapixels: a message within a second, and nothing is decoded."""
-    from PIL import ImageFile
-
-    from helpers import write_png_bomb
-
     bomb = write_png_bomb(tmp_path / "bomb.png", 10_000, 10_000)
     monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("the bomb was decoded"))
     start = time.monotonic()
@@ -218,9 +214,9 @@ def test_anagram_gives_the_image_its_view_and_an_animation(den, tmp_path):
     assert np.array_equal(np.asarray(viewed), np.asarray(img)[::-1, ::-1])
     with Image.open(gif) as anim:
         assert anim.format == "GIF" and anim.n_frames > 2
-    assert "A rare pair" not in caption                          # 6/9 under the turn: 10 629 training digits are one
+    assert "Measured at the defaults" not in caption             # 6/9 under the turn: measured 100%
     *_, caption = web.run_anagram(den, "2", "6", "flip", steps=2, seed=0, out_dir=tmp_path)
-    assert caption.endswith("Under mirror, 5,740 do.") and "A rare pair: 75 of the 60,000" in caption
+    assert caption.endswith("under flip, a rare pair (docs/illusions.md). Under mirror it read 100%.")   # the CLI's
     assert "patch_permute" not in web.usable_views(den)         # needs sides divisible by 8; MNIST is 28 px
     with pytest.raises(gr.Error, match="unknown view"):
         web.run_anagram(den, "6", "9", "sideways", steps=2, out_dir=tmp_path)

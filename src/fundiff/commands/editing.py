@@ -160,8 +160,7 @@ def cmd_inpaint(args) -> int:
 
 def cmd_anagram(args) -> int:
     from fundiff.pipelines import AnagramPipeline
-    from fundiff.pipelines.natural_anagrams import rare_pair_note
-    from fundiff.pipelines.readings import readable_digits
+    from fundiff.pipelines.natural_anagrams import natural_note
     from fundiff.studies.illusions import run_anagram
 
     if args.view is None and len(args.prompt) != 2:
@@ -178,7 +177,7 @@ def cmd_anagram(args) -> int:
                           best_of=args.best_of, measure=args.measure, measure_callback=cb3, reduction=args.reduction,
                           rival={"auto": None, "on": True, "off": False}[args.rival], corrector=corrector_options(args))
     print(f"wrote {args.out}/anagram.png and anagram.{args.animation}{measured_line(rec)}")
-    note = rare_pair_note(readable_digits(pipe, args.prompt), rec["views"])
+    note = natural_note(rec.get("natural_anagrams"))
     if note:
         print(note)
     return 0

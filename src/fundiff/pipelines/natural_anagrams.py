@@ -2,12 +2,12 @@
 MNIST anagram works.
 
 Under a view v, N(A/B) counts the 60 000 MNIST training digits x that the shipped classifier reads as A while it
-reads v(x) as B; for a view that is its own inverse (flip, mirror, rotate_180) it also counts those read B upright
-and A under v, whose views are A/B anagrams.  The table ships in ``fundiff/assets/mnist_natural_anagrams.json``
-(made by ``python bench/natural_anagrams.py --save-table``).  Measured over every ordered pair at the anagram
-defaults, the pairs the data holds rarely are the ones that fail: under the flip, every pair with N >= 100 but one
-reads right both ways in 50% or more of its images, against about half of the pairs below (docs/illusions.md,
-"What predicts a pair").  So fundiff says when a pair is rare, and names a view under which it is not.
+reads v(x) as B, plus the digits y it reads as B while it reads v^-1(y) as A (v^-1(y) is then such an x).  The table
+ships in ``fundiff/assets/mnist_natural_anagrams.json`` (``python bench/natural_anagrams.py --save-table``), with each
+pair's rate measured at the anagram defaults (``bench/illusions.py``, every ordered pair, 20 seeds a pair) under the
+views it has: flip, mirror, rotate_cw and rotate_180.  Pairs the data holds rarely (N < ``RARE``) read right both
+ways about half as often as the others (docs/illusions.md, "What predicts a pair").  So when a pair measured under
+50%, fundiff says so, says whether it is rare, and names a view under which it measured better.
 """
 
 from __future__ import annotations
@@ -18,41 +18,47 @@ import json
 from typing import Any, Sequence
 
 NATURAL_TABLE = importlib.resources.files("fundiff") / "assets" / "mnist_natural_anagrams.json"
-RARE = 100   # N below this: the pairs that fail (docs/illusions.md)
+RARE = 100   # N below this: a rare pair (docs/illusions.md)
 
 
 @functools.lru_cache(maxsize=1)
-def _table() -> dict[str, Any]:
+def natural_table() -> dict[str, Any]:
+    """The shipped table: ``views[v]`` holds ``natural`` {pair: N}, ``measured`` {pair: {both_rate, n}} and the mean
+    rates of its rare and common pairs."""
     return json.loads(NATURAL_TABLE.read_text())
 
 
 def natural_count(view: str, a: int, b: int) -> int | None:
-    """N(a/b) under ``view`` (a view's name, e.g. "flip"), or None when the table does not have it (another view,
-    a == b)."""
-    counts = _table()["views"].get(view)
-    return None if counts is None or f"{a}/{b}" not in counts else int(counts[f"{a}/{b}"])
+    """N(a/b) under ``view`` (a view's name, e.g. "flip"), or None when the table does not have it."""
+    entry = natural_table()["views"].get(view)
+    return None if entry is None or f"{a}/{b}" not in entry["natural"] else int(entry["natural"][f"{a}/{b}"])
 
 
-def natural_record(digits: Sequence[int] | None, views: Sequence[str]) -> dict[str, Any]:
-    """``{"natural_anagrams": N}`` for an anagram of two digits (``readings.readable_digits``: MNIST, a digit per
-    prompt) whose first view is the identity and whose second is in the table; else ``{}``."""
-    names = [str(v).split(":")[0].strip() for v in views]   # a view's name, from a spec or a name
-    if digits is None or len(digits) != 2 or len(names) != 2 or names[0] != "identity" or ":" in str(views[1]):
-        return {}
-    n = natural_count(names[1], *digits)
-    return {} if n is None else {"natural_anagrams": n}
+def natural_entry(digits: Sequence[int] | None, views: Sequence[Any]) -> dict[str, Any] | None:
+    """For an anagram of two digits (``readings.readable_digits``: MNIST, a digit per prompt) whose views are the
+    identity and one the table has: {"pair", "view", "count": N, "measured": {both_rate, n}}; else None."""
+    names = [getattr(v, "name", str(v)) for v in views]
+    spec_with_arguments = isinstance(views[-1], str) and ":" in views[-1] if views else False
+    if digits is None or len(digits) != 2 or len(names) != 2 or names[0] != "identity" or spec_with_arguments:
+        return None
+    pair, entry = f"{digits[0]}/{digits[1]}", natural_table()["views"].get(names[1])
+    if entry is None or pair not in entry["natural"]:
+        return None
+    return {"pair": pair, "view": names[1], "count": entry["natural"][pair], "measured": entry["measured"].get(pair)}
 
 
-def rare_pair_note(digits: Sequence[int] | None, views: Sequence[str]) -> str:
-    """One sentence when the pair is rare under its view (N < RARE), naming the table's view under which it is
-    commonest when that one is not rare; '' otherwise."""
-    n = natural_record(digits, views).get("natural_anagrams")
-    if n is None or n >= RARE:
+def natural_note(entry: dict[str, Any] | None) -> str:
+    """One sentence when the pair measured under 50% both right under its view: the rate, whether the data holds
+    the pair rarely, and the table's view under which it measured best, when that one reached 50%; '' otherwise."""
+    measured = None if entry is None else entry.get("measured")
+    if measured is None or measured["both_rate"] >= 0.5:
         return ""
-    (a, b), view, table = digits, str(views[1]).strip(), _table()
-    best = max(table["views"], key=lambda v: (table["views"][v].get(f"{a}/{b}", -1), v))
-    other = table["views"][best].get(f"{a}/{b}", 0)
-    return (f"A rare pair: {n:,} of the {table['images']:,} MNIST training digits read {a} upright and {b} under "
-            f"{view}; pairs under {RARE} read right both ways in 39-50% of their images on average at the defaults, "
-            f"the others in 78-86% (docs/illusions.md)." + (f" Under {best}, {other:,} do." if best != view and
-                                                          other >= RARE else ""))
+    table, pair, view = natural_table(), entry["pair"], entry["view"]
+    a, b = pair.split("/")
+    rates = {v: e["measured"][pair]["both_rate"] for v, e in table["views"].items() if pair in e["measured"]}
+    best = max(rates, key=lambda v: (rates[v], v))
+    rare = (f": only {entry['count']:,} of the {table['images']:,} MNIST training digits (or their images under "
+            f"{view}'s inverse) read {a} upright and {b} under {view}, a rare pair" if entry["count"] < RARE else "")
+    return (f"Measured at the defaults, {pair} under {view} read right both ways in {measured['both_rate']:.0%} of "
+            f"{measured['n']} images{rare} (docs/illusions.md)."
+            + (f" Under {best} it read {rates[best]:.0%}." if best != view and rates[best] >= 0.5 else ""))

@@ -102,24 +102,28 @@ def few_step_claims(r: dict[str, Any]) -> list[str]:
 
 def natural_claim(numbers: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
     """How many training digits already are each shown pair's anagram (``natural_anagrams`` in the records; MNIST),
-    and what that count predicts (docs/illusions.md, "What predicts a pair")."""
-    from fundiff.pipelines.natural_anagrams import RARE, natural_count
+    and what that count predicts: each view's mean measured rate of rare and common pairs, from the shipped table
+    (docs/illusions.md, "What predicts a pair")."""
+    from fundiff.pipelines.natural_anagrams import RARE, natural_table
 
-    rows = [r for r in records if "natural_anagrams" in r]
-    if not rows:
+    entries = [r["natural_anagrams"] for r in records if "natural_anagrams" in r]
+    if not entries:
         return []
-    numbers["natural_anagrams"] = {f"{'/'.join(r['prompts'])} {r['views'][-1]}": r["natural_anagrams"] for r in rows}
+    table = natural_table()
+    numbers["natural_anagrams"] = {f"{e['pair']} {e['view']}": e["count"] for e in entries}
     per = "; ".join(f"{name} {n:,}" for name, n in numbers["natural_anagrams"].items())
-    moved = []   # shown under another view because they are rare flipped
-    for r in rows:
-        flipped = natural_count("flip", *map(int, r["prompts"]))
-        if r["views"][-1] != "flip" and flipped is not None and flipped < RARE <= r["natural_anagrams"]:
-            moved.append(f"{'/'.join(r['prompts'])} is rare flipped ({flipped:,}) and common under {r['views'][-1]}, "
-                         "so it is shown so")
-    return [f"Of the 60,000 MNIST training digits, how many already read as the first digit upright and the second "
-            f"under the view: {per}. Over every digit pair, pairs under {RARE} read right both ways in 39-50% of their "
-            f"images at the defaults and the others in 78-86% (bench/natural_anagrams.py, docs/illusions.md)"
-            + (": " + "; ".join(moved) if moved else "") + "."]
+    means = "; ".join(f"{v} {e['rare_mean_rate']:.0%} against {e['common_mean_rate']:.0%}"
+                      for v, e in table["views"].items())
+    moved = []   # shown under another view because the flip measured them under 50%
+    for e in entries:
+        flip = table["views"]["flip"]["measured"].get(e["pair"])
+        if e["view"] != "flip" and flip is not None and flip["both_rate"] < 0.5 <= e["measured"]["both_rate"]:
+            moved.append(f"{e['pair']} read {flip['both_rate']:.0%} flipped (N {table['views']['flip']['natural'][e['pair']]:,}) "
+                         f"and {e['measured']['both_rate']:.0%} under {e['view']} (N {e['count']:,}), so it is shown so")
+    return [f"How many of the {table['images']:,} MNIST training digits already are each shown anagram (N, "
+            f"bench/natural_anagrams.py): {per}. Over every digit pair at the defaults, pairs with N under {RARE} read "
+            f"right both ways less often than the others: {means} (docs/illusions.md)"
+            + (". " + "; ".join(moved)[0].upper() + "; ".join(moved)[1:] if moved else "") + "."]
 
 
 def reading_claim(numbers: dict[str, Any], records: list[dict[str, Any]], reader: str = "the shipped classifier") -> str:

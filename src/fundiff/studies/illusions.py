@@ -20,7 +20,7 @@ from fundiff.io import ensure_writable_dir, write_json
 from fundiff.pipelines.base import check_count, to_unit
 from fundiff.errors import FundiffError
 from fundiff.pipelines.illusions import AnagramPipeline, HybridPipeline
-from fundiff.pipelines.natural_anagrams import natural_record
+from fundiff.pipelines.natural_anagrams import natural_entry
 from fundiff.pipelines.readings import (anagram_readings, check_readable, digit_labels, hybrid_readable, hybrid_reader,
                                         hybrid_reader_name, hybrid_readings, readable_digits, reading_probabilities,
                                         reading_scores)
@@ -90,7 +90,7 @@ def run_anagram(pipe: AnagramPipeline, out: str | os.PathLike, prompts: Sequence
               "reduction": res.record["reduction"], **({"balance": res.record["balance"]} if "balance" in res.record else {}),
               "rival": res.record["rival"], "corrector": res.record["corrector"], "seed": seed, "num_images": num_images, "animation": f"anagram.{animation}" if len(objs) >= 2 else None,
               **_best_of_record(res.record), **_readings_record(pipe, prompts, lambda: anagram_readings(img, objs)),
-              **natural_record(readable_digits(pipe, prompts), [v.name for v in objs]), **measured}
+              **_natural_record(readable_digits(pipe, prompts), objs), **measured}
     write_json(out / "anagram.json", record)
     return record
 
@@ -232,6 +232,13 @@ def _readings_record(pipe, prompts: Sequence[str], readings: Callable,
         return {}
     right, _ = reading_scores(views, labels, classifier)
     return {"read_right_every_way": int(right.sum()), "read_of": len(right)}
+
+
+def _natural_record(digits: list[int] | None, views: Sequence[Any]) -> dict[str, Any]:
+    """How many training digits already are this anagram, and the pair's measured rate (MNIST digit pairs under a
+    view fundiff.pipelines.natural_anagrams has), as ``natural_anagrams``."""
+    entry = natural_entry(digits, views)
+    return {} if entry is None else {"natural_anagrams": entry}
 
 
 def _best_of_record(record: dict[str, Any]) -> dict[str, Any]:

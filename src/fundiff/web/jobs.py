@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from fundiff.errors import FundiffError
-from fundiff.pipelines.natural_anagrams import rare_pair_note
+from fundiff.pipelines.natural_anagrams import natural_entry, natural_note
 from fundiff.pipelines.readings import hybrid_readable, hybrid_reader, hybrid_reader_name, readable_digits
 from fundiff.studies.illusions import check_measure, fork_text, measured_rate, rate_text, read_as
 from fundiff.web.forms import (ANAGRAM_VIEWS, ANIMATION_FRAMES, DEFAULT_STEPS, HYBRID_KINDS, MAX_BEST_OF, MAX_IMAGES,
@@ -165,7 +165,7 @@ def run_anagram(den, prompt1: str, prompt2: str, view: str = "flip", steps: Any 
     gif = save_animation(view_frames(unit, flip, n_frames), path)
     caption = _reading_caption(pipe, prompts, ["as is", f"under {flip.name}"],
                                lambda: anagram_readings(out.samples, out.extras["views"]), n_best, measured)
-    note = rare_pair_note(readable_digits(pipe, prompts), ["identity", flip.name])
+    note = natural_note(natural_entry(readable_digits(pipe, prompts), out.extras["views"]))
     return to_picture(unit[None]), to_picture(viewed[None]), str(gif), "\n\n".join(filter(None, [caption, note]))
 
 
