@@ -77,12 +77,20 @@ def spearman(x: list[float], y: list[float]) -> float:
     return float((rx * ry).sum() / (rx.norm() * ry.norm()))
 
 
-def join(view: str, natural: dict[str, int], rates_file: Path) -> dict:
-    """The measured anagram rates of ``view`` in ``rates_file`` against the pairs' natural-anagram counts."""
+def load_rows(rates_file: Path) -> list[dict]:
+    """A bench/illusions.py result's rows; one line if the file is not one."""
     try:
         rows = json.loads(rates_file.read_text())["rows"]
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise TypeError("rows is not a list of objects")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise FundiffError(f"--rates {rates_file} is not a bench/illusions.py result ({type(exc).__name__})") from None
+    return rows
+
+
+def join(view: str, natural: dict[str, int], rates_file: Path) -> dict:
+    """The measured anagram rates of ``view`` in ``rates_file`` against the pairs' natural-anagram counts."""
+    rows = load_rows(rates_file)
     kept = {f"{r['A']}/{r['B']}": r for r in rows
             if r.get("view") == view and r.get("kind") != "hybrid" and f"{r.get('A')}/{r.get('B')}" in natural}
     rates = {p: r["both_rate"] for p, r in kept.items()}
@@ -135,9 +143,10 @@ def main() -> None:
     args = ap.parse_args()
     for name in args.views:
         get_view(name)   # an unknown view is one line, before the work
-    for path in args.rates:
+    for path in args.rates:   # before the work
         if not path.is_file():
             raise FundiffError(f"--rates {path}: no such file")
+        load_rows(path)
     ensure_writable_file(args.out, "--out")
     if args.save_table is not None:
         ensure_writable_file(args.save_table, "--save-table")

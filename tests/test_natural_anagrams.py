@@ -96,6 +96,9 @@ def test_bad_flags_are_one_line(tmp_path):
     assert_one_line_error(run("--views", "spin", "--out", str(tmp_path / "o.json")), "unknown view 'spin'")
     assert_one_line_error(run("--rates", str(tmp_path / "none.json"), "--out", str(tmp_path / "o.json")), "no such file")
     assert_one_line_error(run("--out", str(tmp_path)), "is a folder")
+    (tmp_path / "bad.json").write_text('{"rows": 3}')
+    assert_one_line_error(run("--rates", str(tmp_path / "bad.json"), "--out", str(tmp_path / "o.json")),
+                          "is not a bench/illusions.py result")   # before the 60 000 readings, not after
     assert not (tmp_path / "o.json").exists()
 
 
