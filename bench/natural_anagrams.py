@@ -77,12 +77,20 @@ def spearman(x: list[float], y: list[float]) -> float:
     return float((rx * ry).sum() / (rx.norm() * ry.norm()))
 
 
+def shown(path: Path) -> str:
+    """A path as the record shows it: from the repository root when it lies inside."""
+    return str(path.resolve().relative_to(ROOT)) if path.resolve().is_relative_to(ROOT) else str(path)
+
+
 def load_rows(rates_file: Path) -> list[dict]:
     """A bench/illusions.py result's rows; one line if the file is not one."""
     try:
         rows = json.loads(rates_file.read_text())["rows"]
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise TypeError("rows is not a list of objects")
+        for r in rows:   # an anagram row has what join reads
+            if r.get("view") is not None and r.get("kind") != "hybrid":
+                r["A"], r["B"], float(r["both_rate"]), int(r["n"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise FundiffError(f"--rates {rates_file} is not a bench/illusions.py result ({type(exc).__name__})") from None
     return rows
@@ -103,7 +111,7 @@ def join(view: str, natural: dict[str, int], rates_file: Path) -> dict:
         if sel:
             bands.append({"natural": f"{low}-{high}" if high is not None else f"{low}+", "pairs": len(sel),
                           "both_rate": round(sum(sel) / len(sel), 4), "at_50": sum(r >= 0.5 for r in sel)})
-    return {"file": str(rates_file), "pairs": len(pairs), "spearman": round(spearman([natural[p] for p in pairs],
+    return {"file": shown(rates_file), "pairs": len(pairs), "spearman": round(spearman([natural[p] for p in pairs],
                                                                                       [rates[p] for p in pairs]), 3),
             "bands": bands,
             "thresholds": [{"natural_at_least": th, "pairs": sum(natural[p] >= th for p in pairs),
@@ -143,10 +151,14 @@ def main() -> None:
     args = ap.parse_args()
     for name in args.views:
         get_view(name)   # an unknown view is one line, before the work
+    measured_by: dict[str, Path] = {}
     for path in args.rates:   # before the work
         if not path.is_file():
             raise FundiffError(f"--rates {path}: no such file")
-        load_rows(path)
+        for view in sorted({r.get("view") for r in load_rows(path) if r.get("kind") != "hybrid"} & set(args.views)):
+            if view in measured_by:
+                raise FundiffError(f"--rates {measured_by[view]} and {path} both measure {view}: give one")
+            measured_by[view] = path
     ensure_writable_file(args.out, "--out")
     if args.save_table is not None:
         ensure_writable_file(args.save_table, "--save-table")
@@ -154,9 +166,6 @@ def main() -> None:
     mnist, classifier = load_mnist(), load_classifier()
     images = to_float(mnist.train_images) * 2 - 1
     upright = read(images, classifier)
-
-    def shown(path: Path) -> str:
-        return str(path.resolve().relative_to(ROOT)) if path.resolve().is_relative_to(ROOT) else str(path)
 
     result = {"command": "python bench/natural_anagrams.py --views " + " ".join(args.views)
               + (" --rates " + " ".join(map(shown, args.rates)) if args.rates else "") + f" --out {shown(args.out)}"

@@ -73,7 +73,7 @@ def test_join_bands_thresholds_and_misses(tmp_path):
         return {"view": "flip", "A": a, "B": b, "both_rate": rate, "n": 20, **more}
 
     rows = [row("2", "5", 1.0), row("5", "2", 0.95), row("2", "6", 0.2), row("6", "2", 0.55), row("0", "1", 0.05),
-            row("0", "1", 1.0, kind="hybrid"), {"view": "flip", "A": "3", "B": "3"}, row("1", "7", 0.1, view="rotate_cw")]
+            row("0", "1", 1.0, kind="hybrid"), row("3", "3", 1.0), row("1", "7", 0.1, view="rotate_cw")]
     f = tmp_path / "rates.json"
     f.write_text(json.dumps({"rows": rows}))
     j = join("flip", natural, f)
@@ -96,9 +96,16 @@ def test_bad_flags_are_one_line(tmp_path):
     assert_one_line_error(run("--views", "spin", "--out", str(tmp_path / "o.json")), "unknown view 'spin'")
     assert_one_line_error(run("--rates", str(tmp_path / "none.json"), "--out", str(tmp_path / "o.json")), "no such file")
     assert_one_line_error(run("--out", str(tmp_path)), "is a folder")
+    import time
+
     (tmp_path / "bad.json").write_text('{"rows": 3}')
+    (tmp_path / "flip.json").write_text('{"rows": [{"view": "flip", "A": "2", "B": "5", "both_rate": 1, "n": 20}]}')
+    start = time.monotonic()   # before the 60 000 readings (40 s and more here), not after
     assert_one_line_error(run("--rates", str(tmp_path / "bad.json"), "--out", str(tmp_path / "o.json")),
-                          "is not a bench/illusions.py result")   # before the 60 000 readings, not after
+                          "is not a bench/illusions.py result")
+    assert_one_line_error(run("--rates", str(tmp_path / "flip.json"), str(tmp_path / "flip.json"), "--out",
+                              str(tmp_path / "o.json")), "both measure flip: give one")
+    assert time.monotonic() - start < 30
     assert not (tmp_path / "o.json").exists()
 
 
@@ -119,8 +126,9 @@ def test_the_shipped_table_is_the_benchs_and_reads_as_its_definition(mnist):
         assert len(pairs) == len(measured) == 90 and all(m["n"] == 20 for m in measured.values())
         assert all(pairs[f"{a}/{b}"] == pairs[f"{b}/{a}"] for a in range(10) for b in range(10) if a != b) \
             == entry["involution"] == (view != "rotate_cw")
-        rare = [m["both_rate"] for p, m in measured.items() if pairs[p] < RARE]
-        assert entry["rare_mean_rate"] == pytest.approx(sum(rare) / len(rare), abs=1e-4)
+        for side, keep in (("rare", lambda p: pairs[p] < RARE), ("common", lambda p: pairs[p] >= RARE)):
+            rates = [m["both_rate"] for p, m in measured.items() if keep(p)]
+            assert entry[f"{side}_mean_rate"] == pytest.approx(sum(rates) / len(rates), abs=1e-4)
         assert entry["rare_mean_rate"] < 0.5 < 0.75 < entry["common_mean_rate"]
     name = {"flip": "flip-read-as", "mirror": "mirror", "rotate_cw": "rotate-negate-langevin-t500", "rotate_180": "rotate180"}
     for view, entry in table["views"].items():
@@ -144,7 +152,7 @@ def test_the_note_quotes_the_measured_rate_and_a_view_that_did_better():
     assert entry == {"pair": "2/6", "view": "flip", "count": 75, "measured": {"both_rate": 0.2, "n": 20}}
     assert natural_note(entry) == (
         "Measured at the defaults, 2/6 under flip read right both ways in 20% of 20 images: only 75 of the 60,000 MNIST "
-        "training digits (or their images under flip's inverse) read 2 upright and 6 under flip, a rare pair "
+        "training digits (as they are, or under flip) read 2 upright and 6 under flip, a rare pair "
         "(docs/illusions.md). Under mirror it read 100%.")
     assert natural_note(natural_entry([6, 9], ["identity", "flip"])) == ""        # measured 95%: nothing to say
     assert natural_note(natural_entry([3, 8], ["identity", "flip"])) == ""        # rare (66), but measured 65%
@@ -154,6 +162,9 @@ def test_the_note_quotes_the_measured_rate_and_a_view_that_did_better():
     assert "Under" not in natural_note(natural_entry([0, 1], ["identity", "flip"]))   # under 50% under every view
     assert natural_entry(None, ["identity", "flip"]) is None                     # not MNIST digits
     assert natural_entry([6, 9], ["identity", "negate"]) is None                 # a view the table does not have
-    assert natural_entry([6, 9], ["identity", "flip:"]) is None                  # a spec with arguments
+    assert natural_entry([6, 9], ["identity", "flip:"])["count"] == 208          # a spec, as get_view reads it
+    one = natural_note(natural_entry([1, 9], ["identity", "rotate_cw"]))         # a view that is not its own inverse
+    assert "only 1 of the 60,000 MNIST training digits (as they are, or under rotate_cw's inverse) reads 1" in one
+    assert "none of the 60,000" in natural_note(natural_entry([0, 1], ["identity", "flip"]))
     assert natural_entry([6, 9], ["flip", "identity"]) is None
     assert natural_note(None) == ""

@@ -37,14 +37,15 @@ def natural_count(view: str, a: int, b: int) -> int | None:
 def natural_entry(digits: Sequence[int] | None, views: Sequence[Any]) -> dict[str, Any] | None:
     """For an anagram of two digits (``readings.readable_digits``: MNIST, a digit per prompt) whose views are the
     identity and one the table has: {"pair", "view", "count": N, "measured": {both_rate, n}}; else None."""
-    names = [getattr(v, "name", str(v)) for v in views]
-    spec_with_arguments = isinstance(views[-1], str) and ":" in views[-1] if views else False
-    if digits is None or len(digits) != 2 or len(names) != 2 or names[0] != "identity" or spec_with_arguments:
+    names = [getattr(v, "name", str(v).split(":")[0].strip()) for v in views]   # the table's views take no arguments
+    if digits is None or len(digits) != 2 or len(names) != 2 or names[0] != "identity":
         return None
     pair, entry = f"{digits[0]}/{digits[1]}", natural_table()["views"].get(names[1])
     if entry is None or pair not in entry["natural"]:
         return None
-    return {"pair": pair, "view": names[1], "count": entry["natural"][pair], "measured": entry["measured"].get(pair)}
+    measured = entry["measured"].get(pair)
+    return {"pair": pair, "view": names[1], "count": entry["natural"][pair],
+            "measured": None if measured is None else dict(measured)}
 
 
 def natural_note(entry: dict[str, Any] | None) -> str:
@@ -57,8 +58,11 @@ def natural_note(entry: dict[str, Any] | None) -> str:
     a, b = pair.split("/")
     rates = {v: e["measured"][pair]["both_rate"] for v, e in table["views"].items() if pair in e["measured"]}
     best = max(rates, key=lambda v: (rates[v], v))
-    rare = (f": only {entry['count']:,} of the {table['images']:,} MNIST training digits (or their images under "
-            f"{view}'s inverse) read {a} upright and {b} under {view}, a rare pair" if entry["count"] < RARE else "")
+    count = "none" if entry["count"] == 0 else f"only {entry['count']:,}"
+    inverse = view if table["views"][view]["involution"] else f"{view}'s inverse"
+    verb = "reads" if entry["count"] == 1 else "read"
+    rare = (f": {count} of the {table['images']:,} MNIST training digits (as they are, or under {inverse}) {verb} "
+            f"{a} upright and {b} under {view}, a rare pair" if entry["count"] < RARE else "")
     return (f"Measured at the defaults, {pair} under {view} read right both ways in {measured['both_rate']:.0%} of "
             f"{measured['n']} images{rare} (docs/illusions.md)."
             + (f" Under {best} it read {rates[best]:.0%}." if best != view and rates[best] >= 0.5 else ""))

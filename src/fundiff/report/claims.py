@@ -106,14 +106,14 @@ def natural_claim(numbers: dict[str, Any], records: list[dict[str, Any]]) -> lis
     (docs/illusions.md, "What predicts a pair")."""
     from fundiff.pipelines.natural_anagrams import RARE, natural_table
 
-    entries = [r["natural_anagrams"] for r in records if "natural_anagrams" in r]
+    entries = [r["natural_anagrams"] for r in records if r.get("natural_anagrams", {}).get("measured")]
     if not entries:
         return []
     table = natural_table()
     numbers["natural_anagrams"] = {f"{e['pair']} {e['view']}": e["count"] for e in entries}
     per = "; ".join(f"{name} {n:,}" for name, n in numbers["natural_anagrams"].items())
     means = "; ".join(f"{v} {e['rare_mean_rate']:.0%} against {e['common_mean_rate']:.0%}"
-                      for v, e in table["views"].items())
+                      for v, e in table["views"].items() if "rare_mean_rate" in e and "common_mean_rate" in e)
     moved = []   # shown under another view because the flip measured them under 50%
     for e in entries:
         flip = table["views"]["flip"]["measured"].get(e["pair"])
