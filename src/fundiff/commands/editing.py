@@ -199,8 +199,9 @@ def cmd_hybrid(args) -> int:
                          stage2_callback=cb2, best_of=args.best_of, measure=args.measure, measure_callback=cb3,
                          corrector=corrector_options(args), fork_t=args.fork_t)
     print(f"wrote {args.out}/hybrid.png{measured_line(rec)}")
-    if fork_text(rec):
-        print(fork_text(rec))
+    fork = fork_text(rec)
+    if fork:
+        print(fork)
     return 0
 
 

@@ -40,12 +40,12 @@ def natural_entry(digits: Sequence[int] | None, views: Sequence[Any]) -> dict[st
     names = [getattr(v, "name", str(v).split(":")[0].strip()) for v in views]   # the table's views take no arguments
     if digits is None or len(digits) != 2 or len(names) != 2 or names[0] != "identity":
         return None
-    pair, entry = f"{digits[0]}/{digits[1]}", natural_table()["views"].get(names[1])
-    if entry is None or pair not in entry["natural"]:
+    count = natural_count(names[1], *digits)
+    if count is None:
         return None
-    measured = entry["measured"].get(pair)
-    return {"pair": pair, "view": names[1], "count": entry["natural"][pair],
-            "measured": None if measured is None else dict(measured)}
+    pair = f"{digits[0]}/{digits[1]}"
+    measured = natural_table()["views"][names[1]]["measured"].get(pair)
+    return {"pair": pair, "view": names[1], "count": count, "measured": None if measured is None else dict(measured)}
 
 
 def natural_note(entry: dict[str, Any] | None) -> str:

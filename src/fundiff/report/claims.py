@@ -123,7 +123,7 @@ def natural_claim(numbers: dict[str, Any], records: list[dict[str, Any]]) -> lis
     return [f"How many of the {table['images']:,} MNIST training digits already are each shown anagram (N, "
             f"bench/natural_anagrams.py): {per}. Over every digit pair at the defaults, pairs with N under {RARE} read "
             f"right both ways less often than the others: {means} (docs/illusions.md)"
-            + (". " + "; ".join(moved)[0].upper() + "; ".join(moved)[1:] if moved else "") + "."]
+            + (". " + "; ".join(moved) if moved else "") + "."]
 
 
 def reading_claim(numbers: dict[str, Any], records: list[dict[str, Any]], reader: str = "the shipped classifier") -> str:
