@@ -27,7 +27,7 @@ import torch
 from fundiff.classifier import load_classifier
 from fundiff.commands.arguments import Parser
 from fundiff.data.mnist import load_mnist, to_float
-from fundiff.engine.views import get_view
+from fundiff.engine.views import get_view, is_involution
 from fundiff.errors import FundiffError, run_script
 from fundiff.io import ensure_writable_file, write_json
 from fundiff.pipelines.natural_anagrams import RARE
@@ -47,12 +47,6 @@ def read(images: torch.Tensor, classifier: torch.nn.Module, batch: int = 4000) -
                       for i in range(0, len(images), batch)])
 
 
-def is_involution(view_name: str) -> bool:
-    x = torch.randn(1, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    view = get_view(view_name)
-    return torch.equal(view.view(view.view(x)), x)
-
-
 def counts(view_name: str, images: torch.Tensor, upright: torch.Tensor, classifier: torch.nn.Module) -> dict[str, int]:
     """N(A/B) for every pair A != B under the view (the formula above)."""
     view = get_view(view_name)
@@ -62,7 +56,7 @@ def counts(view_name: str, images: torch.Tensor, upright: torch.Tensor, classifi
         return m.index_put_((upright, read_after), torch.ones_like(upright), accumulate=True)
 
     forward = matrix(read(view.view(images), classifier))
-    backward = forward if is_involution(view_name) else matrix(read(view.inverse_view(images), classifier))
+    backward = forward if is_involution(view) else matrix(read(view.inverse_view(images), classifier))
     m = forward + backward.T
     return {f"{a}/{b}": int(m[a, b]) for a in range(10) for b in range(10) if a != b}
 
@@ -174,7 +168,7 @@ def main() -> None:
               "num_images": len(images), "views": {}}
     for name in args.views:
         natural = counts(name, images, upright, classifier)
-        result["views"][name] = {"involution": is_involution(name), "natural": natural,
+        result["views"][name] = {"involution": is_involution(get_view(name)), "natural": natural,
                                  "measured": [j for j in (join(name, natural, p) for p in args.rates) if j]}
         print(name, json.dumps({k: v for k, v in result["views"][name].items() if k != "natural"})[:2000], flush=True)
     result["seconds"] = round(time.time() - start, 1)

@@ -257,3 +257,27 @@ def test_fork_text_names_the_step_it_forked_at():
         "Forked at t 990, the first step (at or below t 999): nothing composed")
     assert "every step composed" in fork_text({"fork_t": 0, "composed_steps": 34, "forked_at_t": None})
     assert fork_text({"fork_t": None}) == ""   # not forked: nothing to say (the CLI prints no line)
+
+
+@pytest.mark.parametrize("view_name", ["flip", "mirror", "rotate_180", "negate", "rotate_cw"])
+def test_an_anagram_under_a_view_that_is_its_own_inverse_is_symmetric_in_its_prompts(den, view_name):
+    """With views (identity, v) and v(v(x)) = x, the prediction for prompts (B, A) at v(x) is v of the prediction for
+    (A, B) at x, at the defaults (the balanced reduction and rival guidance, read by the shipped noisy classifier):
+    each view sees the same image with the same prompt, in the other slot.  The sampler's noise is Gaussian, which v
+    leaves invariant, so A/B and B/A are one illusion (docs/illusions.md).  rotate_cw, a quarter turn, is not its own
+    inverse, and the two orders are two illusions."""
+    from fundiff.classifier import load_noisy_classifier
+    from fundiff.engine.views import is_involution
+
+    view = get_view(view_name)
+    reader = load_noisy_classifier()
+    x = _x(3, seed=4)
+
+    def predict(a: str, b: str):
+        return anagram_predict(den, [a, b], [get_view("identity"), view], batch=3, guidance_scale=7.0,
+                               reduction="balanced", reader=reader, labels=[int(a), int(b)], balance=0.5, rival=True)
+
+    for t in (990, 600, 90):
+        ab, ba = predict("2", "6")(x, t), predict("6", "2")(view.view(x), t)
+        same = torch.allclose(ba.eps, view.view(ab.eps), atol=1e-4) and torch.allclose(ba.x0, view.view(ab.x0), atol=1e-3)
+        assert same == is_involution(view) == (view_name != "rotate_cw"), t

@@ -16,7 +16,7 @@ from helpers import assert_one_line_error
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from natural_anagrams import counts, is_involution, join, read, spearman  # noqa: E402
+from natural_anagrams import counts, join, read, spearman  # noqa: E402
 
 
 class ReadsSum(torch.nn.Module):
@@ -29,11 +29,6 @@ class ReadsSum(torch.nn.Module):
         bottom, right = x[..., 14:, :].sum((1, 2, 3)), x[..., :, 14:].sum((1, 2, 3))
         digit = (top > bottom).long() + 2 * (left > right).long()
         return torch.nn.functional.one_hot(digit, 10).float() * 20
-
-
-def test_involutions_are_the_views_that_undo_themselves():
-    assert all(is_involution(v) for v in ("flip", "mirror", "rotate_180", "negate"))
-    assert not is_involution("rotate_cw")
 
 
 def test_counts_follow_the_definition_and_are_symmetric_for_a_mirror(monkeypatch):

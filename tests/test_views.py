@@ -227,3 +227,12 @@ def test_permute_from_file(tmp_path):
     np.save(tmp_path / "2d.npy", np.arange(4).reshape(2, 2))
     with pytest.raises(FundiffError, match="1-D array"):
         PermuteView.from_file(tmp_path / "2d.npy")
+
+
+def test_involutions_are_the_views_that_undo_themselves():
+    from fundiff.engine.views import is_involution
+
+    assert all(is_involution(get_view(v)) for v in ("identity", "flip", "mirror", "rotate_180", "negate", "inner_circle"))
+    assert not any(is_involution(get_view(v)) for v in ("rotate_cw", "rotate_ccw", "skew", "jigsaw"))
+    assert is_involution(get_view("flip"), (2, 3, 64, 64))
+    assert not is_involution(get_view("rotate_180"), (1, 1, 28, 30))   # a turn needs a square image: it does not apply

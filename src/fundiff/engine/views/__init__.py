@@ -43,8 +43,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fundiff.engine.views.base import (REFERENCE_SIZE, PermutationView, View, from_display, lift_permutation,
-                                        reference_grid, to_display)
+from fundiff.engine.views.base import (REFERENCE_SIZE, PermutationView, View, from_display, is_involution,
+                                        lift_permutation, reference_grid, to_display)
 from fundiff.engine.views.identity import IdentityView
 from fundiff.engine.views.flip import FlipView
 from fundiff.engine.views.mirror import MirrorView
@@ -61,8 +61,8 @@ from fundiff.errors import FundiffError
 
 __all__ = ["REFERENCE_SIZE", "VIEWS", "FlipView", "IdentityView", "InnerCircleView", "JigsawView", "MirrorView",
            "NegateView", "PatchPermuteView", "PermutationView", "PermuteView", "PixelPermuteView", "Rotate180View",
-           "RotateCCWView", "RotateCWView", "SkewView", "View", "from_display", "get_view", "lift_permutation",
-           "reference_grid", "to_display", "view_names"]
+           "RotateCCWView", "RotateCWView", "SkewView", "View", "from_display", "get_view", "is_involution",
+           "lift_permutation", "reference_grid", "to_display", "view_names"]
 
 VIEWS: Registry[View] = Registry("view", IdentityView, FlipView, MirrorView, RotateCWView, RotateCCWView, Rotate180View,
                                  NegateView, SkewView, PatchPermuteView, PixelPermuteView, JigsawView, InnerCircleView,

@@ -98,6 +98,20 @@ class View:
         return f"<view {self.spec}>"
 
 
+def is_involution(view: View, shape: tuple[int, ...] = (1, 1, 28, 28)) -> bool:
+    """Whether v(v(x)) = x, i.e. v^-1 = v, on images of ``shape`` (False where the view does not apply to them).
+
+    Under such a view a visual anagram is symmetric in its two prompts: with views (identity, v), the anagram
+    sampler's prediction for prompts (B, A) at v(x) is v of its prediction for (A, B) at x (each view sees the same
+    image with the same prompt, only the slots swap), and Gaussian noise is invariant under v.  So A/B and B/A are
+    one illusion, the view of each other: they work equally often (docs/illusions.md, "A/B and B/A")."""
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    try:
+        return bool(torch.equal(view.view(view.view(x)), x))
+    except FundiffError:
+        return False
+
+
 class PermutationView(View):
     """A view that is a fixed permutation of the H*W pixel positions, the same for every channel."""
 
