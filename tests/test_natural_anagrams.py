@@ -143,17 +143,21 @@ def test_the_shipped_table_is_the_benchs_and_reads_as_its_definition(mnist):
 def test_the_note_quotes_the_measured_rate_and_a_view_that_did_better():
     from fundiff.pipelines.natural_anagrams import natural_entry, natural_note
 
-    entry = natural_entry([2, 6], ["identity", "flip"])
-    assert entry == {"pair": "2/6", "view": "flip", "count": 75, "measured": {"both_rate": 0.2, "n": 20}}
+    entry = natural_entry([2, 6], ["identity", "flip"])   # 2/6 4 of 20 and 6/2 5 of 20: one illusion, pooled
+    assert entry == {"pair": "2/6", "view": "flip", "count": 75,
+                     "measured": {"both_rate": 0.225, "n": 40, "orders": ["2/6", "6/2"]}}
     assert natural_note(entry) == (
-        "Measured at the defaults, 2/6 under flip read right both ways in 20% of 20 images: only 75 of the 60,000 MNIST "
-        "training digits (as they are, or under flip) read 2 upright and 6 under flip, a rare pair "
-        "(docs/illusions.md). Under mirror it read 100%.")
-    assert natural_note(natural_entry([6, 9], ["identity", "flip"])) == ""        # measured 95%: nothing to say
+        "Measured at the defaults, 2/6 under flip read right both ways in 22% of 40 images (2/6 and 6/2 pooled: one "
+        "illusion under flip): only 75 of the 60,000 MNIST training digits (as they are, or under flip) read 2 upright "
+        "and 6 under flip, a rare pair (docs/illusions.md). Under mirror it read 98%.")
+    assert natural_note(natural_entry([6, 9], ["identity", "flip"])) == ""        # measured 92%: nothing to say
     assert natural_note(natural_entry([3, 8], ["identity", "flip"])) == ""        # rare (66), but measured 65%
-    four_one = natural_note(natural_entry([4, 1], ["identity", "flip"]))         # common (125), measured 35%
-    assert four_one.startswith("Measured at the defaults, 4/1 under flip read right both ways in 35% of 20 images (")
+    four_one = natural_note(natural_entry([4, 1], ["identity", "flip"]))         # common (125), 4/1 35%, 1/4 55%
+    assert four_one.startswith("Measured at the defaults, 4/1 under flip read right both ways in 45% of 40 images (")
     assert "rare" not in four_one
+    assert natural_note(natural_entry([1, 4], ["identity", "flip"])) == four_one.replace("4/1 under", "1/4 under"
+                                                                                         ).replace("4/1 and 1/4", "1/4 and 4/1")
+    assert natural_entry([1, 9], ["identity", "rotate_cw"])["measured"] == {"both_rate": 0.0, "n": 20}   # one order
     assert "Under" not in natural_note(natural_entry([0, 1], ["identity", "flip"]))   # under 50% under every view
     assert natural_entry(None, ["identity", "flip"]) is None                     # not MNIST digits
     assert natural_entry([6, 9], ["identity", "negate"]) is None                 # a view the table does not have

@@ -8,6 +8,10 @@ pair's rate measured at the anagram defaults (``bench/illusions.py``, every orde
 views it has: flip, mirror, rotate_cw and rotate_180.  Pairs the data holds rarely (N < ``RARE``) read right both
 ways about half as often as the others (docs/illusions.md, "What predicts a pair").  So when a pair measured under
 50%, fundiff says so, says whether it is rare, and names a view under which it measured better.
+
+Under a view that is its own inverse (flip, mirror, rotate_180) A/B and B/A are one illusion, each the view of the
+other (``engine.views.is_involution``; bench/anagram_orders.py): N(A/B) = N(B/A), and a pair's rate is the two
+orders' measurements pooled (40 images, not 20), so both orders get the same note.
 """
 
 from __future__ import annotations
@@ -34,6 +38,21 @@ def natural_count(view: str, a: int, b: int) -> int | None:
     return None if entry is None or f"{a}/{b}" not in entry["natural"] else int(entry["natural"][f"{a}/{b}"])
 
 
+def measured_rate(view: str, a: int, b: int) -> dict[str, Any] | None:
+    """The table's measured rate of a/b under ``view``: {both_rate, n}, both orders pooled when the view is its own
+    inverse (then also "orders": ["a/b", "b/a"]); None when the table has not measured it."""
+    entry = natural_table()["views"].get(view)
+    if entry is None:
+        return None
+    pairs = [f"{a}/{b}", f"{b}/{a}"] if entry["involution"] else [f"{a}/{b}"]
+    rows = [entry["measured"][p] for p in pairs if p in entry["measured"]]
+    if not rows:
+        return None
+    n = sum(int(r["n"]) for r in rows)
+    k = sum(round(r["both_rate"] * r["n"]) for r in rows)
+    return {"both_rate": round(k / n, 4), "n": n, **({"orders": pairs} if len(rows) == 2 else {})}
+
+
 def natural_entry(digits: Sequence[int] | None, views: Sequence[Any]) -> dict[str, Any] | None:
     """For an anagram of two digits (``readings.readable_digits``: MNIST, a digit per prompt) whose views are the
     identity and one the table has: {"pair", "view", "count": N, "measured": {both_rate, n}}; else None."""
@@ -43,9 +62,8 @@ def natural_entry(digits: Sequence[int] | None, views: Sequence[Any]) -> dict[st
     count = natural_count(names[1], *digits)
     if count is None:
         return None
-    pair = f"{digits[0]}/{digits[1]}"
-    measured = natural_table()["views"][names[1]]["measured"].get(pair)
-    return {"pair": pair, "view": names[1], "count": count, "measured": None if measured is None else dict(measured)}
+    return {"pair": f"{digits[0]}/{digits[1]}", "view": names[1], "count": count,
+            "measured": measured_rate(names[1], *digits)}
 
 
 def natural_note(entry: dict[str, Any] | None) -> str:
@@ -56,13 +74,15 @@ def natural_note(entry: dict[str, Any] | None) -> str:
         return ""
     table, pair, view = natural_table(), entry["pair"], entry["view"]
     a, b = pair.split("/")
-    rates = {v: e["measured"][pair]["both_rate"] for v, e in table["views"].items() if pair in e["measured"]}
+    rated = {v: measured_rate(v, int(a), int(b)) for v in table["views"]}
+    rates = {v: r["both_rate"] for v, r in rated.items() if r is not None}
     best = max(rates, key=lambda v: (rates[v], v))
     count = "none" if entry["count"] == 0 else f"only {entry['count']:,}"
     inverse = view if table["views"][view]["involution"] else f"{view}'s inverse"
     verb = "reads" if entry["count"] == 1 else "read"
     rare = (f": {count} of the {table['images']:,} MNIST training digits (as they are, or under {inverse}) {verb} "
             f"{a} upright and {b} under {view}, a rare pair" if entry["count"] < RARE else "")
+    orders = f" ({pair} and {b}/{a} pooled: one illusion under {view})" if "orders" in measured else ""
     return (f"Measured at the defaults, {pair} under {view} read right both ways in {measured['both_rate']:.0%} of "
-            f"{measured['n']} images{rare} (docs/illusions.md)."
+            f"{measured['n']} images{orders}{rare} (docs/illusions.md)."
             + (f" Under {best} it read {rates[best]:.0%}." if best != view and rates[best] >= 0.5 else ""))

@@ -104,7 +104,7 @@ def natural_claim(numbers: dict[str, Any], records: list[dict[str, Any]]) -> lis
     """How many training digits already are each shown pair's anagram (``natural_anagrams`` in the records; MNIST),
     and what that count predicts: each view's mean measured rate of rare and common pairs, from the shipped table
     (docs/illusions.md, "What predicts a pair")."""
-    from fundiff.pipelines.natural_anagrams import RARE, natural_table
+    from fundiff.pipelines.natural_anagrams import RARE, measured_rate, natural_table
 
     entries = [r["natural_anagrams"] for r in records if r.get("natural_anagrams", {}).get("measured")]
     if not entries:
@@ -116,7 +116,7 @@ def natural_claim(numbers: dict[str, Any], records: list[dict[str, Any]]) -> lis
                       for v, e in table["views"].items() if "rare_mean_rate" in e and "common_mean_rate" in e)
     moved = []   # shown under another view because the flip measured them under 50%
     for e in entries:
-        flip = table["views"]["flip"]["measured"].get(e["pair"])
+        flip = measured_rate("flip", *map(int, e["pair"].split("/")))
         if e["view"] != "flip" and flip is not None and flip["both_rate"] < 0.5 <= e["measured"]["both_rate"]:
             moved.append(f"{e['pair']} read {flip['both_rate']:.0%} flipped (N {table['views']['flip']['natural'][e['pair']]:,}) "
                          f"and {e['measured']['both_rate']:.0%} under {e['view']} (N {e['count']:,}), so it is shown so")
