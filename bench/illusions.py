@@ -16,7 +16,8 @@ use; the clean classifier reads only 32% of real hybrids both ways).
                                                         # every ordered digit pair a != b under each view
 
 Each row has the share of images whose readings are both right with its Wilson 95% interval; the
-summary pools rows per view and over the target sets of issue 17.
+summary pools rows per view and over the target sets of issue 17, and, under a view that is its own inverse, counts
+A/B and B/A as one illusion (bench/anagram_orders.py).
 """
 
 from __future__ import annotations
@@ -34,12 +35,14 @@ from fundiff.commands.arguments import Parser, fork_t, nonneg_int, positive_int
 from fundiff.engine.correctors import DEFAULT as CORRECTOR
 from fundiff.engine.decompositions import Hybrid
 from fundiff.engine.schedule import THRESHOLD_CHOICES, describe_threshold
-from fundiff.engine.views import get_view
+from fundiff.engine.views import get_view, is_involution
 from fundiff.pipelines import AnagramPipeline, HybridPipeline
 from fundiff.errors import FundiffError, run_script
 from fundiff.io import ensure_writable_file, write_json
 from fundiff.metrics import wilson_interval
 from fundiff.pipelines.readings import hybrid_readings
+
+from anagram_orders import orders
 
 ANAGRAMS = {
     "flip": [("6", "9"), ("9", "6"), ("1", "1"), ("3", "8"), ("2", "5"), ("0", "8")],
@@ -241,6 +244,13 @@ def measure(settings: Settings, anagrams: dict, hybrids: list, n: int, log=print
                                                      "both_rate": (hr_a & hr_b).float().mean().item()}}))
         log(json.dumps(rows[-1]))
     summary_rows = {f"anagram {v}": pooled(rows, lambda r, v=v: r.get("view") == v) for v in anagrams}
+    for v in anagrams:   # under a view that is its own inverse A/B and B/A are one illusion (bench/anagram_orders.py)
+        if is_involution(get_view(v)):
+            found = orders({(r["A"], r["B"]): [(None, round(r["both_rate"] * r["n"]), r["n"], None)]
+                            for r in rows if r.get("view") == v})
+            if found["illusions"]:
+                summary_rows[f"anagram {v}, A/B and B/A pooled"] = {
+                    "illusions": len(found["illusions"]), "at_50": found["illusions_at_50"], **found["orders_agree"]}
     if hybrids:
         summary_rows["hybrid"] = pooled(rows, lambda r: r["kind"] == "hybrid")
         summary_rows["hybrid, read by the shipped hybrid reader"] = pooled(
