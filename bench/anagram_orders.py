@@ -1,16 +1,20 @@
 """A/B and B/A: under a view that is its own inverse they are one illusion; measured, and counted so.
 
-With views (identity, v) and v(v(x)) = x, the anagram sampler's prediction for prompts (B, A) at v(x) is v of its
-prediction for (A, B) at x (tests/test_illusions.py checks it on the embedded model at the defaults), and the
-sampler's Gaussian noise is invariant under v.  So the images of B/A are distributed as the views of the images of
-A/B, and the two orders work equally often: an image of A/B read right both ways, viewed, is an image of B/A read
-right both ways.  bench/illusions.py measures every ordered pair; this script reads its results and
+With views (identity, v) and v(v(x)) = x, the anagram sampler run for prompts (B, A) from v(z), fed v of each noise
+draw, ends at v of the (A, B) image from z (tests/test_illusions.py checks it end to end at the defaults), and
+Gaussian noise is invariant under v.  So the images of B/A are distributed as the views of the images of A/B: an
+image of A/B read right both ways, viewed, is an image of B/A read right both ways.  That holds when prompts, not
+view slots, choose the settings (not the alternate reduction, not --gamma-b).  bench/illusions.py measures every
+ordered pair; this script reads its results (of one setting) and
 
-* tests the prediction: per view, a chi-square test of homogeneity of the A/B and B/A rates over all unordered
-  pairs (df = pairs whose pooled rate is neither 0 nor 1).  A view that is its own inverse should give chi2 near df;
-  rotate_cw, a quarter turn, is the control: its B/A is A/B under the other quarter turn, another illusion;
-* pools both orders into one rate per illusion, on the images of every file given (seed ranges must not overlap
-  partly; a row whose seeds another row covers is left out, and said so);
+* tests the prediction: per view, a chi-square test of homogeneity of the A/B and B/A rates over the unordered
+  pairs (df = the pairs whose pooled rate is neither 0 nor 1).  A view that is its own inverse should give chi2
+  near df; rotate_cw, a quarter turn, is the control: its B/A is A/B under the other quarter turn, another illusion.
+  In one run the two orders are drawn on the same noise, up to the view (``paired``); the test treats them as
+  independent, and a correlation between them would pull chi2 below df;
+* pools both orders into one rate per illusion, on the images of every file given.  Two rows of a pair that share
+  their noise (overlapping starting seeds, or the same step seed and batch size) are not two measurements: the one
+  with more images is kept and the other left out, and said so;
 * counts issue 17's flip clause by illusion: the 44 flip illusions whose digits are not each other's 180-degree
   turn (all but 6/9), and the 22 that 100 or more training digits already are (N >= 100, the restatement).
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -30,87 +35,116 @@ from fundiff.commands.arguments import Parser
 from fundiff.engine.views import get_view, is_involution
 from fundiff.errors import FundiffError, run_script
 from fundiff.io import ensure_writable_file, write_json
-from fundiff.metrics import wilson_interval
+from fundiff.metrics import pooled_proportion
 from fundiff.pipelines.natural_anagrams import RARE, natural_count
+from illusions import STEP_SEED
 from natural_anagrams import load_rows, shown
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RATES = [RESULTS / f"illusions-{name}.json" for name in
          ("all-flip-read-as", "all-mirror", "all-rotate-negate-langevin-t500", "all-rotate180",
-          "flip-natural100-heldout", "flip-4-1-100")]
+          "flip-natural100-heldout-ab", "flip-natural100-heldout-ba", "flip-4-1-100")]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One measured row: its starting seeds, the seed of its step noise, its successes and images, and its file."""
+
+    seeds: range
+    step_seed: int
+    k: int
+    n: int
+    file: str
+
+    def shares_noise(self, other: "Run") -> bool:
+        """Two runs of one pair are not independent when their starting seeds overlap, or when they drew the same
+        step noise (one step seed and one batch size: the noise that decides most of the outcome)."""
+        return bool(set(self.seeds) & set(other.seeds)) or (self.step_seed, self.n) == (other.step_seed, other.n)
 
 
 def seed_range(command: str) -> range:
     """The starting seeds of a bench/illusions.py run, from its recorded command (--seeds N --first-seed F)."""
+    if "bench/illusions.py" not in command:
+        raise FundiffError(f"not a bench/illusions.py command: {command[:80]!r}")
     seeds = re.search(r"--seeds (\d+)", command)
-    first = re.search(r"--first-seed (\d+)", command)
-    return range(int(first.group(1)) if first else 0, (int(first.group(1)) if first else 0)
-                 + (int(seeds.group(1)) if seeds else 50))
+    first = int(m.group(1)) if (m := re.search(r"--first-seed (\d+)", command)) else 0
+    return range(first, first + (int(seeds.group(1)) if seeds else 50))
 
 
 def gather(files: list[Path]) -> tuple[dict, list[str]]:
-    """{view: {(A, B): [(seeds, both right, n, file)]}} over the files' anagram rows, and the rows left out because
-    another row of the same pair covers their seeds."""
-    by_view: dict[str, dict[tuple[str, str], list]] = {}
-    left_out = []
+    """{view: {(A, B): [Run]}} over the files' anagram rows, and the rows left out because another row of the same
+    pair shares their noise (the one with more images is kept; of two alike, the first given)."""
+    by_view: dict[str, dict[tuple[str, str], list[Run]]] = {}
+    left_out, made_by = [], None
     for path in files:
-        command = json.loads(path.read_text()).get("command", "")
-        seeds = seed_range(command)
+        result = json.loads(path.read_text())
+        how = {k: result.get(k) for k in ("settings", "model", "timesteps", "threshold")}
+        if made_by is not None and how != made_by[0]:
+            raise FundiffError(f"--rates {made_by[1]} and {shown(path)} were made differently ({how['settings']}): "
+                               "pool runs of one setting")
+        made_by = made_by or (how, shown(path))
+        try:
+            seeds = seed_range(str(result.get("command", "")))
+        except FundiffError as exc:
+            raise FundiffError(f"--rates {shown(path)}: {exc}") from None
+        step = int(result.get("step_seed", STEP_SEED))   # before it was recorded, 10000 whatever the first seed
         for r in load_rows(path):
             if r.get("kind") == "hybrid" or r.get("view") is None:
                 continue
+            if int(r["n"]) != len(seeds):
+                raise FundiffError(f"--rates {shown(path)}: a row of {r['n']} images from {len(seeds)} seeds")
+            run = Run(seeds, step, round(float(r["both_rate"]) * int(r["n"])), int(r["n"]), shown(path))
             kept = by_view.setdefault(r["view"], {}).setdefault((r["A"], r["B"]), [])
-            row = (seeds, round(float(r["both_rate"]) * int(r["n"])), int(r["n"]), shown(path))
-            for other in list(kept):
-                overlap = set(other[0]) & set(seeds)
-                if not overlap:
-                    continue
-                if set(seeds) <= set(other[0]):
-                    left_out.append(f"{r['view']} {r['A']}/{r['B']} seeds {seeds.start}-{seeds.stop - 1} of {row[3]}")
-                    break
-                if set(other[0]) <= set(seeds):
+            clash = [other for other in kept if run.shares_noise(other)]
+            if all(run.n > other.n for other in clash):
+                for other in clash:
                     kept.remove(other)
-                    left_out.append(f"{r['view']} {r['A']}/{r['B']} seeds {other[0].start}-{other[0].stop - 1} of "
-                                    f"{other[3]}")
-                    continue
-                raise FundiffError(f"{r['view']} {r['A']}/{r['B']}: seeds of {other[3]} and {row[3]} overlap in part")
+                kept.append(run)
+                dropped = clash
             else:
-                kept.append(row)
+                dropped = [run]
+            left_out += [f"{r['view']} {r['A']}/{r['B']} seeds {d.seeds.start}-{d.seeds.stop - 1} of {d.file}"
+                         for d in dropped]
     return by_view, left_out
 
 
 def chi2_sf(x: float, df: int) -> float:
     """P(chi2_df >= x): the regularised upper incomplete gamma Q(df / 2, x / 2)."""
-    return float(torch.special.gammaincc(torch.tensor(df / 2, dtype=torch.float64), torch.tensor(x / 2, dtype=torch.float64)))
+    half = torch.tensor([df / 2, x / 2], dtype=torch.float64)
+    return float(torch.special.gammaincc(half[0], half[1]))
 
 
-def orders(pairs: dict[tuple[str, str], list]) -> dict:
-    """Per unordered pair {a, b} (a < b) both orders' counts and the pooled rate; the homogeneity test over them."""
+def orders(pairs: dict[tuple[str, str], list[Run]]) -> dict:
+    """Per unordered pair {a, b} (a < b) both orders' counts and the pooled rate; the homogeneity test over them.
+
+    ``paired``: the two orders were drawn on the same noise up to the view (one run: the same starting seeds and step
+    seed), so their outcomes may be correlated; the test and the intervals treat the images as independent."""
     illusions, chi2, df, diffs = {}, 0.0, 0, []
     for a, b in sorted(p for p in pairs if p[0] < p[1] and (p[1], p[0]) in pairs):
-        ab, ba = [(sum(r[1] for r in pairs[p]), sum(r[2] for r in pairs[p])) for p in ((a, b), (b, a))]
-        k, n = ab[0] + ba[0], ab[1] + ba[1]
-        low, high = wilson_interval(k / n, n)
-        illusions[f"{a}/{b}"] = {"orders": {f"{a}/{b}": list(ab), f"{b}/{a}": list(ba)}, "n": n,
-                                 "both_rate": round(k / n, 4), "wilson95": [round(low, 4), round(high, 4)]}
-        p1, p2, p = ab[0] / ab[1], ba[0] / ba[1], k / n
+        ab, ba = [pooled_proportion((r.k, r.n) for r in pairs[p]) for p in ((a, b), (b, a))]
+        both = pooled_proportion([(ab["count"], ab["n"]), (ba["count"], ba["n"])])
+        paired = any(set(r.seeds) & set(q.seeds) and r.step_seed == q.step_seed
+                     for r in pairs[(a, b)] for q in pairs[(b, a)])
+        illusions[f"{a}/{b}"] = {"orders": {f"{a}/{b}": [ab["count"], ab["n"]], f"{b}/{a}": [ba["count"], ba["n"]]},
+                                 "paired": paired, "n": both["n"], "both_rate": both["share"],
+                                 "wilson95": both["wilson95"]}
+        p1, p2, p = ab["count"] / ab["n"], ba["count"] / ba["n"], both["count"] / both["n"]
         diffs.append(abs(p1 - p2))
         if 0 < p < 1:
-            chi2 += (p1 - p2) ** 2 / (p * (1 - p) * (1 / ab[1] + 1 / ba[1]))
+            chi2 += (p1 - p2) ** 2 / (p * (1 - p) * (1 / ab["n"] + 1 / ba["n"]))
             df += 1
-    return {"orders_agree": {"chi2": round(chi2, 1), "df": df, "p_value": float(f"{chi2_sf(chi2, df):.3g}") if df else None,
-                             "mean_abs_difference": round(sum(diffs) / len(diffs), 4) if diffs else None},
-            "illusions": illusions,
+    agree = {"chi2": round(chi2, 1), "df": df, "p_value": float(f"{chi2_sf(chi2, df):.3g}") if df else None,
+             "mean_abs_difference": round(sum(diffs) / len(diffs), 4) if diffs else None}
+    return {"orders_agree": agree, "illusions": illusions,
             "illusions_at_50": sum(i["both_rate"] >= 0.5 for i in illusions.values())}
 
 
 def clause(illusions: dict, keep) -> dict:
     """Issue 17's 50% clause over the illusions ``keep`` selects."""
     chosen = {p: i for p, i in illusions.items() if keep(*map(int, p.split("/")))}
-    k = sum(round(i["both_rate"] * i["n"]) for i in chosen.values())
-    n = sum(i["n"] for i in chosen.values())
+    total = pooled_proportion((round(i["both_rate"] * i["n"]), i["n"]) for i in chosen.values())
     return {"illusions": len(chosen), "at_50": sum(i["both_rate"] >= 0.5 for i in chosen.values()),
-            "both_rate": round(k / n, 4) if n else None,
+            "both_rate": total.get("share"),
             "misses": {p: [i["both_rate"], i["n"], i["wilson95"]] for p, i in chosen.items() if i["both_rate"] < 0.5}}
 
 
@@ -118,7 +152,8 @@ def main() -> None:
     ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rates", nargs="+", type=Path, default=RATES,
                     help="bench/illusions.py results (default: the all-pairs runs of flip, mirror, rotate_cw, negate "
-                         "and rotate_180, and the flip runs held out at seeds 1000-1019 and of 4/1 at 0-99)")
+                         "and rotate_180, the flip pairs with N >= 100 held out (A < B at seeds 1000-1019, A > B at "
+                         "3000-3019) and 4/1 and 1/4 at 0-99)")
     ap.add_argument("--out", type=Path, default=RESULTS / "anagram-orders.json")
     args = ap.parse_args()
     for path in args.rates:
@@ -135,9 +170,10 @@ def main() -> None:
             del entry["illusions"], entry["illusions_at_50"]
         result["views"][view] = entry
         agree = entry["orders_agree"]
-        print(f"{view}: its own inverse: {entry['involution']}; the orders' rates: chi2 {agree['chi2']} on {agree['df']} "
-              f"df (p {agree['p_value']})"
-              + (f"; {entry['illusions_at_50']} of {len(entry['illusions'])} illusions at 50%" if entry["involution"] else ""))
+        pooled = (f"; {entry['illusions_at_50']} of {len(entry['illusions'])} illusions at 50%"
+                  if "illusions" in entry else "")
+        print(f"{view}: its own inverse: {entry['involution']}; the orders' rates: chi2 {agree['chi2']} on "
+              f"{agree['df']} df (p {agree['p_value']}){pooled}")
     if "flip" in result["views"]:
         flip = result["views"]["flip"]["illusions"]
         result["flip_clauses"] = {

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from illusions import TARGETS, noise   # noqa: E402  (bench/illusions.py: the same pairs and noise)
+from illusions import TARGETS, noise, step_seed   # noqa: E402  (bench/illusions.py: the same pairs and noise)
 
 from fundiff.classifier import load_classifier   # noqa: E402
 from fundiff.commands.arguments import Parser, nonneg_int, number, positive_int   # noqa: E402
@@ -120,7 +120,8 @@ def main() -> None:
         xa2 = pool_a[torch.randint(len(pool_a), (args.pairs_per,), generator=gen)]
         xb = pool_b[torch.randint(len(pool_b), (args.pairs_per,), generator=gen)]
         sampled = pipe([a, b], latents=noise(args.seeds, args.first_seed), num_images_per_prompt=args.seeds,
-                       generator=torch.Generator().manual_seed(10_000), output_type="pt", batch_size=args.seeds).samples
+                       generator=torch.Generator().manual_seed(step_seed(args.first_seed)), output_type="pt",
+                       batch_size=args.seeds).samples
         sets = {"real low(A) + high(B)": compose(dec, xa, xb), "control low(A) + high(A')": compose(dec, xa, xa2),
                 "sampled (the defaults)": sampled}
         for what, images in sets.items():

@@ -39,10 +39,8 @@ from fundiff.engine.views import get_view, is_involution
 from fundiff.pipelines import AnagramPipeline, HybridPipeline
 from fundiff.errors import FundiffError, run_script
 from fundiff.io import ensure_writable_file, write_json
-from fundiff.metrics import wilson_interval
+from fundiff.metrics import pooled_proportion, wilson_interval
 from fundiff.pipelines.readings import hybrid_readings
-
-from anagram_orders import orders
 
 ANAGRAMS = {
     "flip": [("6", "9"), ("9", "6"), ("1", "1"), ("3", "8"), ("2", "5"), ("0", "8")],
@@ -64,13 +62,11 @@ def all_pairs() -> list[tuple[str, str]]:
 def pooled(rows: list[dict], keep) -> dict:
     """Both-readings-right over the rows ``keep`` selects: count, n, share and Wilson 95%."""
     chosen = [r for r in rows if keep(r)]
-    n = sum(r["n"] for r in chosen)
-    k = sum(round(r["both_rate"] * r["n"]) for r in chosen)
-    if not n:
+    total = pooled_proportion((round(r["both_rate"] * r["n"]), r["n"]) for r in chosen)
+    if not total["n"]:
         return {"pairs": 0}
-    low, high = wilson_interval(k / n, n)
-    return {"pairs": len(chosen), "n": n, "both_right": k, "both_rate": round(k / n, 4),
-            "wilson95": [round(low, 4), round(high, 4)]}
+    return {"pairs": len(chosen), "n": total["n"], "both_right": total["count"], "both_rate": total["share"],
+            "wilson95": total["wilson95"]}
 
 
 def misreadings(read: torch.Tensor, want: int) -> dict:
@@ -86,6 +82,17 @@ def pair(text: str) -> tuple[str, str]:
     if not (len(a) == len(b) == 1 and a in "0123456789" and b in "0123456789" and a != b):
         raise argparse.ArgumentTypeError(f"expected two different digits as A/B, got {text!r}")
     return a, b
+
+
+STEP_SEED = 10_000
+
+
+def step_seed(first_seed: int) -> int:
+    """The seed of the generator every step of a run draws from (ancestral steps, corrector): 10000 + the first seed,
+    so that another --first-seed is held out in its steps as well as in its starting noise.  (Before 2026-12-06 it
+    was 10000 whatever the first seed: runs at --first-seed 1000 with the batch size of a run at 0 drew the same step
+    noise, which decides most of the outcome; docs/illusions.md, "Held out".)"""
+    return STEP_SEED + first_seed
 
 
 def noise(n: int, first_seed: int) -> torch.Tensor:
@@ -132,6 +139,12 @@ class Settings:
             if value != default:
                 out.append(f"--{name} {value}")
         return " ".join(out)
+
+    @property
+    def symmetric(self) -> bool:
+        """Whether A/B and B/A are made alike, prompt by prompt: not so when a view slot, not a prompt, chooses (the
+        alternate reduction's first view, --gamma-b's second scale)."""
+        return self.reduction != "alternate" and self.gamma_b is None
 
     def call_options(self, a: str, b: str) -> dict:
         neg = [b, a] if self.negative == OTHER else self.negative
@@ -199,9 +212,10 @@ def measure(settings: Settings, anagrams: dict, hybrids: list, n: int, log=print
             return by(((img.clamp(-1, 1) + 1) / 2)).argmax(1)
 
     def sample(pipe, *call, **kwargs) -> torch.Tensor:
-        """n images: image k starts from seed first_seed + k's noise; the steps draw from one generator (seed 10000)."""
+        """n images: image k starts from seed first_seed + k's noise; the steps draw from one generator (step_seed)."""
         return pipe(*call, latents=noise(n, first_seed), num_images_per_prompt=n,
-                    generator=torch.Generator().manual_seed(10_000), output_type="pt", batch_size=n, **kwargs).samples
+                    generator=torch.Generator().manual_seed(step_seed(first_seed)), output_type="pt", batch_size=n,
+                    **kwargs).samples
 
     def with_interval(row: dict) -> dict:
         low, high = wilson_interval(row["both_rate"], row["n"])
@@ -244,9 +258,12 @@ def measure(settings: Settings, anagrams: dict, hybrids: list, n: int, log=print
                                                      "both_rate": (hr_a & hr_b).float().mean().item()}}))
         log(json.dumps(rows[-1]))
     summary_rows = {f"anagram {v}": pooled(rows, lambda r, v=v: r.get("view") == v) for v in anagrams}
+    from anagram_orders import Run, orders   # it reads this module's STEP_SEED
+
     for v in anagrams:   # under a view that is its own inverse A/B and B/A are one illusion (bench/anagram_orders.py)
-        if is_involution(get_view(v)):
-            found = orders({(r["A"], r["B"]): [(None, round(r["both_rate"] * r["n"]), r["n"], None)]
+        if is_involution(get_view(v)) and settings.symmetric:
+            found = orders({(r["A"], r["B"]): [Run(range(first_seed, first_seed + n), step_seed(first_seed),
+                                                     round(r["both_rate"] * r["n"]), r["n"], "")]
                             for r in rows if r.get("view") == v})
             if found["illusions"]:
                 summary_rows[f"anagram {v}, A/B and B/A pooled"] = {
@@ -258,7 +275,8 @@ def measure(settings: Settings, anagrams: dict, hybrids: list, n: int, log=print
     for kind, pairs in TARGETS.items():
         summary_rows[f"target set {kind} {' '.join(a + '/' + b for a, b in pairs)}"] = pooled(
             rows, lambda r, kind=kind, pairs=pairs: (r.get("view") == kind or r["kind"] == kind) and (r["A"], r["B"]) in pairs)
-    return {"settings": settings.flags(), "pooled": summary_rows, "threshold": describe_threshold(anagram.threshold),
+    return {"settings": settings.flags(), "step_seed": step_seed(first_seed), "pooled": summary_rows,
+            "threshold": describe_threshold(anagram.threshold),
             "seconds": round(time.time() - start, 1), "rows": rows}
 
 

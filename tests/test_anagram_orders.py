@@ -12,14 +12,16 @@ from helpers import assert_one_line_error
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from anagram_orders import chi2_sf, gather, orders, seed_range  # noqa: E402
+from anagram_orders import Run, chi2_sf, gather, orders, seed_range  # noqa: E402
 
 
-def _result(path: Path, rows: list[tuple[str, str, str, int, int]], seeds: int = 20, first: int = 0) -> Path:
-    """A bench/illusions.py result: rows (view, A, B, both right, n)."""
+def _result(path: Path, rows: list[tuple[str, str, str, int, int]], seeds: int = 20, first: int = 0,
+            step_seed: int | None = None, settings: str = "--guidance-scale 7 --threshold auto") -> Path:
+    """A bench/illusions.py result: rows (view, A, B, both right, n); no step_seed: a result from before it was kept."""
     command = f"python bench/illusions.py --seeds {seeds}" + (f" --first-seed {first}" if first else "")
-    path.write_text(json.dumps({"command": command, "rows": [
-        {"kind": "anagram", "view": v, "A": a, "B": b, "both_rate": k / n, "n": n} for v, a, b, k, n in rows]}))
+    path.write_text(json.dumps({"command": command, "settings": settings, "rows": [
+        {"kind": "anagram", "view": v, "A": a, "B": b, "both_rate": k / n, "n": n} for v, a, b, k, n in rows],
+        **({} if step_seed is None else {"step_seed": step_seed})}))
     return path
 
 
@@ -35,29 +37,52 @@ def test_chi2_tail_matches_known_quantiles():
     assert abs(chi2_sf(40, 40) - 0.47026) < 1e-4   # by numerical integration of the density
 
 
+def _run(k: int, n: int = 20, first: int = 0, step: int = 10_000) -> Run:
+    return Run(range(first, first + n), step, k, n, "f")
+
+
 def test_orders_pool_both_orders_and_test_that_they_agree():
-    same = orders({("2", "6"): [(range(20), 4, 20, "f")], ("6", "2"): [(range(20), 5, 20, "f")]})
+    same = orders({("2", "6"): [_run(4)], ("6", "2"): [_run(5)]})
     assert same["illusions"]["2/6"]["n"] == 40 and same["illusions"]["2/6"]["both_rate"] == 0.225
     assert same["illusions"]["2/6"]["orders"] == {"2/6": [4, 20], "6/2": [5, 20]}
+    assert same["illusions"]["2/6"]["paired"]   # one run: both orders on the same noise, up to the view
     assert same["orders_agree"]["df"] == 1 and same["orders_agree"]["p_value"] > 0.5
     assert same["illusions_at_50"] == 0
-    apart = orders({("1", "7"): [(range(20), 19, 20, "f")], ("7", "1"): [(range(20), 2, 20, "f")]})
+    apart = orders({("1", "7"): [_run(19, first=1000, step=11_000)], ("7", "1"): [_run(2, first=3000, step=13_000)]})
     assert apart["orders_agree"]["p_value"] < 1e-4   # 95% against 10%: two illusions
+    assert not apart["illusions"]["1/7"]["paired"]
 
 
-def test_rows_whose_seeds_another_row_covers_are_left_out_and_partial_overlaps_refused(tmp_path):
+def test_rows_that_share_noise_with_a_bigger_row_are_left_out(tmp_path):
+    """Shared noise: overlapping starting seeds, or one step seed and batch size (before step_seed was recorded,
+    every run drew its steps from seed 10000, so a run at --first-seed 1000 of 20 images repeats one at 0 of 20)."""
     all_pairs = _result(tmp_path / "all.json", [("flip", "4", "1", 7, 20), ("flip", "1", "4", 11, 20)])
     more = _result(tmp_path / "more.json", [("flip", "4", "1", 48, 100)], seeds=100)
-    held = _result(tmp_path / "held.json", [("flip", "4", "1", 7, 20)], first=1000)
-    by_view, left_out = gather([all_pairs, more, held])
-    assert [(r[0], r[1], r[2]) for r in by_view["flip"][("4", "1")]] == [(range(100), 48, 100), (range(1000, 1020), 7, 20)]
-    assert len(left_out) == 1 and left_out[0].startswith("flip 4/1 seeds 0-19 of")
-    by_view, left_out = gather([more, all_pairs])   # the covered row second: left out as well
-    assert by_view["flip"][("4", "1")][0][2] == 100 and len(left_out) == 1
-    part = _result(tmp_path / "part.json", [("flip", "4", "1", 30, 50)], seeds=50, first=80)
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "anagram_orders.py"), "--rates", str(more), str(part),
-                           "--out", str(tmp_path / "o.json")], capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert_one_line_error(proc, "overlap in part")
+    old_held = _result(tmp_path / "old.json", [("flip", "4", "1", 7, 20)], first=1000)
+    held = _result(tmp_path / "held.json", [("flip", "4", "1", 8, 20)], first=1000, step_seed=11_000)
+    by_view, left_out = gather([all_pairs, old_held, more, held])
+    kept = by_view["flip"][("4", "1")]
+    assert [(r.seeds, r.k, r.n) for r in kept] == [(range(100), 48, 100), (range(1000, 1020), 8, 20)]
+    assert [line.split(" of ")[0] for line in left_out] == ["flip 4/1 seeds 1000-1019", "flip 4/1 seeds 0-19"]
+    assert left_out[0].endswith("old.json")   # its steps were all.json's: 20 images from step seed 10000
+    assert left_out[1].endswith("all.json")   # its starting seeds are among more.json's
+    by_view, left_out = gather([more, all_pairs])   # the smaller row second: left out as well
+    assert by_view["flip"][("4", "1")][0].n == 100 and len(left_out) == 1
+
+
+def test_bad_rates_are_one_line_before_anything_is_written(tmp_path):
+    def run(*files: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ROOT / "bench" / "anagram_orders.py"), "--rates", *map(str, files),
+                               "--out", str(tmp_path / "o.json")], capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+    plain = _result(tmp_path / "plain.json", [("flip", "2", "5", 20, 20)])
+    lever = _result(tmp_path / "lever.json", [("flip", "5", "2", 20, 20)], settings="--guidance-scale 12")
+    assert_one_line_error(run(plain, lever), "were made differently (--guidance-scale 12): pool runs of one setting")
+    (tmp_path / "other.json").write_text(json.dumps({"command": "python bench/natural_anagrams.py", "rows": []}))
+    assert_one_line_error(run(tmp_path / "other.json"), "not a bench/illusions.py command")
+    short = _result(tmp_path / "short.json", [("flip", "2", "5", 5, 10)])   # 10 images from 20 seeds
+    assert_one_line_error(run(short), "a row of 10 images from 20 seeds")
+    assert_one_line_error(run(tmp_path / "none.json"), "no such file")
     assert not (tmp_path / "o.json").exists()
 
 

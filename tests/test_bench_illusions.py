@@ -96,9 +96,10 @@ def test_the_turn_is_a_view_when_named(tmp_path):
     assert "anagram flip, A/B and B/A pooled" not in result["pooled"]   # one order only: nothing to pool
     out = tmp_path / "orders.json"
     proc = bench("--pair", "2/5", "--pair", "5/2", "--pair", "3/8", "--views", "flip", "rotate_cw", "--seeds", "2",
-                 "--corrector-steps", "0", "--out", str(out))
+                 "--first-seed", "3", "--corrector-steps", "0", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
+    assert result["step_seed"] == 10_003   # another first seed draws other step noise too: held out in its steps
     both = result["pooled"]["anagram flip, A/B and B/A pooled"]   # 2/5 and 5/2 are one illusion under the flip
     rates = {r["A"]: r["both_rate"] for r in result["rows"] if r["view"] == "flip" and r["B"] != "8"}
     assert both["illusions"] == 1 and both["at_50"] == int((rates["2"] + rates["5"]) / 2 >= 0.5)

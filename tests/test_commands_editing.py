@@ -83,7 +83,7 @@ def test_anagram_command_says_when_a_pair_is_rare_in_the_data(cli, tmp_path):
                "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == (
-        "Measured at the defaults, 2/6 under flip read right both ways in 22% of 40 images (2/6 and 6/2 pooled: one "
-        "illusion under flip): only 75 of the 60,000 MNIST training digits (as they are, or under flip) read 2 upright "
-        "and 6 under flip, a rare pair (docs/illusions.md). Under mirror it read 98%.")
+        "Measured at the defaults, 2/6 under flip read right both ways in 9 of 40 images, 22.5% (6/2's images, flipped, "
+        "are 2/6's, so both orders count): only 75 of the 60,000 MNIST training digits (as they are, or under flip) "
+        "read 2 upright and 6 under flip, a rare pair (docs/illusions.md). Under mirror it read 97.5%.")
     assert json.loads((tmp_path / "anagram.json").read_text())["natural_anagrams"]["count"] == 75

@@ -145,25 +145,36 @@ def test_the_note_quotes_the_measured_rate_and_a_view_that_did_better():
 
     entry = natural_entry([2, 6], ["identity", "flip"])   # 2/6 4 of 20 and 6/2 5 of 20: one illusion, pooled
     assert entry == {"pair": "2/6", "view": "flip", "count": 75,
-                     "measured": {"both_rate": 0.225, "n": 40, "orders": ["2/6", "6/2"]}}
+                     "measured": {"both_right": 9, "n": 40, "both_rate": 0.225, "orders": ["2/6", "6/2"]}}
     assert natural_note(entry) == (
-        "Measured at the defaults, 2/6 under flip read right both ways in 22% of 40 images (2/6 and 6/2 pooled: one "
-        "illusion under flip): only 75 of the 60,000 MNIST training digits (as they are, or under flip) read 2 upright "
-        "and 6 under flip, a rare pair (docs/illusions.md). Under mirror it read 98%.")
-    assert natural_note(natural_entry([6, 9], ["identity", "flip"])) == ""        # measured 92%: nothing to say
+        "Measured at the defaults, 2/6 under flip read right both ways in 9 of 40 images, 22.5% (6/2's images, flipped, "
+        "are 2/6's, so both orders count): only 75 of the 60,000 MNIST training digits (as they are, or under flip) "
+        "read 2 upright and 6 under flip, a rare pair (docs/illusions.md). Under mirror it read 97.5%.")
+    assert natural_note(natural_entry([6, 9], ["identity", "flip"])) == ""        # measured 92.5%: nothing to say
     assert natural_note(natural_entry([3, 8], ["identity", "flip"])) == ""        # rare (66), but measured 65%
     four_one = natural_note(natural_entry([4, 1], ["identity", "flip"]))         # common (125), 4/1 35%, 1/4 55%
-    assert four_one.startswith("Measured at the defaults, 4/1 under flip read right both ways in 45% of 40 images (")
-    assert "rare" not in four_one
-    assert natural_note(natural_entry([1, 4], ["identity", "flip"])) == four_one.replace("4/1 under", "1/4 under"
-                                                                                         ).replace("4/1 and 1/4", "1/4 and 4/1")
-    assert natural_entry([1, 9], ["identity", "rotate_cw"])["measured"] == {"both_rate": 0.0, "n": 20}   # one order
+    assert four_one == ("Measured at the defaults, 4/1 under flip read right both ways in 18 of 40 images, 45% (1/4's "
+                        "images, flipped, are 4/1's, so both orders count; docs/illusions.md).")
+    assert natural_note(natural_entry([1, 4], ["identity", "flip"])) == (   # the same illusion, the same note
+        "Measured at the defaults, 1/4 under flip read right both ways in 18 of 40 images, 45% (4/1's images, flipped, "
+        "are 1/4's, so both orders count; docs/illusions.md).")
+    assert natural_entry([1, 9], ["identity", "rotate_cw"])["measured"] == {"both_right": 0, "n": 20,
+                                                                            "both_rate": 0.0}   # one order
+    rotated = natural_note(natural_entry([1, 9], ["identity", "rotate_cw"]))
+    assert rotated.startswith("Measured at the defaults, 1/9 under rotate_cw read right both ways in 0 of 20 images, "
+                              "0%: only 1 of") and rotated.endswith(" Under flip it read 67.5%.")
     assert "Under" not in natural_note(natural_entry([0, 1], ["identity", "flip"]))   # under 50% under every view
     assert natural_entry(None, ["identity", "flip"]) is None                     # not MNIST digits
     assert natural_entry([6, 9], ["identity", "negate"]) is None                 # a view the table does not have
     assert natural_entry([6, 9], ["identity", "flip:"])["count"] == 208          # a spec, as get_view reads it
-    one = natural_note(natural_entry([1, 9], ["identity", "rotate_cw"]))         # a view that is not its own inverse
-    assert "only 1 of the 60,000 MNIST training digits (as they are, or under rotate_cw's inverse) reads 1" in one
+    assert "only 1 of the 60,000 MNIST training digits (as they are, or under rotate_cw's inverse) reads 1" in rotated
     assert "none of the 60,000" in natural_note(natural_entry([0, 1], ["identity", "flip"]))
     assert natural_entry([6, 9], ["flip", "identity"]) is None
     assert natural_note(None) == ""
+
+
+def test_percent_keeps_the_half_percent_and_drops_a_zero():
+    from fundiff.pipelines.natural_anagrams import percent
+
+    assert [percent(x) for x in (0.225, 0.075, 0.475, 0.45, 0.0, 1.0, 0.975)] == \
+        ["22.5%", "7.5%", "47.5%", "45%", "0%", "100%", "97.5%"]

@@ -102,7 +102,7 @@ def test_claims_quote_the_measured_numbers(report):
     assert natural["6/9 flip"] == 208 and natural["2/6 mirror"] == 5740 and "8/3 negate" not in natural
     claim = next(c for c in sec["anagrams"]["claims"] if c.startswith("How many of the 60,000 MNIST training digits"))
     assert "6/9 flip 208; 2/5 flip" in claim and "flip 47% against 83%" in claim
-    assert claim.endswith("2/6 read 22% flipped (N 75) and 98% under mirror (N 5,740), so it is shown so.")   # 2/6 and 6/2 pooled
+    assert claim.endswith("2/6 read 22.5% flipped (N 75) and 97.5% under mirror (N 5,740), so it is shown so.")   # 2/6 and 6/2 pooled
     assert {"replacement", "repaint", "text", "inpaint-1", "inpaint-2"} <= set(sec["inpaint"]["numbers"])
     sdedit_inputs = [c.split("--image ")[1].split()[0] for c in sec["sdedit"]["commands"]]
     assert {"digit-7", "chelsea", "hand-2", "hand-4", "hand-5"} <= set(sdedit_inputs)   # test image, web photo, drawings

@@ -216,7 +216,7 @@ def test_anagram_gives_the_image_its_view_and_an_animation(den, tmp_path):
         assert anim.format == "GIF" and anim.n_frames > 2
     assert "Measured at the defaults" not in caption             # 6/9 under the turn: measured 100%
     *_, caption = web.run_anagram(den, "2", "6", "flip", steps=2, seed=0, out_dir=tmp_path)
-    assert caption.endswith("under flip, a rare pair (docs/illusions.md). Under mirror it read 98%.")   # the CLI's
+    assert caption.endswith("under flip, a rare pair (docs/illusions.md). Under mirror it read 97.5%.")   # the CLI's
     assert "patch_permute" not in web.usable_views(den)         # needs sides divisible by 8; MNIST is 28 px
     with pytest.raises(gr.Error, match="unknown view"):
         web.run_anagram(den, "6", "9", "sideways", steps=2, out_dir=tmp_path)

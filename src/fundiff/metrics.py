@@ -261,3 +261,14 @@ def wilson_interval(share: float, n: int, z: float = 1.96) -> tuple[float, float
     centre = (share + z * z / (2 * n)) / (1 + z * z / n)
     half = z * ((share * (1 - share) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def pooled_proportion(counts: Any) -> dict[str, Any]:
+    """Successes over several measurements of one proportion, given as (k_i, n_i) pairs: {"count": sum k, "n": sum n,
+    "share": k / n, "wilson95": its Wilson 95% interval} (shares to 4 places); {"count": 0, "n": 0} when n is 0."""
+    pairs = [(int(k), int(n)) for k, n in counts]
+    k, n = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
+    if not n:
+        return {"count": 0, "n": 0}
+    low, high = wilson_interval(k / n, n)
+    return {"count": k, "n": n, "share": round(k / n, 4), "wilson95": [round(low, 4), round(high, 4)]}

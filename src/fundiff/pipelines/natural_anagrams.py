@@ -11,7 +11,8 @@ ways about half as often as the others (docs/illusions.md, "What predicts a pair
 
 Under a view that is its own inverse (flip, mirror, rotate_180) A/B and B/A are one illusion, each the view of the
 other (``engine.views.is_involution``; bench/anagram_orders.py): N(A/B) = N(B/A), and a pair's rate is the two
-orders' measurements pooled (40 images, not 20), so both orders get the same note.
+orders' measurements pooled (40 images, not 20; the table's rates are at the defaults, which choose by prompt), so
+both orders get the same note.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import functools
 import importlib.resources
 import json
 from typing import Any, Sequence
+
+from fundiff.metrics import pooled_proportion
 
 NATURAL_TABLE = importlib.resources.files("fundiff") / "assets" / "mnist_natural_anagrams.json"
 RARE = 100   # N below this: a rare pair (docs/illusions.md)
@@ -38,9 +41,12 @@ def natural_count(view: str, a: int, b: int) -> int | None:
     return None if entry is None or f"{a}/{b}" not in entry["natural"] else int(entry["natural"][f"{a}/{b}"])
 
 
-def measured_rate(view: str, a: int, b: int) -> dict[str, Any] | None:
-    """The table's measured rate of a/b under ``view``: {both_rate, n}, both orders pooled when the view is its own
-    inverse (then also "orders": ["a/b", "b/a"]); None when the table has not measured it."""
+VIEWED = {"flip": "flipped", "mirror": "mirrored", "rotate_180": "turned 180 degrees"}   # what the note calls v(x)
+
+
+def table_rate(view: str, a: int, b: int) -> dict[str, Any] | None:
+    """The table's measured rate of a/b under ``view``: {both_right, n, both_rate}, both orders pooled when the view
+    is its own inverse (then also "orders": ["a/b", "b/a"]); None when the table has not measured it."""
     entry = natural_table()["views"].get(view)
     if entry is None:
         return None
@@ -48,14 +54,20 @@ def measured_rate(view: str, a: int, b: int) -> dict[str, Any] | None:
     rows = [entry["measured"][p] for p in pairs if p in entry["measured"]]
     if not rows:
         return None
-    n = sum(int(r["n"]) for r in rows)
-    k = sum(round(r["both_rate"] * r["n"]) for r in rows)
-    return {"both_rate": round(k / n, 4), "n": n, **({"orders": pairs} if len(rows) == 2 else {})}
+    total = pooled_proportion((round(r["both_rate"] * r["n"]), r["n"]) for r in rows)
+    return {"both_right": total["count"], "n": total["n"], "both_rate": total["share"],
+            **({"orders": pairs} if len(rows) == 2 else {})}
+
+
+def percent(share: float) -> str:
+    """22.5%, 45%: a share of 40 images to the half percent it is, without a rounding to even."""
+    return f"{share * 100:.1f}".rstrip("0").rstrip(".") + "%"
 
 
 def natural_entry(digits: Sequence[int] | None, views: Sequence[Any]) -> dict[str, Any] | None:
     """For an anagram of two digits (``readings.readable_digits``: MNIST, a digit per prompt) whose views are the
-    identity and one the table has: {"pair", "view", "count": N, "measured": {both_rate, n}}; else None."""
+    identity and one the table has: {"pair", "view", "count": N, "measured": ``table_rate``'s (with "orders" when
+    both orders are pooled)}; else None."""
     names = [getattr(v, "name", str(v).split(":")[0].strip()) for v in views]   # the table's views take no arguments
     if digits is None or len(digits) != 2 or len(names) != 2 or names[0] != "identity":
         return None
@@ -63,7 +75,7 @@ def natural_entry(digits: Sequence[int] | None, views: Sequence[Any]) -> dict[st
     if count is None:
         return None
     return {"pair": f"{digits[0]}/{digits[1]}", "view": names[1], "count": count,
-            "measured": measured_rate(names[1], *digits)}
+            "measured": table_rate(names[1], *digits)}
 
 
 def natural_note(entry: dict[str, Any] | None) -> str:
@@ -74,15 +86,18 @@ def natural_note(entry: dict[str, Any] | None) -> str:
         return ""
     table, pair, view = natural_table(), entry["pair"], entry["view"]
     a, b = pair.split("/")
-    rated = {v: measured_rate(v, int(a), int(b)) for v in table["views"]}
+    rated = {v: table_rate(v, int(a), int(b)) for v in table["views"]}
     rates = {v: r["both_rate"] for v, r in rated.items() if r is not None}
     best = max(rates, key=lambda v: (rates[v], v))
     count = "none" if entry["count"] == 0 else f"only {entry['count']:,}"
     inverse = view if table["views"][view]["involution"] else f"{view}'s inverse"
     verb = "reads" if entry["count"] == 1 else "read"
     rare = (f": {count} of the {table['images']:,} MNIST training digits (as they are, or under {inverse}) {verb} "
-            f"{a} upright and {b} under {view}, a rare pair" if entry["count"] < RARE else "")
-    orders = f" ({pair} and {b}/{a} pooled: one illusion under {view})" if "orders" in measured else ""
-    return (f"Measured at the defaults, {pair} under {view} read right both ways in {measured['both_rate']:.0%} of "
-            f"{measured['n']} images{orders}{rare} (docs/illusions.md)."
-            + (f" Under {best} it read {rates[best]:.0%}." if best != view and rates[best] >= 0.5 else ""))
+            f"{a} upright and {b} under {view}, a rare pair (docs/illusions.md)" if entry["count"] < RARE else "")
+    orders = (f"{b}/{a}'s images, {VIEWED.get(view, 'under ' + view)}, are {pair}'s, so both orders count"
+              if "orders" in measured else "")
+    where = "" if rare else "docs/illusions.md"
+    aside = f" ({'; '.join(x for x in (orders, where) if x)})" if orders or where else ""
+    return (f"Measured at the defaults, {pair} under {view} read right both ways in {measured['both_right']} of "
+            f"{measured['n']} images, {percent(measured['both_rate'])}{aside}{rare}."
+            + (f" Under {best} it read {percent(rates[best])}." if best != view and rates[best] >= 0.5 else ""))

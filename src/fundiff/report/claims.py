@@ -104,7 +104,7 @@ def natural_claim(numbers: dict[str, Any], records: list[dict[str, Any]]) -> lis
     """How many training digits already are each shown pair's anagram (``natural_anagrams`` in the records; MNIST),
     and what that count predicts: each view's mean measured rate of rare and common pairs, from the shipped table
     (docs/illusions.md, "What predicts a pair")."""
-    from fundiff.pipelines.natural_anagrams import RARE, measured_rate, natural_table
+    from fundiff.pipelines.natural_anagrams import RARE, natural_table, percent, table_rate
 
     entries = [r["natural_anagrams"] for r in records if r.get("natural_anagrams", {}).get("measured")]
     if not entries:
@@ -116,10 +116,11 @@ def natural_claim(numbers: dict[str, Any], records: list[dict[str, Any]]) -> lis
                       for v, e in table["views"].items() if "rare_mean_rate" in e and "common_mean_rate" in e)
     moved = []   # shown under another view because the flip measured them under 50%
     for e in entries:
-        flip = measured_rate("flip", *map(int, e["pair"].split("/")))
+        flip = table_rate("flip", *map(int, e["pair"].split("/")))
         if e["view"] != "flip" and flip is not None and flip["both_rate"] < 0.5 <= e["measured"]["both_rate"]:
-            moved.append(f"{e['pair']} read {flip['both_rate']:.0%} flipped (N {table['views']['flip']['natural'][e['pair']]:,}) "
-                         f"and {e['measured']['both_rate']:.0%} under {e['view']} (N {e['count']:,}), so it is shown so")
+            moved.append(f"{e['pair']} read {percent(flip['both_rate'])} flipped (N "
+                         f"{table['views']['flip']['natural'][e['pair']]:,}) and {percent(e['measured']['both_rate'])} "
+                         f"under {e['view']} (N {e['count']:,}), so it is shown so")
     return [f"How many of the {table['images']:,} MNIST training digits already are each shown anagram (N, "
             f"bench/natural_anagrams.py): {per}. Over every digit pair at the defaults, pairs with N under {RARE} read "
             f"right both ways less often than the others: {means} (docs/illusions.md)"

@@ -104,7 +104,9 @@ def is_involution(view: View, shape: tuple[int, ...] = (1, 1, 28, 28)) -> bool:
     Under such a view a visual anagram is symmetric in its two prompts: with views (identity, v), the anagram
     sampler's prediction for prompts (B, A) at v(x) is v of its prediction for (A, B) at x (each view sees the same
     image with the same prompt, only the slots swap), and Gaussian noise is invariant under v.  So A/B and B/A are
-    one illusion, the view of each other: they work equally often (docs/illusions.md, "A/B and B/A")."""
+    one illusion, the view of each other: they work equally often (docs/illusions.md, "A/B and B/A").  That needs
+    settings chosen by prompt, not by slot: not the alternate reduction (its first step is slot 0's view), nor a
+    guidance scale or negative prompt per slot that differs between the prompts."""
     x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
     try:
         return bool(torch.equal(view.view(view.view(x)), x))
