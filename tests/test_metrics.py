@@ -98,3 +98,13 @@ def test_wilson_interval_matches_the_textbook_values():
     assert wilson_interval(0.0, 10)[0] == 0.0
     with pytest.raises(ValueError):
         wilson_interval(0.5, 0)
+
+
+def test_pooled_proportion_adds_the_counts_and_gives_their_wilson_interval():
+    from fundiff.metrics import pooled_proportion, wilson_interval
+
+    pooled = pooled_proportion([(4, 20), (5, 20)])
+    low, high = wilson_interval(9 / 40, 40)
+    assert pooled == {"count": 9, "n": 40, "share": 0.225, "wilson95": [round(low, 4), round(high, 4)]}
+    assert pooled_proportion(iter([(48, 100), (7, 20), (49, 100), (10, 20)]))["share"] == round(114 / 240, 4)
+    assert pooled_proportion([]) == {"count": 0, "n": 0}
