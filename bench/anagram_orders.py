@@ -58,7 +58,9 @@ class Run:
 
     def shares_noise(self, other: "Run") -> bool:
         """Two runs of one pair are not independent when their starting seeds overlap, or when they drew the same
-        step noise (one step seed and one batch size: the noise that decides most of the outcome)."""
+        step noise (one step seed and one batch size: the noise that decides most of the outcome).  One step seed with
+        another batch size draws the same numbers at other steps (a batch of 100 at step d draws what a batch of 50
+        draws at steps 2d and 2d + 1); that is counted as independent, which is not verified."""
         return bool(set(self.seeds) & set(other.seeds)) or (self.step_seed, self.n) == (other.step_seed, other.n)
 
 
@@ -71,22 +73,42 @@ def seed_range(command: str) -> range:
     return range(first, first + (int(seeds.group(1)) if seeds else 50))
 
 
+def made_by(result: dict) -> tuple:
+    """How a result was made, to compare: its setting's values where it records them (``setting_values``), else its
+    flags (which name only what differed from the defaults of their day), with the model and the loop."""
+    how = result.get("setting_values") or result.get("settings")
+    return (json.dumps(how, sort_keys=True), result.get("model"), result.get("timesteps"), result.get("threshold"))
+
+
+def symmetric(result: dict) -> bool:
+    """Whether its setting chooses by prompt, so that A/B and B/A are one illusion (bench/illusions.Settings)."""
+    values = result.get("setting_values")
+    if values is not None:
+        return values.get("reduction") != "alternate" and values.get("gamma_b") is None
+    flags = str(result.get("settings", ""))
+    return "--reduction alternate" not in flags and "--gamma-b" not in flags
+
+
 def gather(files: list[Path]) -> tuple[dict, list[str]]:
-    """{view: {(A, B): [Run]}} over the files' anagram rows, and the rows left out because another row of the same
-    pair shares their noise (the one with more images is kept; of two alike, the first given)."""
-    by_view: dict[str, dict[tuple[str, str], list[Run]]] = {}
-    left_out, made_by = [], None
-    for path in files:
+    """{view: {(A, B): [Run]}} over the files' anagram rows, and the rows left out because a row kept for the same
+    pair shares their noise.  Rows are kept greedily: more images first, then those with a recorded step seed (the
+    seed is known, not assumed), then in the order given."""
+    found: dict[str, dict[tuple[str, str], list[tuple]]] = {}
+    first = None
+    for order, path in enumerate(files):
         result = json.loads(path.read_text())
-        how = {k: result.get(k) for k in ("settings", "model", "timesteps", "threshold")}
-        if made_by is not None and how != made_by[0]:
-            raise FundiffError(f"--rates {made_by[1]} and {shown(path)} were made differently ({how['settings']}): "
+        if first is not None and made_by(result) != first[0]:
+            raise FundiffError(f"--rates {first[1]} and {shown(path)} were made differently ({result.get('settings')}): "
                                "pool runs of one setting")
-        made_by = made_by or (how, shown(path))
+        if not symmetric(result):
+            raise FundiffError(f"--rates {shown(path)}: its setting ({result.get('settings')}) chooses by view slot, "
+                               "so A/B and B/A are two illusions there")
+        first = first or (made_by(result), shown(path))
         try:
             seeds = seed_range(str(result.get("command", "")))
         except FundiffError as exc:
             raise FundiffError(f"--rates {shown(path)}: {exc}") from None
+        recorded = "step_seed" in result
         step = int(result.get("step_seed", STEP_SEED))   # before it was recorded, 10000 whatever the first seed
         for r in load_rows(path):
             if r.get("kind") == "hybrid" or r.get("view") is None:
@@ -94,17 +116,17 @@ def gather(files: list[Path]) -> tuple[dict, list[str]]:
             if int(r["n"]) != len(seeds):
                 raise FundiffError(f"--rates {shown(path)}: a row of {r['n']} images from {len(seeds)} seeds")
             run = Run(seeds, step, round(float(r["both_rate"]) * int(r["n"])), int(r["n"]), shown(path))
-            kept = by_view.setdefault(r["view"], {}).setdefault((r["A"], r["B"]), [])
-            clash = [other for other in kept if run.shares_noise(other)]
-            if all(run.n > other.n for other in clash):
-                for other in clash:
-                    kept.remove(other)
-                kept.append(run)
-                dropped = clash
-            else:
-                dropped = [run]
-            left_out += [f"{r['view']} {r['A']}/{r['B']} seeds {d.seeds.start}-{d.seeds.stop - 1} of {d.file}"
-                         for d in dropped]
+            found.setdefault(r["view"], {}).setdefault((r["A"], r["B"]), []).append((-run.n, not recorded, order, run))
+    by_view: dict[str, dict[tuple[str, str], list[Run]]] = {}
+    left_out = []
+    for view, pairs in found.items():
+        for (a, b), candidates in pairs.items():
+            kept = by_view.setdefault(view, {}).setdefault((a, b), [])
+            for *_, run in sorted(candidates, key=lambda c: c[:3]):
+                if any(run.shares_noise(other) for other in kept):
+                    left_out.append(f"{view} {a}/{b} seeds {run.seeds.start}-{run.seeds.stop - 1} of {run.file}")
+                else:
+                    kept.append(run)
     return by_view, left_out
 
 
@@ -117,14 +139,14 @@ def chi2_sf(x: float, df: int) -> float:
 def orders(pairs: dict[tuple[str, str], list[Run]]) -> dict:
     """Per unordered pair {a, b} (a < b) both orders' counts and the pooled rate; the homogeneity test over them.
 
-    ``paired``: the two orders were drawn on the same noise up to the view (one run: the same starting seeds and step
-    seed), so their outcomes may be correlated; the test and the intervals treat the images as independent."""
+    ``paired``: the two orders were drawn on the same noise up to the view (``Run.shares_noise``: in one run, the same
+    starting seeds and step seed), so their outcomes may be correlated; the test and the intervals treat the images
+    as independent."""
     illusions, chi2, df, diffs = {}, 0.0, 0, []
     for a, b in sorted(p for p in pairs if p[0] < p[1] and (p[1], p[0]) in pairs):
         ab, ba = [pooled_proportion((r.k, r.n) for r in pairs[p]) for p in ((a, b), (b, a))]
         both = pooled_proportion([(ab["count"], ab["n"]), (ba["count"], ba["n"])])
-        paired = any(set(r.seeds) & set(q.seeds) and r.step_seed == q.step_seed
-                     for r in pairs[(a, b)] for q in pairs[(b, a)])
+        paired = any(r.shares_noise(q) for r in pairs[(a, b)] for q in pairs[(b, a)])
         illusions[f"{a}/{b}"] = {"orders": {f"{a}/{b}": [ab["count"], ab["n"]], f"{b}/{a}": [ba["count"], ba["n"]]},
                                  "paired": paired, "n": both["n"], "both_rate": both["share"],
                                  "wilson95": both["wilson95"]}

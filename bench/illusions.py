@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -89,9 +89,9 @@ STEP_SEED = 10_000
 
 def step_seed(first_seed: int) -> int:
     """The seed of the generator every step of a run draws from (ancestral steps, corrector): 10000 + the first seed,
-    so that another --first-seed is held out in its steps as well as in its starting noise.  (Before 2026-12-06 it
-    was 10000 whatever the first seed: runs at --first-seed 1000 with the batch size of a run at 0 drew the same step
-    noise, which decides most of the outcome; docs/illusions.md, "Held out".)"""
+    so that another --first-seed is held out in its steps as well as in its starting noise.  (Until commit 46321d1 of
+    2026-12-06 it was 10000 whatever the first seed: runs at --first-seed 1000 with the batch size of a run at 0 drew
+    the same step noise, which decides most of the outcome; docs/illusions.md, "Held out, and what was not".)"""
     return STEP_SEED + first_seed
 
 
@@ -275,7 +275,8 @@ def measure(settings: Settings, anagrams: dict, hybrids: list, n: int, log=print
     for kind, pairs in TARGETS.items():
         summary_rows[f"target set {kind} {' '.join(a + '/' + b for a, b in pairs)}"] = pooled(
             rows, lambda r, kind=kind, pairs=pairs: (r.get("view") == kind or r["kind"] == kind) and (r["A"], r["B"]) in pairs)
-    return {"settings": settings.flags(), "step_seed": step_seed(first_seed), "pooled": summary_rows,
+    return {"settings": settings.flags(), "setting_values": asdict(settings),
+            "step_seed": step_seed(first_seed), "pooled": summary_rows,
             "threshold": describe_threshold(anagram.threshold),
             "seconds": round(time.time() - start, 1), "rows": rows}
 

@@ -53,21 +53,21 @@ def test_orders_pool_both_orders_and_test_that_they_agree():
     assert not apart["illusions"]["1/7"]["paired"]
 
 
-def test_rows_that_share_noise_with_a_bigger_row_are_left_out(tmp_path):
+def test_rows_that_share_noise_with_a_kept_row_are_left_out_whatever_the_order(tmp_path):
     """Shared noise: overlapping starting seeds, or one step seed and batch size (before step_seed was recorded,
-    every run drew its steps from seed 10000, so a run at --first-seed 1000 of 20 images repeats one at 0 of 20)."""
+    every run drew its steps from seed 10000, so a run at --first-seed 1000 of 20 images repeats one at 0 of 20).
+    More images are kept first, then rows whose step seed is recorded."""
     all_pairs = _result(tmp_path / "all.json", [("flip", "4", "1", 7, 20), ("flip", "1", "4", 11, 20)])
     more = _result(tmp_path / "more.json", [("flip", "4", "1", 48, 100)], seeds=100)
     old_held = _result(tmp_path / "old.json", [("flip", "4", "1", 7, 20)], first=1000)
     held = _result(tmp_path / "held.json", [("flip", "4", "1", 8, 20)], first=1000, step_seed=11_000)
-    by_view, left_out = gather([all_pairs, old_held, more, held])
-    kept = by_view["flip"][("4", "1")]
-    assert [(r.seeds, r.k, r.n) for r in kept] == [(range(100), 48, 100), (range(1000, 1020), 8, 20)]
-    assert [line.split(" of ")[0] for line in left_out] == ["flip 4/1 seeds 1000-1019", "flip 4/1 seeds 0-19"]
-    assert left_out[0].endswith("old.json")   # its steps were all.json's: 20 images from step seed 10000
-    assert left_out[1].endswith("all.json")   # its starting seeds are among more.json's
-    by_view, left_out = gather([more, all_pairs])   # the smaller row second: left out as well
-    assert by_view["flip"][("4", "1")][0].n == 100 and len(left_out) == 1
+    for files in ([all_pairs, old_held, more, held], [old_held, held, all_pairs, more], [more, all_pairs, held, old_held]):
+        by_view, left_out = gather(files)
+        kept = by_view["flip"][("4", "1")]
+        assert [(r.seeds, r.k, r.n) for r in kept] == [(range(100), 48, 100), (range(1000, 1020), 8, 20)]
+        assert sorted(left_out) == ["flip 4/1 seeds 0-19 of " + str(all_pairs),   # among more.json's seeds
+                                    "flip 4/1 seeds 1000-1019 of " + str(old_held)]   # held.json's seeds, unknown steps
+        assert by_view["flip"][("1", "4")][0].n == 20
 
 
 def test_bad_rates_are_one_line_before_anything_is_written(tmp_path):
@@ -78,6 +78,8 @@ def test_bad_rates_are_one_line_before_anything_is_written(tmp_path):
     plain = _result(tmp_path / "plain.json", [("flip", "2", "5", 20, 20)])
     lever = _result(tmp_path / "lever.json", [("flip", "5", "2", 20, 20)], settings="--guidance-scale 12")
     assert_one_line_error(run(plain, lever), "were made differently (--guidance-scale 12): pool runs of one setting")
+    slots = _result(tmp_path / "slots.json", [("flip", "5", "2", 20, 20)], settings="--reduction alternate")
+    assert_one_line_error(run(slots), "chooses by view slot, so A/B and B/A are two illusions there")
     (tmp_path / "other.json").write_text(json.dumps({"command": "python bench/natural_anagrams.py", "rows": []}))
     assert_one_line_error(run(tmp_path / "other.json"), "not a bench/illusions.py command")
     short = _result(tmp_path / "short.json", [("flip", "2", "5", 5, 10)])   # 10 images from 20 seeds

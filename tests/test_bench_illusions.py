@@ -100,6 +100,7 @@ def test_the_turn_is_a_view_when_named(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result["step_seed"] == 10_003   # another first seed draws other step noise too: held out in its steps
+    assert result["setting_values"]["corrector_steps"] == 0 and result["setting_values"]["reduction"] == "auto"
     both = result["pooled"]["anagram flip, A/B and B/A pooled"]   # 2/5 and 5/2 are one illusion under the flip
     rates = {r["A"]: r["both_rate"] for r in result["rows"] if r["view"] == "flip" and r["B"] != "8"}
     assert both["illusions"] == 1 and both["at_50"] == int((rates["2"] + rates["5"]) / 2 >= 0.5)
