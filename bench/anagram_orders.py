@@ -73,11 +73,12 @@ def seed_range(command: str) -> range:
     return range(first, first + (int(seeds.group(1)) if seeds else 50))
 
 
-def made_by(result: dict) -> tuple:
-    """How a result was made, to compare: its setting's values where it records them (``setting_values``), else its
-    flags (which name only what differed from the defaults of their day), with the model and the loop."""
-    how = result.get("setting_values") or result.get("settings")
-    return (json.dumps(how, sort_keys=True), result.get("model"), result.get("timesteps"), result.get("threshold"))
+def same_making(one: dict, other: dict) -> bool:
+    """Whether two results were made alike: the same model, loop and thresholding, and the same setting's values where
+    both record them (``setting_values``), else the same flags (which name only what differed from the defaults of
+    their day)."""
+    key = "setting_values" if "setting_values" in one and "setting_values" in other else "settings"
+    return all(one.get(k) == other.get(k) for k in (key, "model", "timesteps", "threshold"))
 
 
 def symmetric(result: dict) -> bool:
@@ -97,13 +98,13 @@ def gather(files: list[Path]) -> tuple[dict, list[str]]:
     first = None
     for order, path in enumerate(files):
         result = json.loads(path.read_text())
-        if first is not None and made_by(result) != first[0]:
+        if first is not None and not same_making(result, first[0]):
             raise FundiffError(f"--rates {first[1]} and {shown(path)} were made differently ({result.get('settings')}): "
                                "pool runs of one setting")
         if not symmetric(result):
             raise FundiffError(f"--rates {shown(path)}: its setting ({result.get('settings')}) chooses by view slot, "
                                "so A/B and B/A are two illusions there")
-        first = first or (made_by(result), shown(path))
+        first = first or (result, shown(path))
         try:
             seeds = seed_range(str(result.get("command", "")))
         except FundiffError as exc:

@@ -78,6 +78,15 @@ def test_bad_rates_are_one_line_before_anything_is_written(tmp_path):
     plain = _result(tmp_path / "plain.json", [("flip", "2", "5", 20, 20)])
     lever = _result(tmp_path / "lever.json", [("flip", "5", "2", 20, 20)], settings="--guidance-scale 12")
     assert_one_line_error(run(plain, lever), "were made differently (--guidance-scale 12): pool runs of one setting")
+    values = json.loads(plain.read_text())
+    newer = tmp_path / "newer.json"   # one that records its values pools with one that does not, by their flags
+    newer.write_text(json.dumps({**values, "setting_values": {"reduction": "auto", "gamma_b": None}, "step_seed": 10_005,
+                                 "command": values["command"] + " --first-seed 5",
+                                 "rows": [{**values["rows"][0], "A": "5", "B": "2"}]}))
+    proc = run(plain, newer)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "o.json").read_text())["views"]["flip"]["illusions"]["2/5"]["n"] == 40
+    (tmp_path / "o.json").unlink()
     slots = _result(tmp_path / "slots.json", [("flip", "5", "2", 20, 20)], settings="--reduction alternate")
     assert_one_line_error(run(slots), "chooses by view slot, so A/B and B/A are two illusions there")
     (tmp_path / "other.json").write_text(json.dumps({"command": "python bench/natural_anagrams.py", "rows": []}))
