@@ -37,7 +37,7 @@ from fundiff.errors import FundiffError, run_script
 from fundiff.io import ensure_writable_file, write_json
 from fundiff.metrics import pooled_proportion
 from fundiff.pipelines.natural_anagrams import RARE, natural_count
-from illusions import STEP_SEED
+from illusions import STEP_SEED, Settings
 from natural_anagrams import load_rows, shown
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -61,7 +61,8 @@ class Run:
         step noise (one step seed and one batch size: the noise that decides most of the outcome).  One step seed with
         another batch size draws the same numbers at other steps (a batch of 100 at step d draws what a batch of 50
         draws at steps 2d and 2d + 1); that is counted as independent, which is not verified."""
-        return bool(set(self.seeds) & set(other.seeds)) or (self.step_seed, self.n) == (other.step_seed, other.n)
+        overlap = self.seeds.start < other.seeds.stop and other.seeds.start < self.seeds.stop
+        return overlap or (self.step_seed, self.n) == (other.step_seed, other.n)
 
 
 def seed_range(command: str) -> range:
@@ -85,8 +86,11 @@ def symmetric(result: dict) -> bool:
     """Whether its setting chooses by prompt, so that A/B and B/A are one illusion (bench/illusions.Settings)."""
     values = result.get("setting_values")
     if values is not None:
-        return values.get("reduction") != "alternate" and values.get("gamma_b") is None
-    flags = str(result.get("settings", ""))
+        try:
+            return Settings(**values).symmetric
+        except TypeError:
+            raise FundiffError(f"setting_values {str(values)[:60]} are not bench/illusions.py's") from None
+    flags = str(result.get("settings", ""))   # a result from before the values were recorded
     return "--reduction alternate" not in flags and "--gamma-b" not in flags
 
 
@@ -97,21 +101,22 @@ def gather(files: list[Path]) -> tuple[dict, list[str]]:
     found: dict[str, dict[tuple[str, str], list[tuple]]] = {}
     first = None
     for order, path in enumerate(files):
+        rows = load_rows(path)   # one line if it is not a bench/illusions.py result
         result = json.loads(path.read_text())
         if first is not None and not same_making(result, first[0]):
             raise FundiffError(f"--rates {first[1]} and {shown(path)} were made differently ({result.get('settings')}): "
                                "pool runs of one setting")
-        if not symmetric(result):
-            raise FundiffError(f"--rates {shown(path)}: its setting ({result.get('settings')}) chooses by view slot, "
-                               "so A/B and B/A are two illusions there")
         first = first or (result, shown(path))
         try:
             seeds = seed_range(str(result.get("command", "")))
+            if not symmetric(result):
+                raise FundiffError(f"its setting ({result.get('settings')}) chooses by view slot, so A/B and B/A are "
+                                   "two illusions there")
         except FundiffError as exc:
             raise FundiffError(f"--rates {shown(path)}: {exc}") from None
         recorded = "step_seed" in result
         step = int(result.get("step_seed", STEP_SEED))   # before it was recorded, 10000 whatever the first seed
-        for r in load_rows(path):
+        for r in rows:
             if r.get("kind") == "hybrid" or r.get("view") is None:
                 continue
             if int(r["n"]) != len(seeds):
