@@ -145,3 +145,21 @@ def test_an_interrupted_command_leaves_no_empty_output_folder(tmp_path, monkeypa
     (tmp_path / "kept").mkdir()                       # a folder that was there before is never removed
     assert main(["forward", "--out", str(tmp_path / "kept")]) == 130
     assert (tmp_path / "kept").is_dir()
+
+
+def test_ctrl_c_while_torch_loads_is_one_line(monkeypatch, capsys):
+    """The command's module loads without torch, so the Ctrl-C handling covers the start too: an interrupt while the
+    subcommands (and torch) load is one line and exit 130, not a traceback."""
+    import subprocess
+    import sys
+
+    probe = "import sys, fundiff.cli; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
+    import fundiff.cli as cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["anagram"]) == 130
+    assert capsys.readouterr().err == "fundiff: interrupted; nothing was written\n"

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Sequence
 
 from fundiff import __version__
-from fundiff.commands.arguments import Parser
-from fundiff.engine.pixel_limit import pixel_limit
 from fundiff.errors import FundiffError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from fundiff.commands.arguments import Parser   # torch and the commands load here, inside main's Ctrl-C handling
+
     parser = Parser(prog="fundiff", description="Diffusion and flow-matching image generation: the 'Fun With Diffusion Models' study as software.")
     parser.add_argument("--version", action="version", version=f"fundiff {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -61,8 +61,13 @@ def _undo_new_files(folder: Path, before: dict[str, int]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:   # while torch loads: a second or two at the start, before any work
+        print("fundiff: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    from fundiff.engine.pixel_limit import pixel_limit
+
     out = getattr(args, "out", None)
     new_folder = isinstance(out, Path) and not out.suffix and not out.exists()   # an output folder this run makes
     folder_out = isinstance(out, Path) and not out.suffix
