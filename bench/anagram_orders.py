@@ -23,7 +23,6 @@ ordered pair; this script reads its results (of one setting) and
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from fundiff.io import ensure_writable_file, write_json
 from fundiff.metrics import pooled_proportion
 from fundiff.pipelines.natural_anagrams import RARE, natural_count
 from illusions import STEP_SEED, Settings
-from natural_anagrams import load_rows, shown
+from natural_anagrams import load_result, shown
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RATES = [RESULTS / f"illusions-{name}.json" for name in
@@ -101,8 +100,7 @@ def gather(files: list[Path]) -> tuple[dict, list[str]]:
     found: dict[str, dict[tuple[str, str], list[tuple]]] = {}
     first = None
     for order, path in enumerate(files):
-        rows = load_rows(path)   # one line if it is not a bench/illusions.py result
-        result = json.loads(path.read_text())
+        result = load_result(path)   # one line if it is not a bench/illusions.py result
         if first is not None and not same_making(result, first[0]):
             raise FundiffError(f"--rates {first[1]} and {shown(path)} were made differently ({result.get('settings')}): "
                                "pool runs of one setting")
@@ -116,7 +114,7 @@ def gather(files: list[Path]) -> tuple[dict, list[str]]:
             raise FundiffError(f"--rates {shown(path)}: {exc}") from None
         recorded = "step_seed" in result
         step = int(result.get("step_seed", STEP_SEED))   # before it was recorded, 10000 whatever the first seed
-        for r in rows:
+        for r in result["rows"]:
             if r.get("kind") == "hybrid" or r.get("view") is None:
                 continue
             if int(r["n"]) != len(seeds):

@@ -76,10 +76,11 @@ def shown(path: Path) -> str:
     return str(path.resolve().relative_to(ROOT)) if path.resolve().is_relative_to(ROOT) else str(path)
 
 
-def load_rows(rates_file: Path) -> list[dict]:
-    """A bench/illusions.py result's rows; one line if the file is not one."""
+def load_result(rates_file: Path) -> dict:
+    """A bench/illusions.py result, its rows checked; one line if the file is not one."""
     try:
-        rows = json.loads(rates_file.read_text())["rows"]
+        result = json.loads(rates_file.read_text())
+        rows = result["rows"]
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise TypeError("rows is not a list of objects")
         for r in rows:   # an anagram row has what join reads
@@ -87,7 +88,12 @@ def load_rows(rates_file: Path) -> list[dict]:
                 r["A"], r["B"], float(r["both_rate"]), int(r["n"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise FundiffError(f"--rates {rates_file} is not a bench/illusions.py result ({type(exc).__name__})") from None
-    return rows
+    return result
+
+
+def load_rows(rates_file: Path) -> list[dict]:
+    """A bench/illusions.py result's rows (``load_result``)."""
+    return load_result(rates_file)["rows"]
 
 
 def join(view: str, natural: dict[str, int], rates_file: Path) -> dict:
